@@ -1,0 +1,34 @@
+/**
+ * Baseline of the design without a queue: one process, one timer per session×backend pair that
+ * pings on its interval (phases spread uniformly), as a gateway would do it in-process. It makes
+ * the very call the worker makes (`callMcp`: string id, own AbortController per call), so the
+ * difference to the worker is exactly what the queue, the lock and the shared state cost.
+ * Runs until SIGTERM.
+ */
+import { callMcp } from "@vmcp-keepalive/shared";
+import { parseClientArgs } from "./sdk-clients.js";
+
+const args = parseClientArgs(process.argv);
+const pairs = args.pairs ?? 1_000;
+const intervalMs = args.intervalMs ?? 1_000;
+const timeoutMs = args.timeoutMs ?? 10_000;
+const timers: NodeJS.Timeout[] = [];
+const stop = () => {
+  timers.forEach((t) => clearTimeout(t));
+  process.exit(0);
+};
+process.once("SIGTERM", stop);
+process.once("SIGINT", stop);
+process.stdout.write("ready\n");
+for (let i = 0; i < pairs; i++) {
+  const s = args.sessions[i % args.sessions.length]!;
+  const target = { url: args.url, sessionId: s.sessionId, protocolVersion: s.protocolVersion };
+  const tick = () => void callMcp(target, { method: "ping" }, timeoutMs);
+  // Uniform phase over the interval, then a steady interval per pair.
+  timers.push(
+    setTimeout(() => {
+      tick();
+      timers.push(setInterval(tick, intervalMs));
+    }, Math.floor((i / pairs) * intervalMs)),
+  );
+}

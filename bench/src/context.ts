@@ -1,0 +1,111 @@
+import type { Redis } from "ioredis";
+import type { McpTestBackend } from "@vmcp-keepalive/shared/testing";
+import type { BackendSession } from "./clients/sdk-clients.js";
+
+/** Sizes of one run. `full` is `pnpm bench`; `smoke` is the CI run (tiny numbers, < 60 s). */
+export interface Sizes {
+  readonly mode: "full" | "smoke";
+  /** Concurrency of the plain loop and of each worker process (`keepalive.concurrency`). */
+  readonly concurrency: number;
+  /**
+   * Backend sessions opened with `initialize`; pairs share them (the backend does not care).
+   * At least 2 × `concurrency`: every plain-loop SDK client needs a session of its own.
+   */
+  readonly backendSessions: number;
+  readonly warmupMs: number;
+  readonly windowMs: number;
+  readonly monitorMs: number;
+  /** Pairs at a 1 s interval for the saturation runs: more due jobs than any worker can run. */
+  readonly saturationPairs: number;
+  readonly memoryPairsSmall: number;
+  readonly memoryPairsLarge: number;
+  readonly flatPairs: number;
+  readonly flatIntervalMs: number;
+  readonly flatIntervals: number;
+  readonly outageMs: number;
+  /** Call timeout of the workers (and the plain clients). */
+  readonly timeoutMs: number;
+}
+
+export const FULL: Sizes = {
+  mode: "full",
+  concurrency: 32,
+  backendSessions: 100,
+  warmupMs: 3_000,
+  windowMs: 10_000,
+  monitorMs: 3_000,
+  saturationPairs: 4_000,
+  memoryPairsSmall: 10_000,
+  memoryPairsLarge: 100_000,
+  flatPairs: 10_000,
+  flatIntervalMs: 20_000,
+  flatIntervals: 3,
+  outageMs: 10_000,
+  timeoutMs: 2_000,
+};
+
+export const SMOKE: Sizes = {
+  mode: "smoke",
+  concurrency: 8,
+  backendSessions: 16,
+  warmupMs: 300,
+  windowMs: 1_000,
+  monitorMs: 500,
+  saturationPairs: 300,
+  memoryPairsSmall: 300,
+  memoryPairsLarge: 1_000,
+  flatPairs: 150,
+  flatIntervalMs: 1_500,
+  flatIntervals: 2,
+  outageMs: 1_500,
+  timeoutMs: 1_000,
+};
+
+/** What every phase shares: the dedicated redis-server, the backend, its sessions. */
+export interface BenchContext {
+  readonly sizes: Sizes;
+  readonly redisUrl: string;
+  /** The bench's own connection (INFO, counting, FLUSHALL between phases). */
+  readonly redis: Redis;
+  readonly backend: McpTestBackend;
+  readonly sessions: readonly BackendSession[];
+  /** Directory for generated config files. */
+  readonly dir: string;
+  log(message: string): void;
+}
+
+/** Backend id every phase registers its pairs under. */
+export const BACKEND_ID = "bench-backend";
+
+/** Pings the backend received between two indexes of its call record. */
+export function pingsBetween(backend: McpTestBackend, from: number, to = backend.calls.length): number {
+  let n = 0;
+  const calls = backend.calls;
+  for (let i = from; i < to; i++) if (calls[i]!.method === "ping") n++;
+  return n;
+}
+
+/** Requests the backend answered with an HTTP error status itself (404, 5xx) in that range. */
+export function errorsBetween(backend: McpTestBackend, from: number, to = backend.calls.length): number {
+  let n = 0;
+  const calls = backend.calls;
+  for (let i = from; i < to; i++) if (calls[i]!.status !== undefined) n++;
+  return n;
+}
+
+/** Arrival times of pings at the backend in [from, to). */
+export function pingTimes(backend: McpTestBackend, from: number, to: number): number[] {
+  return backend.calls.filter((c) => c.method === "ping" && c.at >= from && c.at < to).map((c) => c.at);
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Snapshot of a counting window: backend call index, time, CPU of some processes. */
+export interface Mark {
+  readonly callIndex: number;
+  readonly at: number;
+}
+
+export function mark(backend: McpTestBackend): Mark {
+  return { callIndex: backend.calls.length, at: Date.now() };
+}

@@ -1,0 +1,88 @@
+import { Queue } from "bullmq";
+import { closeRedis, createRedis, queueOptions, QUEUE_SESSIONS } from "@vmcp-keepalive/shared";
+import { configDocument } from "../config.js";
+import { sleep, type BenchContext } from "../context.js";
+import { usedMemory } from "../measure/redis-info.js";
+import { PROGRAMS, startChild, waitForOutput, writeConfig } from "../processes.js";
+import { registerInProcess, registerThroughQueue } from "../registration.js";
+
+export interface MemoryResult {
+  /** Registration through the real scheduler process: pairs/s from enqueue to job scheduler. */
+  readonly registrationPairsPerSecond: number;
+  readonly registrationMs: number;
+  readonly bytesPerPairSmall: number;
+  readonly bytesPerPairLarge: number;
+  /** In-process registration rate (same code path, no queue hop), for comparison. */
+  readonly inProcessPairsPerSecond: number;
+  /** Small size again, in-process, with Redis `hash-max-listpack-value 1024` (a deployment lever). */
+  readonly bytesPerPairListpack: number;
+}
+
+/** Interval of the memory runs: long, so no job fires while memory is read. */
+const MEMORY_INTERVAL_MS = 300_000;
+
+/**
+ * Redis bytes per registered pair (job scheduler + its pending job + pair, session and index
+ * entries), measured as the `used_memory` delta on the bench's own redis-server:
+ * - small size: registered through `vmcp-sessions` and a real scheduler process (which also
+ *   gives the registration rate); the scheduler's bounded history of finished messages is
+ *   cleaned before reading, since it does not grow with pairs;
+ * - large size: registered in-process through the scheduler's own code path.
+ */
+export async function runMemory(ctx: BenchContext): Promise<MemoryResult> {
+  const { sizes } = ctx;
+  await ctx.redis.flushall();
+  const prefix = "bench-mem";
+  const configPath = writeConfig(ctx.dir, "memory", configDocument(ctx, prefix, MEMORY_INTERVAL_MS));
+  const scheduler = startChild("scheduler", PROGRAMS.scheduler, ["--config", configPath]);
+  let small: { pairsPerSecond: number; ms: number };
+  let bytesPerPairSmall: number;
+  try {
+    await waitForOutput(scheduler, '"msg":"scheduler started"');
+    const base = await usedMemory(ctx.redis);
+    ctx.log(`  registering ${sizes.memoryPairsSmall} pairs through vmcp-sessions and the scheduler process`);
+    small = await registerThroughQueue(ctx, prefix, sizes.memoryPairsSmall, "mem", 120_000);
+    const conn = createRedis(ctx.redisUrl, "client", "bench-clean");
+    const sessions = new Queue(QUEUE_SESSIONS, queueOptions(conn, prefix));
+    try {
+      // The last message's job may still be finishing; then drop the bounded finished history.
+      await sleep(200);
+      await sessions.clean(0, 1_000_000, "completed");
+    } finally {
+      await sessions.close();
+      await closeRedis(conn);
+    }
+    bytesPerPairSmall = ((await usedMemory(ctx.redis)) - base) / sizes.memoryPairsSmall;
+  } finally {
+    await scheduler.stop();
+  }
+  await ctx.redis.flushall();
+
+  const base = await usedMemory(ctx.redis);
+  ctx.log(`  registering ${sizes.memoryPairsLarge} pairs in-process (scheduler code path)`);
+  const large = await registerInProcess(ctx, prefix, sizes.memoryPairsLarge, MEMORY_INTERVAL_MS, "mem");
+  const bytesPerPairLarge = ((await usedMemory(ctx.redis)) - base) / sizes.memoryPairsLarge;
+  await ctx.redis.flushall();
+
+  // The same layout with hashes whose values reach 1 KB kept as listpacks (Redis' default
+  // limit is 64 bytes, which a BullMQ job's opts JSON always exceeds).
+  const previous = ((await ctx.redis.config("GET", "hash-max-listpack-value")) as string[])[1] ?? "64";
+  await ctx.redis.config("SET", "hash-max-listpack-value", "1024");
+  let bytesPerPairListpack: number;
+  try {
+    const base2 = await usedMemory(ctx.redis);
+    await registerInProcess(ctx, prefix, sizes.memoryPairsSmall, MEMORY_INTERVAL_MS, "mlp");
+    bytesPerPairListpack = ((await usedMemory(ctx.redis)) - base2) / sizes.memoryPairsSmall;
+  } finally {
+    await ctx.redis.config("SET", "hash-max-listpack-value", previous);
+    await ctx.redis.flushall();
+  }
+  return {
+    bytesPerPairListpack,
+    registrationPairsPerSecond: small.pairsPerSecond,
+    registrationMs: small.ms,
+    bytesPerPairSmall,
+    bytesPerPairLarge,
+    inProcessPairsPerSecond: large.pairsPerSecond,
+  };
+}

@@ -1,0 +1,71 @@
+import { configDocument } from "../config.js";
+import { errorsBetween, sleep, type BenchContext } from "../context.js";
+import { countCommands, type MonitorCount } from "../measure/monitor.js";
+import { commandCalls, diffCalls, redisCpuMs, sumCalls } from "../measure/redis-info.js";
+import { PROGRAMS, startChild, waitForOutput, workerNodeFlags, writeConfig, type Child } from "../processes.js";
+import { registerInProcess } from "../registration.js";
+import { measureWindow, type RateResult } from "./plain.js";
+
+export interface ThroughputResult {
+  readonly oneWorker: RateResult;
+  readonly twoWorkers: RateResult;
+  /** Redis server CPU per keepalive (ms), one worker at saturation. */
+  readonly redisCpuMsPerKeepalive: number;
+  /** Commands Redis executed per keepalive, script-internal ones included (INFO commandstats). */
+  readonly serverCommandsPerKeepalive: number;
+  /** Client round trips per keepalive (MONITOR), one worker at saturation. */
+  readonly roundTripsPerKeepalive: number;
+  readonly monitor: MonitorCount & { readonly keepalives: number };
+  readonly backendErrors: number;
+}
+
+export async function startWorker(ctx: BenchContext, configPath: string, name: string): Promise<Child> {
+  const worker = startChild(name, PROGRAMS.worker, ["--config", configPath], workerNodeFlags);
+  await waitForOutput(worker, '"msg":"worker started"');
+  return worker;
+}
+
+/**
+ * End-to-end keepalives/s at saturation: many pairs with a 1 s interval, so due jobs always wait
+ * for a worker; every keepalive is the full path (job scheduler → worker → lock → read → ping →
+ * record → release → next job). With one worker process, then two.
+ */
+export async function runThroughput(ctx: BenchContext): Promise<ThroughputResult> {
+  const { sizes } = ctx;
+  const prefix = "bench-tp";
+  ctx.log(`  seeding ${sizes.saturationPairs} pairs at a 1 s interval`);
+  await registerInProcess(ctx, prefix, sizes.saturationPairs, 1_000, "tp");
+  const configPath = writeConfig(ctx.dir, "throughput", configDocument(ctx, prefix, 300_000));
+  const workers: Child[] = [];
+  try {
+    workers.push(await startWorker(ctx, configPath, "worker-1"));
+    await sleep(sizes.warmupMs);
+    const cmd0 = await commandCalls(ctx.redis);
+    const rcpu0 = await redisCpuMs(ctx.redis);
+    const oneWorker = await measureWindow(ctx, [workers[0]!.pid], sizes.windowMs);
+    const rcpu1 = await redisCpuMs(ctx.redis);
+    const cmd1 = await commandCalls(ctx.redis);
+    const serverCommands = sumCalls(diffCalls(cmd0, cmd1), ["info"]);
+
+    const monitorStart = ctx.backend.calls.length;
+    const monitor = await countCommands(ctx.redisUrl, sizes.monitorMs);
+    const monitored = ctx.backend.calls.slice(monitorStart).filter((c) => c.method === "ping").length;
+
+    workers.push(await startWorker(ctx, configPath, "worker-2"));
+    await sleep(sizes.warmupMs);
+    const twoWorkers = await measureWindow(ctx, workers.map((w) => w.pid), sizes.windowMs);
+    return {
+      oneWorker,
+      twoWorkers,
+      redisCpuMsPerKeepalive: (rcpu1 - rcpu0) / oneWorker.count,
+      serverCommandsPerKeepalive: serverCommands / oneWorker.count,
+      roundTripsPerKeepalive: monitored > 0 ? monitor.clientCommands / monitored : NaN,
+      monitor: { ...monitor, keepalives: monitored },
+      backendErrors: errorsBetween(ctx.backend, 0),
+    };
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+    ctx.backend.calls.length = 0;
+    await ctx.redis.flushall();
+  }
+}

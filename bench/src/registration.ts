@@ -1,0 +1,102 @@
+import { Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import { applyMessage, createPairScheduler } from "@vmcp-keepalive/scheduler";
+import {
+  closeRedis,
+  createKeys,
+  createLogger,
+  createRedis,
+  createStateStore,
+  queueOptions,
+  QUEUE_KEEPALIVE,
+  QUEUE_SESSIONS,
+  SESSION_MESSAGE_JOB_OPTIONS,
+  type SessionRegistered,
+} from "@vmcp-keepalive/shared";
+import { parsedConfig } from "./config.js";
+import { BACKEND_ID, sleep, type BenchContext } from "./context.js";
+
+/**
+ * The `session.registered` message of bench pair `i`: one backend per session (the worst case
+ * per pair) and a UUID-sized session id (what vMCPs use; id length is part of the memory cost).
+ */
+export function registeredMessage(ctx: BenchContext, i: number, tag: string): SessionRegistered {
+  const s = ctx.sessions[i % ctx.sessions.length]!;
+  return {
+    type: "session.registered",
+    v: 1,
+    sessionId: `${tag}-${String(i).padStart(7, "0")}-4000-8000-00000000000`.slice(0, 36),
+    replicaId: "bench-vmcp",
+    occurredAt: new Date().toISOString(),
+    sequence: 1,
+    sessionTtlMs: 86_400_000,
+    backends: [{ backendId: BACKEND_ID, backendSessionId: s.sessionId, protocolVersion: s.protocolVersion }],
+  };
+}
+
+/** Number of job schedulers in the keepalive queue (one per kept-alive pair). */
+export function schedulerCount(redis: Redis, prefix: string): Promise<number> {
+  return redis.zcard(`${prefix}:${QUEUE_KEEPALIVE}:repeat`);
+}
+
+/**
+ * Publishes `n` registrations to `vmcp-sessions` (as a fleet of vMCP replicas would, in bulk)
+ * and waits until a running scheduler has created all `n` job schedulers. Returns pairs/s from
+ * the first message enqueued to the last scheduler created.
+ */
+export async function registerThroughQueue(ctx: BenchContext, prefix: string, n: number, tag: string, timeoutMs: number): Promise<{ pairsPerSecond: number; ms: number }> {
+  const conn = createRedis(ctx.redisUrl, "client", "bench-publisher");
+  const queue = new Queue(QUEUE_SESSIONS, queueOptions(conn, prefix));
+  queue.on("error", () => {});
+  try {
+    const messages = Array.from({ length: n }, (_, i) => registeredMessage(ctx, i, tag));
+    const before = await schedulerCount(ctx.redis, prefix);
+    const started = Date.now();
+    for (let i = 0; i < n; i += 1_000) {
+      await queue.addBulk(messages.slice(i, i + 1_000).map((m) => ({ name: m.type, data: m, opts: SESSION_MESSAGE_JOB_OPTIONS })));
+    }
+    const deadline = started + timeoutMs;
+    for (;;) {
+      if ((await schedulerCount(ctx.redis, prefix)) - before >= n) break;
+      if (Date.now() > deadline) throw new Error(`registration of ${n} pairs did not finish within ${timeoutMs} ms`);
+      await sleep(20);
+    }
+    const ms = Date.now() - started;
+    return { pairsPerSecond: (n * 1000) / ms, ms };
+  } finally {
+    await queue.close();
+    await closeRedis(conn);
+  }
+}
+
+/**
+ * Registers `n` pairs in this process through the scheduler's own code path (`applyMessage`:
+ * the state script, then `upsertJobScheduler`), without the queue hop — for sizes where going
+ * through `vmcp-sessions` would take longer than the benchmark may.
+ */
+export async function registerInProcess(ctx: BenchContext, prefix: string, n: number, intervalMs: number, tag: string): Promise<{ pairsPerSecond: number; ms: number }> {
+  const conn = createRedis(ctx.redisUrl, "client", "bench-in-process");
+  const queue = new Queue(QUEUE_KEEPALIVE, queueOptions(conn, prefix));
+  queue.on("error", () => {});
+  const config = parsedConfig(ctx, prefix, intervalMs);
+  const deps = {
+    config,
+    store: createStateStore(conn, createKeys(prefix)),
+    scheduler: createPairScheduler(queue),
+    log: createLogger({ name: "bench", level: "silent" }),
+    now: Date.now,
+  };
+  try {
+    const started = Date.now();
+    let next = 0;
+    const lanes = Array.from({ length: 128 }, async () => {
+      while (next < n) await applyMessage(deps, registeredMessage(ctx, next++, tag));
+    });
+    await Promise.all(lanes);
+    const ms = Date.now() - started;
+    return { pairsPerSecond: (n * 1000) / ms, ms };
+  } finally {
+    await queue.close();
+    await closeRedis(conn);
+  }
+}

@@ -1,0 +1,85 @@
+import { round } from "./measure/stats.js";
+
+export interface Goal {
+  readonly op: ">=" | "<=";
+  readonly value: number;
+}
+
+export interface Figure {
+  readonly key: string;
+  readonly label: string;
+  readonly unit: string;
+  readonly value: number;
+  readonly goal: Goal | null;
+  /** Goal met; null when the figure has no goal (context for another figure). */
+  readonly met: boolean | null;
+}
+
+/**
+ * Every figure `pnpm bench` reports, in table order. The smoke test checks that a run produces
+ * each of these keys with a finite value, so the list and the benchmark cannot drift apart.
+ */
+export const FIGURE_KEYS = [
+  "throughput.plain_1proc_pings_per_s",
+  "throughput.e2e_1worker_per_s",
+  "throughput.ratio_1worker",
+  "throughput.plain_2proc_pings_per_s",
+  "throughput.e2e_2workers_per_s",
+  "throughput.ratio_2workers",
+  "cpu.plain_ms_per_ping",
+  "cpu.worker_ms_per_keepalive",
+  "cpu.ratio",
+  "cpu.in_process_ms_per_ping",
+  "cpu.worker_ms_per_keepalive_steady",
+  "cpu.ratio_steady_vs_in_process",
+  "redis.round_trips_per_keepalive",
+  "redis.round_trips_per_keepalive_steady",
+  "redis.server_commands_per_keepalive",
+  "redis.cpu_us_per_keepalive",
+  "redis.cpu_us_per_keepalive_steady",
+  "redis.keepalives_per_s_per_core",
+  "redis.pairs_per_core_at_5min",
+  "memory.bytes_per_pair_small",
+  "memory.bytes_per_pair_large",
+  "memory.bytes_per_pair_listpack_1024",
+  "registration.pairs_per_s",
+  "registration.pairs_per_s_with_worker",
+  "registration.in_process_pairs_per_s",
+  "flatness.steady_ratio",
+  "flatness.steady_lag_p50_ms",
+  "flatness.steady_lag_p99_ms",
+  "flatness.after_registration_ratio",
+  "flatness.after_registration_lag_p50_ms",
+  "flatness.after_registration_lag_p99_ms",
+  "flatness.after_outage_ratio",
+  "flatness.after_outage_lag_p50_ms",
+  "flatness.after_outage_lag_p99_ms",
+] as const;
+
+export type FigureKey = (typeof FIGURE_KEYS)[number];
+
+export function figure(key: FigureKey, label: string, unit: string, value: number, goal: Goal | null = null): Figure {
+  const met = goal === null ? null : goal.op === ">=" ? value >= goal.value : value <= goal.value;
+  return { key, label, unit, value, goal, met };
+}
+
+function fmt(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const abs = Math.abs(v);
+  const r = abs >= 1000 ? Math.round(v) : abs >= 10 ? round(v, 1) : round(v, 3);
+  return r.toLocaleString("en-US");
+}
+
+/** The table printed at the end of a run: every figure next to its goal. */
+export function formatTable(figures: readonly Figure[]): string {
+  const rows = figures.map((f) => [
+    f.label,
+    `${fmt(f.value)}${f.unit ? ` ${f.unit}` : ""}`,
+    f.goal ? `${f.goal.op} ${fmt(f.goal.value)}` : "",
+    f.met === null ? "" : f.met ? "met" : "MISSED",
+  ]);
+  const header = ["figure", "measured", "goal", ""];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
+}

@@ -1,0 +1,177 @@
+/**
+ * `pnpm bench` — what a keepalive costs, how flat the load is, how far it scales
+ * (docs/benchmarks.md). Everything runs on this machine against a dedicated embedded
+ * redis-server and an MCP backend built with the SDK, side by side in one run, so machine noise
+ * largely cancels in the ratios. Prints a table (every figure next to its goal) and writes JSON.
+ *
+ *   node bench/dist/run.js [--smoke] [--sse] [--out FILE]
+ *
+ * --smoke (or BENCH_SMOKE=1): tiny sizes, for CI (< 60 s); the figures are not meaningful.
+ * --sse: the backend answers POSTs with SSE streams (the SDK's default) instead of JSON bodies.
+ * --profile-throughput: only the saturation run (a development aid for profiling the worker).
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, freemem, loadavg, totalmem } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { closeRedis, createRedis } from "@vmcp-keepalive/shared";
+import { openBackendSession, startEmbeddedRedis, startMcpTestBackend, type EmbeddedRedis, type McpTestBackend } from "@vmcp-keepalive/shared/testing";
+import { FULL, SMOKE, type BenchContext } from "./context.js";
+import { runFlatness } from "./phases/flatness.js";
+import { runMemory } from "./phases/memory.js";
+import { runInProcessTimers, runPlainLoop } from "./phases/plain.js";
+import { runThroughput } from "./phases/throughput.js";
+import { killAll, tempDir, workerNodeFlags } from "./processes.js";
+import { figure, formatTable, type Figure } from "./report.js";
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+
+function machine(redisVersion: string) {
+  let nproc = cpus().length;
+  try {
+    nproc = Number(execFileSync("nproc", { encoding: "utf8" }).trim()) || nproc;
+  } catch {}
+  return {
+    nproc,
+    cpuModel: cpus()[0]?.model ?? "unknown",
+    totalMemBytes: totalmem(),
+    freeMemBytes: freemem(),
+    loadavg: loadavg(),
+    node: process.version,
+    redis: redisVersion,
+    platform: `${process.platform} ${process.arch}`,
+  };
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { smoke: { type: "boolean" }, sse: { type: "boolean" }, out: { type: "string" }, "profile-throughput": { type: "boolean" } },
+    strict: true,
+  });
+  const smoke = values.smoke === true || process.env["BENCH_SMOKE"] === "1";
+  const sizes = smoke ? SMOKE : FULL;
+  const out = resolve(values.out ?? join(REPO_ROOT, "bench-results", smoke ? "smoke.json" : "latest.json"));
+  const started = Date.now();
+  const log = (m: string) => process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(1)}s] ${m}\n`);
+
+  let redisServer: EmbeddedRedis | undefined;
+  let backend: McpTestBackend | undefined;
+  let ctx: BenchContext | undefined;
+  cleanup = async () => {
+    await killAll();
+    await redisServer?.stop();
+  };
+  try {
+    redisServer = await startEmbeddedRedis();
+    const redis = createRedis(redisServer.url, "client", "bench-admin");
+    const redisVersion = execFileSync("redis-server", ["--version"], { encoding: "utf8" }).trim();
+    const responseMode = values.sse ? "sse" : "json";
+    backend = await startMcpTestBackend({ jsonResponse: responseMode === "json", name: "bench-backend" });
+    const sessions = [];
+    for (let i = 0; i < sizes.backendSessions; i++) sessions.push(await openBackendSession(backend.url));
+    backend.calls.length = 0;
+    ctx = { sizes, redisUrl: redisServer.url, redis, backend, sessions, dir: tempDir(), log };
+    log(`mode ${sizes.mode}, backend answers ${responseMode}, redis ${redisServer.url}`);
+
+    if (values["profile-throughput"]) {
+      // Development aid: only the saturation run, workers profiled (--cpu-prof) into the temp dir.
+      workerNodeFlags.push("--cpu-prof", `--cpu-prof-dir=${ctx.dir}`);
+      log(`worker CPU profiles go to ${ctx.dir}`);
+      const tp = await runThroughput(ctx);
+      process.stdout.write(`${JSON.stringify({ oneWorker: tp.oneWorker, roundTrips: tp.roundTripsPerKeepalive, monitor: tp.monitor }, null, 2)}\n`);
+      return;
+    }
+    log("plain SDK ping loop, 1 process");
+    const plain1 = await runPlainLoop(ctx, 1);
+    log("plain SDK ping loop, 2 processes");
+    const plain2 = await runPlainLoop(ctx, 2);
+    log("in-process design: one timer per pair");
+    const inProcess = await runInProcessTimers(ctx);
+    log("end to end at saturation: 1 then 2 worker processes");
+    const tp = await runThroughput(ctx);
+    log("memory and registration");
+    const mem = await runMemory(ctx);
+    log("flatness and lag");
+    const flat = await runFlatness(ctx);
+
+    const redisCpuMs = Math.max(tp.redisCpuMsPerKeepalive, 1e-9);
+    const perCore = 1000 / redisCpuMs;
+    const figures: Figure[] = [
+      figure("throughput.plain_1proc_pings_per_s", "plain SDK ping loop, 1 process", "pings/s", plain1.perSecond),
+      figure("throughput.e2e_1worker_per_s", "end to end, 1 worker process", "keepalives/s", tp.oneWorker.perSecond),
+      figure("throughput.ratio_1worker", "end to end ÷ plain, 1 process", "", tp.oneWorker.perSecond / plain1.perSecond, { op: ">=", value: 0.8 }),
+      figure("throughput.plain_2proc_pings_per_s", "plain SDK ping loop, 2 processes", "pings/s", plain2.perSecond),
+      figure("throughput.e2e_2workers_per_s", "end to end, 2 worker processes", "keepalives/s", tp.twoWorkers.perSecond),
+      figure("throughput.ratio_2workers", "end to end ÷ plain, 2 processes", "", tp.twoWorkers.perSecond / plain2.perSecond, { op: ">=", value: 0.8 }),
+      figure("cpu.plain_ms_per_ping", "plain loop CPU per ping", "ms", plain1.cpuMsPer),
+      figure("cpu.worker_ms_per_keepalive", "worker CPU per keepalive (saturated)", "ms", tp.oneWorker.cpuMsPer),
+      figure("cpu.ratio", "worker CPU ÷ plain CPU", "", tp.oneWorker.cpuMsPer / plain1.cpuMsPer, { op: "<=", value: 1.3 }),
+      figure("cpu.in_process_ms_per_ping", `in-process timers CPU per ping (${Math.round(inProcess.perSecond)}/s)`, "ms", inProcess.cpuMsPer),
+      figure("cpu.worker_ms_per_keepalive_steady", `worker CPU per keepalive (${Math.round(flat.steady.meanPerSecond)}/s)`, "ms", flat.workerCpuMsPerKeepalive),
+      figure("cpu.ratio_steady_vs_in_process", "worker ÷ in-process (at the rates above)", "", flat.workerCpuMsPerKeepalive / inProcess.cpuMsPer),
+      figure("redis.round_trips_per_keepalive", "Redis round trips per keepalive (saturated)", "", tp.roundTripsPerKeepalive, { op: "<=", value: 6 }),
+      figure("redis.round_trips_per_keepalive_steady", "Redis round trips per keepalive (steady)", "", flat.roundTripsPerKeepalive, { op: "<=", value: 6 }),
+      figure("redis.server_commands_per_keepalive", "Redis commands run per keepalive (incl. in scripts)", "", tp.serverCommandsPerKeepalive),
+      figure("redis.cpu_us_per_keepalive", "Redis CPU per keepalive (saturated)", "µs", tp.redisCpuMsPerKeepalive * 1000),
+      figure("redis.cpu_us_per_keepalive_steady", "Redis CPU per keepalive (steady)", "µs", flat.redisCpuMsPerKeepalive * 1000),
+      figure("redis.keepalives_per_s_per_core", "keepalives/s one Redis core serves", "/s", perCore),
+      figure("redis.pairs_per_core_at_5min", "pairs one Redis core serves at a 5 min interval", "pairs", perCore * 300),
+      figure("memory.bytes_per_pair_small", `Redis bytes per pair at ${sizes.memoryPairsSmall.toLocaleString("en-US")} (via scheduler)`, "B", mem.bytesPerPairSmall, { op: "<=", value: 1500 }),
+      figure("memory.bytes_per_pair_large", `Redis bytes per pair at ${sizes.memoryPairsLarge.toLocaleString("en-US")} (in-process)`, "B", mem.bytesPerPairLarge, { op: "<=", value: 1500 }),
+      figure("memory.bytes_per_pair_listpack_1024", `Redis bytes per pair, hash-max-listpack-value 1024 (${sizes.memoryPairsSmall.toLocaleString("en-US")}, in-process)`, "B", mem.bytesPerPairListpack),
+      figure("registration.pairs_per_s", "registration, queue → job scheduler", "pairs/s", mem.registrationPairsPerSecond, { op: ">=", value: 5000 }),
+      figure("registration.pairs_per_s_with_worker", "registration while a worker runs", "pairs/s", flat.registrationPairsPerSecond),
+      figure("registration.in_process_pairs_per_s", "registration in-process (no queue hop)", "pairs/s", mem.inProcessPairsPerSecond),
+      figure("flatness.steady_ratio", "busiest ÷ mean second, steady", "", flat.steady.ratio, { op: "<=", value: 1.3 }),
+      figure("flatness.steady_lag_p50_ms", "schedule lag p50, steady", "ms", flat.steady.lagP50Ms),
+      figure("flatness.steady_lag_p99_ms", "schedule lag p99, steady", "ms", flat.steady.lagP99Ms, { op: "<=", value: 250 }),
+      figure("flatness.after_registration_ratio", "busiest ÷ mean second, after mass registration", "", flat.afterRegistration.ratio, { op: "<=", value: 2 }),
+      figure("flatness.after_registration_lag_p50_ms", "schedule lag p50, after mass registration", "ms", flat.afterRegistration.lagP50Ms),
+      figure("flatness.after_registration_lag_p99_ms", "schedule lag p99, after mass registration", "ms", flat.afterRegistration.lagP99Ms),
+      figure("flatness.after_outage_ratio", `busiest ÷ mean second, after a ${Math.round(flat.afterOutage.outageMs / 1000)} s worker outage`, "", flat.afterOutage.ratio, { op: "<=", value: 2 }),
+      figure("flatness.after_outage_lag_p50_ms", "schedule lag p50, after the outage", "ms", flat.afterOutage.lagP50Ms),
+      figure("flatness.after_outage_lag_p99_ms", "schedule lag p99, after the outage", "ms", flat.afterOutage.lagP99Ms),
+    ];
+
+    const durationMs = Date.now() - started;
+    const result = {
+      version: 1,
+      mode: sizes.mode,
+      startedAt: new Date(started).toISOString(),
+      durationMs,
+      machine: machine(redisVersion),
+      backend: { response: responseMode, sessions: sizes.backendSessions },
+      sizes,
+      figures: Object.fromEntries(figures.map((f) => [f.key, { label: f.label, value: f.value, unit: f.unit, goal: f.goal, met: f.met }])),
+      details: { plain1, plain2, inProcess, throughput: tp, memory: mem, flatness: flat },
+    };
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+    process.stdout.write(`\n${formatTable(figures)}\n\n${sizes.mode} run in ${(durationMs / 1000).toFixed(0)} s; results: ${out}\n`);
+  } finally {
+    await killAll();
+    if (ctx) await closeRedis(ctx.redis);
+    await backend?.stop();
+    await redisServer?.stop();
+  }
+}
+
+// A crash or Ctrl-C must not leave workers, schedulers or redis-server running.
+let cleanup: (() => Promise<void>) | undefined;
+const abort = (why: string, err?: unknown) => {
+  process.stderr.write(`bench ${why}${err ? `: ${(err as Error)?.stack ?? String(err)}` : ""}\n`);
+  void Promise.race([cleanup?.(), new Promise((r) => setTimeout(r, 5_000))]).finally(() => process.exit(1));
+};
+process.once("SIGINT", () => abort("interrupted"));
+process.once("SIGTERM", () => abort("terminated"));
+process.once("uncaughtException", (err) => abort("crashed", err));
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

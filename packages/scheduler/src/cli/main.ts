@@ -1,0 +1,69 @@
+import {
+  closeRedis,
+  createKeys,
+  createRedis,
+  createSessionPublisher,
+  createStateStore,
+  exitOnStartupError,
+  findBackend,
+  resolveConfig,
+  UsageError,
+} from "@vmcp-keepalive/shared";
+import { CLI_USAGE, parseCli } from "./parse-cli.js";
+import { formatStatusTable, statusRows } from "./status.js";
+
+const PROGRAM = "vmcp-keepalive";
+
+async function main(): Promise<void> {
+  const cmd = parseCli(process.argv.slice(2));
+  if (cmd.command === "help") {
+    process.stdout.write(`${CLI_USAGE}\n`);
+    return;
+  }
+  const config = resolveConfig(cmd.config, process.env);
+  if (!config.redis.url) throw new UsageError("redis.url is not set (set it in the config file or REDIS_URL)");
+  if (cmd.command === "register") {
+    const unknown = cmd.backends.filter((b) => !findBackend(config, b.backendId));
+    if (unknown.length > 0) {
+      throw new UsageError(`unknown backend ${unknown.map((b) => JSON.stringify(b.backendId)).join(", ")} (configured: ${config.backends.map((b) => b.id).join(", ") || "none"})`);
+    }
+  }
+  const redis = createRedis(config.redis.url, "client", "vmk-cli", { enableOfflineQueue: false, lazyConnect: true });
+  try {
+    await redis.connect().catch((err: unknown) => {
+      throw new Error(`cannot reach Redis at ${config.redis.url}: ${(err as Error).message}`);
+    });
+    if (cmd.command === "status") {
+      const pairs = await createStateStore(redis, createKeys(config.redis.prefix)).listPairs();
+      process.stdout.write(cmd.json ? `${JSON.stringify(statusRows(pairs), null, 2)}\n` : `${formatStatusTable(pairs)}\n`);
+      return;
+    }
+    const publisher = createSessionPublisher({ connection: redis, prefix: config.redis.prefix, replicaId: "cli" });
+    try {
+      if (cmd.command === "register") {
+        await publisher.register(cmd.sessionId, {
+          sessionTtlMs: cmd.ttlMs,
+          ...(cmd.maxLifetimeMs === undefined ? {} : { maxLifetimeMs: cmd.maxLifetimeMs }),
+          backends: cmd.backends.map((b) => ({
+            backendId: b.backendId,
+            ...(b.backendSessionId === undefined ? {} : { backendSessionId: b.backendSessionId }),
+            ...(cmd.protocolVersion === undefined ? {} : { protocolVersion: cmd.protocolVersion }),
+          })),
+        });
+        process.stdout.write(`published session.registered for ${cmd.sessionId} (${cmd.backends.length} backend${cmd.backends.length > 1 ? "s" : ""})\n`);
+      } else if (cmd.command === "touch") {
+        await publisher.touch(cmd.sessionId);
+        process.stdout.write(`published session.touched for ${cmd.sessionId}\n`);
+      } else {
+        await publisher.end(cmd.sessionId, "cli");
+        process.stdout.write(`published session.ended for ${cmd.sessionId}\n`);
+      }
+    } finally {
+      await publisher.close();
+    }
+  } finally {
+    await closeRedis(redis);
+  }
+}
+
+main().catch((err: unknown) => exitOnStartupError(PROGRAM, err));

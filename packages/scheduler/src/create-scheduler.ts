@@ -1,0 +1,159 @@
+import { Queue, type Worker } from "bullmq";
+import { Registry } from "prom-client";
+import {
+  closeRedis,
+  createKeys,
+  createRedis,
+  createStateStore,
+  isLoopbackHost,
+  queueOptions,
+  QUEUE_EVENTS,
+  QUEUE_KEEPALIVE,
+  QUEUE_SESSIONS,
+  redisAnswers,
+  startOpsHttpServer,
+  TypedEmitter,
+  UsageError,
+  type OpsHttpServer,
+  type Readiness,
+  type KeepaliveConfig,
+  type Logger,
+  type RegistrationEventMap,
+  type StateStore,
+} from "@vmcp-keepalive/shared";
+import { createRegistrationConsumer } from "./registrations/registration-consumer.js";
+import { createPairScheduler, type PairScheduler } from "./scheduling/pair-scheduler.js";
+import { createSchedulerMetrics } from "./scheduler-metrics.js";
+import { createSessionReaper, type SessionReaper } from "./reaper/session-reaper.js";
+import { BULL_BOARD_PATH, createBullBoardMount } from "./http/bull-board.js";
+import { createSchedulerOpsMetrics } from "./http/scheduler-ops-metrics.js";
+
+export interface SchedulerOptions {
+  readonly config: KeepaliveConfig;
+  readonly logger: Logger;
+  /** Metrics registry of this process. @defaultValue a fresh Registry */
+  readonly registry?: Registry;
+  /** Clock, for tests of expiry. @defaultValue Date.now */
+  readonly now?: () => number;
+  /**
+   * Serve /metrics, /healthz, /readyz and Bull Board here (main.ts passes
+   * `httpListenFor(config, "scheduler")`; port 0 = ephemeral). Absent ⇒ no HTTP server: code that
+   * embeds several schedulers in one process (tests, benchmarks) must not grab fixed ports.
+   */
+  readonly http?: { readonly host: string; readonly port: number };
+}
+
+export interface Scheduler {
+  readonly store: StateStore;
+  readonly pairs: PairScheduler;
+  readonly keepaliveQueue: Queue;
+  readonly registry: Registry;
+  readonly events: TypedEmitter<RegistrationEventMap>;
+  /** Ends sessions whose TTL or max lifetime passed (every `sessions.reap_interval`). */
+  readonly reaper: SessionReaper;
+  /** The ops HTTP server once started (when `http` was given): its bound port and URL. */
+  readonly http: OpsHttpServer | undefined;
+  /** What /readyz answers: Redis answers PING and the registration consumer runs. */
+  readiness(): Promise<Readiness>;
+  start(): Promise<void>;
+  /** Stops consuming, waits for in-flight messages, closes connections. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Wires a scheduler process: registration consumer, job-scheduler upserts, state store, session reaper. */
+export function createScheduler(options: SchedulerOptions): Scheduler {
+  const { config, logger } = options;
+  const url = config.redis.url;
+  if (!url) throw new Error("redis.url is not set (set it in the config file or REDIS_URL)");
+  const log = logger.child({ component: "scheduler" });
+  const now = options.now ?? Date.now;
+  const registry = options.registry ?? new Registry();
+
+  // Bull Board can retry and delete jobs: never serve it unauthenticated beyond this machine.
+  const adminPassword = config.admin.password;
+  if (options.http && adminPassword === undefined && !isLoopbackHost(options.http.host)) {
+    throw new UsageError(
+      `admin.password: required when http.host (${options.http.host}) is not a loopback address — Bull Board at ${BULL_BOARD_PATH} must not be served without authentication (set admin.password, e.g. "\${BULL_BOARD_PASSWORD}", or ADMIN_PASSWORD)`,
+    );
+  }
+  const consumerRedis = createRedis(url, "consumer", `vmk-scheduler-consumer@${config.redis.prefix}`);
+  const clientRedis = createRedis(url, "client", `vmk-scheduler-client@${config.redis.prefix}`);
+  const keys = createKeys(config.redis.prefix);
+  const store = createStateStore(clientRedis, keys);
+  const keepaliveQueue = new Queue(QUEUE_KEEPALIVE, queueOptions(clientRedis, config.redis.prefix));
+  keepaliveQueue.on("error", (err) => log.error({ err }, "keepalive queue error"));
+  const pairs = createPairScheduler(keepaliveQueue);
+  const events = new TypedEmitter<RegistrationEventMap>((event, err) => log.error({ err, event }, "event listener failed"));
+  createSchedulerMetrics(registry, events);
+  const reaper = createSessionReaper({ store, scheduler: pairs, stateRedis: clientRedis, log: log.child({ component: "reaper" }), now, intervalMs: config.sessions.reapIntervalMs });
+
+  // Producers of the other two queues, for Bull Board and the queue-depth gauges only.
+  const sessionsQueue = new Queue(QUEUE_SESSIONS, queueOptions(clientRedis, config.redis.prefix));
+  const eventsQueue = new Queue(QUEUE_EVENTS, queueOptions(clientRedis, config.redis.prefix));
+  for (const q of [sessionsQueue, eventsQueue]) q.on("error", (err) => log.error({ err, queue: q.name }, "queue error"));
+  const allQueues = [sessionsQueue, keepaliveQueue, eventsQueue];
+  createSchedulerOpsMetrics({ registry, queues: allQueues, keepaliveQueue, redis: clientRedis, keys, backendIds: config.backends.map((b) => b.id) });
+
+  let consumer: Worker | undefined;
+  let stopping: Promise<void> | undefined;
+  let http: OpsHttpServer | undefined;
+
+  const readiness = async (): Promise<Readiness> => {
+    const checks = {
+      redis: await redisAnswers(clientRedis),
+      consumer: consumer !== undefined && stopping === undefined && consumer.isRunning() && consumerRedis.status === "ready",
+    };
+    return { ready: checks.redis && checks.consumer, checks };
+  };
+
+  return {
+    store,
+    pairs,
+    keepaliveQueue,
+    registry,
+    events,
+    reaper,
+    get http() {
+      return http;
+    },
+    readiness,
+    async start() {
+      consumer = createRegistrationConsumer({ config, store, scheduler: pairs, log, now, connection: consumerRedis, stateRedis: clientRedis, events });
+      void consumer.run().catch((err: unknown) => log.error({ err }, "registration consumer stopped"));
+      await consumer.waitUntilReady();
+      reaper.start();
+      if (options.http) {
+        const auth = adminPassword === undefined ? undefined : { username: config.admin.username, password: adminPassword };
+        http = await startOpsHttpServer({ ...options.http, registry, readiness, log, mounts: [createBullBoardMount(allQueues, auth)] });
+        if (!auth) log.warn({ host: options.http.host }, "Bull Board is served WITHOUT authentication (loopback only); set admin.password to protect it");
+        log.info({ url: http.url, port: http.port, host: options.http.host, bullBoard: `${http.url}${BULL_BOARD_PATH}`, auth: auth !== undefined }, "http server listening");
+      }
+      log.info({ reapIntervalMs: config.sessions.reapIntervalMs, prefix: config.redis.prefix, backends: config.backends.map((b) => b.id) }, "scheduler started");
+    },
+    stop() {
+      stopping ??= (async () => {
+        let first: unknown;
+        const step = async (fn: () => Promise<unknown>) => {
+          try {
+            await fn();
+          } catch (err) {
+            first ??= err;
+          }
+        };
+        // Reverse order of start: the reaper, stop taking messages (readiness turns false at
+        // once), the HTTP server, then producers, then connections.
+        await step(() => reaper.stop());
+        if (consumer) await step(() => consumer!.close());
+        if (http) await step(() => http!.close());
+        await step(() => keepaliveQueue.close());
+        await step(() => sessionsQueue.close());
+        await step(() => eventsQueue.close());
+        await step(() => closeRedis(clientRedis));
+        await step(() => closeRedis(consumerRedis));
+        log.info("scheduler stopped");
+        if (first) throw first;
+      })();
+      return stopping;
+    },
+  };
+}

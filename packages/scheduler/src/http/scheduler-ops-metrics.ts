@@ -1,0 +1,113 @@
+import type { Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import { Gauge, type Registry } from "prom-client";
+import { withTimeout, type Keys } from "@vmcp-keepalive/shared";
+
+/** Queue states exported as `vmk_queue_jobs{queue,state}`. */
+export const QUEUE_STATES = ["waiting", "delayed", "active", "failed"] as const;
+/** Values of the breaker hash's `state` field (absent ⇒ closed), exported as a state set. */
+export const BREAKER_STATES = ["closed", "open", "probing"] as const;
+
+interface Snapshot {
+  readonly up: boolean;
+  readonly jobs: ReadonlyMap<string, Readonly<Record<string, number>>>;
+  readonly scheduledPairs: number;
+  readonly sessions: number;
+  readonly breakers: ReadonlyMap<string, string>;
+}
+
+export interface SchedulerOpsMetricsDeps {
+  readonly registry: Registry;
+  /** The three queues (vmcp-sessions, keepalive, vmcp-events). */
+  readonly queues: readonly Queue[];
+  readonly keepaliveQueue: Queue;
+  readonly redis: Redis;
+  readonly keys: Keys;
+  readonly backendIds: readonly string[];
+  /** Upper bound of one scrape's Redis reads; a scrape during an outage answers `vmk_redis_up 0` instead of hanging. */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * Gauges the scheduler reads from Redis at scrape time: queue depths, pairs with a job
+ * scheduler, registered sessions, and each configured backend's breaker state. One snapshot per
+ * scrape (shared by the gauges' collect callbacks). When Redis does not answer, `vmk_redis_up`
+ * is 0 and the other gauges are left empty rather than stale.
+ */
+export function createSchedulerOpsMetrics(deps: SchedulerOpsMetricsDeps): void {
+  const registers = [deps.registry];
+  const timeoutMs = deps.timeoutMs ?? 2_000;
+  let pending: { at: number; promise: Promise<Snapshot | undefined> } | undefined;
+
+  const read = async (): Promise<Snapshot> => {
+    const jobs = new Map<string, Record<string, number>>();
+    const [counts, scheduledPairs, sessions, states] = await Promise.all([
+      Promise.all(deps.queues.map((q) => q.getJobCounts(...QUEUE_STATES))),
+      deps.keepaliveQueue.getJobSchedulersCount(),
+      deps.redis.zcard(deps.keys.sessionsByExpiry()),
+      Promise.all(deps.backendIds.map((b) => deps.redis.hget(deps.keys.backend(b), "state"))),
+    ]);
+    deps.queues.forEach((q, i) => jobs.set(q.name, counts[i] ?? {}));
+    const breakers = new Map<string, string>();
+    deps.backendIds.forEach((b, i) => breakers.set(b, states[i] || "closed"));
+    return { up: true, jobs, scheduledPairs, sessions, breakers };
+  };
+  const snapshot = (): Promise<Snapshot | undefined> => {
+    const now = Date.now();
+    if (!pending || now - pending.at > 500) pending = { at: now, promise: withTimeout(read(), timeoutMs, undefined) };
+    return pending.promise;
+  };
+
+  new Gauge({
+    name: "vmk_redis_up",
+    help: "1 when this scheduler's last scrape could read Redis, else 0.",
+    registers,
+    async collect() {
+      this.set((await snapshot()) ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "vmk_queue_jobs",
+    help: `Jobs in each queue by state (${QUEUE_STATES.join(", ")}).`,
+    labelNames: ["queue", "state"],
+    registers,
+    async collect() {
+      this.reset();
+      const s = await snapshot();
+      if (!s) return;
+      for (const [queue, counts] of s.jobs) for (const state of QUEUE_STATES) this.set({ queue, state }, counts[state] ?? 0);
+    },
+  });
+  new Gauge({
+    name: "vmk_scheduled_pairs",
+    help: "Session×backend pairs that have a keepalive job scheduler (pairs being kept alive).",
+    registers,
+    async collect() {
+      this.reset();
+      const s = await snapshot();
+      if (s) this.set(s.scheduledPairs);
+    },
+  });
+  new Gauge({
+    name: "vmk_registered_sessions",
+    help: "vMCP sessions currently registered (not ended or reaped).",
+    registers,
+    async collect() {
+      this.reset();
+      const s = await snapshot();
+      if (s) this.set(s.sessions);
+    },
+  });
+  new Gauge({
+    name: "vmk_breaker_state",
+    help: `Circuit breaker of each configured backend as a state set: 1 on its current state (${BREAKER_STATES.join(", ")}), 0 on the others.`,
+    labelNames: ["backend", "state"],
+    registers,
+    async collect() {
+      this.reset();
+      const s = await snapshot();
+      if (!s) return;
+      for (const [backend, current] of s.breakers) for (const state of BREAKER_STATES) this.set({ backend, state }, current === state ? 1 : 0);
+    },
+  });
+}

@@ -1,0 +1,117 @@
+import type { Redis } from "ioredis";
+import type { Logger, StateStore } from "@vmcp-keepalive/shared";
+import type { PairScheduler } from "../scheduling/pair-scheduler.js";
+import { withSessionMutex } from "../registrations/session-mutex.js";
+
+export interface SessionReaper {
+  /** Starts the periodic pass (first one after one interval). */
+  start(): void;
+  /** Stops the timer and waits for a pass in progress. Idempotent. */
+  stop(): Promise<void>;
+  /** One pass: ends every session whose expiry has passed; returns how many this process ended. */
+  reapOnce(): Promise<number>;
+}
+
+export interface SessionReaperDeps {
+  readonly store: StateStore;
+  readonly scheduler: PairScheduler;
+  /** Connection for the per-session mutex (the registration consumer's state connection). */
+  readonly stateRedis: Redis;
+  readonly log: Logger;
+  readonly now: () => number;
+  /** `sessions.reap_interval`. */
+  readonly intervalMs: number;
+  /** Sessions read from the expiry index per round. @defaultValue 200 */
+  readonly batchSize?: number;
+  /** Sessions ended in parallel. @defaultValue 16 */
+  readonly concurrency?: number;
+}
+
+/**
+ * Reaps orphaned sessions — a vMCP replica that died without `session.ended` — so that no
+ * keepalive outlives its vMCP session. Each session's expiry (min of last activity + sliding TTL,
+ * creation + max lifetime) is its score in the `<prefix>:sessions` sorted set.
+ *
+ * Safe with any number of schedulers reaping at once: each session is ended under the same
+ * per-session mutex the registration consumer uses (so a reap never interleaves with that
+ * session's registered/touched/ended message between "state written" and "job schedulers
+ * changed"), by one atomic script that re-checks the expiry and ends the session only if it is
+ * still due — exactly one scheduler gets `applied` and removes the job schedulers; the others see
+ * `gone`. A scheduler that dies between the script and the removals leaves job schedulers whose
+ * pair is gone: the worker removes those on their next tick (outcome skipped:ended).
+ */
+export function createSessionReaper(deps: SessionReaperDeps): SessionReaper {
+  const { store, scheduler, log } = deps;
+  const batchSize = deps.batchSize ?? 200;
+  const concurrency = deps.concurrency ?? 16;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> | undefined;
+  let stopped = false;
+
+  const reapOne = async (sessionId: string): Promise<boolean> => {
+    try {
+      return await withSessionMutex(
+        deps.stateRedis,
+        store.keys,
+        sessionId,
+        async () => {
+          const result = await store.reapSession(sessionId, deps.now());
+          if (result.status !== "applied") return false;
+          await Promise.all(result.backends.map((b) => scheduler.remove(sessionId, b)));
+          log.info({ sessionId, backends: result.backends }, "session expired without session.ended; reaped");
+          return true;
+        },
+        2_000,
+      );
+    } catch (err) {
+      // Busy (a message of this session is being applied) or Redis trouble: the next pass retries.
+      log.warn({ err, sessionId }, "could not reap an expired session; retrying next pass");
+      return false;
+    }
+  };
+
+  const reapOnce = async (): Promise<number> => {
+    let ended = 0;
+    const tried = new Set<string>();
+    for (;;) {
+      const due = (await store.expiredSessions(deps.now(), batchSize)).filter((s) => !tried.has(s));
+      if (due.length === 0) return ended;
+      for (const s of due) tried.add(s);
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: Math.min(concurrency, due.length) }, async () => {
+          while (next < due.length) {
+            const sessionId = due[next++]!;
+            if (await reapOne(sessionId)) ended++;
+          }
+        }),
+      );
+    }
+  };
+
+  const schedule = () => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      running = reapOnce()
+        .catch((err: unknown) => log.error({ err }, "reaper pass failed"))
+        .finally(() => {
+          running = undefined;
+          schedule();
+        });
+    }, deps.intervalMs);
+  };
+
+  return {
+    reapOnce,
+    start() {
+      stopped = false;
+      if (!timer) schedule();
+    },
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      await running;
+    },
+  };
+}

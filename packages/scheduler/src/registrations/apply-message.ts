@@ -1,0 +1,101 @@
+import {
+  decidePair,
+  findBackend,
+  type KeepaliveConfig,
+  type Logger,
+  type PairDecision,
+  type SessionMessage,
+  type StateStore,
+} from "@vmcp-keepalive/shared";
+import type { PairScheduler } from "../scheduling/pair-scheduler.js";
+
+/** Thrown for a message that can never succeed (unknown backend): the job fails without retry. */
+export class MessageRejectedError extends Error {
+  constructor(
+    readonly reason: "unknown_backend",
+    detail: string,
+  ) {
+    super(`${reason}: ${detail}`);
+    this.name = "MessageRejectedError";
+  }
+}
+
+export interface ApplyResult {
+  readonly type: SessionMessage["type"];
+  readonly sessionId: string;
+  readonly status: string;
+  /** Pairs with an active job scheduler after this message. */
+  readonly scheduled: number;
+  /** Pairs stored with keepalive off, by reason. */
+  readonly off: Readonly<Record<string, number>>;
+  readonly removed: number;
+}
+
+export interface ApplyDeps {
+  readonly config: KeepaliveConfig;
+  readonly store: StateStore;
+  readonly scheduler: PairScheduler;
+  readonly log: Logger;
+  readonly now: () => number;
+}
+
+/**
+ * Applies one validated lifecycle message: state first (atomic, sequence-checked, in Redis), then
+ * the job schedulers that follow from it. Idempotent: replaying a message changes nothing, and a
+ * stale one is ignored.
+ */
+export async function applyMessage(deps: ApplyDeps, message: SessionMessage): Promise<ApplyResult> {
+  const { store, scheduler, config } = deps;
+  const base = { type: message.type, sessionId: message.sessionId };
+  switch (message.type) {
+    case "session.registered": {
+      const unknown = message.backends.filter((b) => !findBackend(config, b.backendId)).map((b) => b.backendId);
+      if (unknown.length > 0) {
+        throw new MessageRejectedError(
+          "unknown_backend",
+          `backend${unknown.length > 1 ? "s" : ""} ${unknown.map((b) => JSON.stringify(b)).join(", ")} not in the config (known: ${config.backends.map((b) => b.id).join(", ") || "none"})`,
+        );
+      }
+      const decisions: PairDecision[] = message.backends.map((b) => decidePair(findBackend(config, b.backendId)!, b, message));
+      const { status, removedBackends } = await store.applyRegistered(message, decisions, deps.now());
+      if (status !== "applied") return { ...base, status, scheduled: 0, off: {}, removed: 0 };
+      const off: Record<string, number> = {};
+      let scheduled = 0;
+      await Promise.all(
+        decisions.map(async (d) => {
+          if (d.status === "active") {
+            await scheduler.upsert(message.sessionId, d.backendId, findBackend(config, d.backendId)!.intervalMs);
+            scheduled++;
+          } else {
+            off[d.offReason ?? "off"] = (off[d.offReason ?? "off"] ?? 0) + 1;
+            await scheduler.remove(message.sessionId, d.backendId);
+          }
+        }),
+      );
+      await Promise.all(removedBackends.map((b) => scheduler.remove(message.sessionId, b)));
+      return { ...base, status, scheduled, off, removed: removedBackends.length };
+    }
+    case "session.touched": {
+      const status = await store.applyTouched(message, deps.now());
+      return { ...base, status, scheduled: 0, off: {}, removed: 0 };
+    }
+    case "session.backend_reinitialized": {
+      // Not sequence-checked: reinitializeBackend already stored the new backend session under
+      // the pair lock; this only reconciles the job scheduler with the pair as stored NOW, which
+      // is idempotent in any order. The session mutex (held by our caller) keeps it from
+      // interleaving with this session's `session.ended` or the reaper.
+      const backend = findBackend(config, message.backendId);
+      if (!backend) throw new MessageRejectedError("unknown_backend", `backend ${JSON.stringify(message.backendId)} not in the config`);
+      const pair = await store.readPair(message.sessionId, message.backendId);
+      if (!pair) return { ...base, status: "unknown", scheduled: 0, off: {}, removed: 0 };
+      if (pair.status !== "active" || !pair.backendSessionId) return { ...base, status: "applied", scheduled: 0, off: {}, removed: 0 };
+      await scheduler.upsert(message.sessionId, message.backendId, backend.intervalMs);
+      return { ...base, status: "applied", scheduled: 1, off: {}, removed: 0 };
+    }
+    case "session.ended": {
+      const { status, backends } = await store.applyEnded(message, deps.now());
+      await Promise.all(backends.map((b) => scheduler.remove(message.sessionId, b)));
+      return { ...base, status, scheduled: 0, off: {}, removed: backends.length };
+    }
+  }
+}

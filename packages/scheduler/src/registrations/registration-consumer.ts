@@ -1,0 +1,62 @@
+import { UnrecoverableError, Worker, type Job } from "bullmq";
+import type { Redis } from "ioredis";
+import {
+  parseSessionMessage,
+  QUEUE_SESSIONS,
+  type KeepaliveConfig,
+  type RegistrationEventMap,
+  type TypedEmitter,
+} from "@vmcp-keepalive/shared";
+import { applyMessage, MessageRejectedError, type ApplyDeps, type ApplyResult } from "./apply-message.js";
+import { withSessionMutex } from "./session-mutex.js";
+
+/**
+ * Consumes `vmcp-sessions`. A message that can never be applied (bad JSON, too large, schema
+ * violation, unknown backend) fails its job at once with an UnrecoverableError whose message
+ * names the problem (visible in Bull Board's failed list), is logged and counted, and never
+ * affects other messages. Transient errors (Redis) throw normally and BullMQ retries.
+ */
+export function createRegistrationConsumer(deps: ApplyDeps & {
+  readonly connection: Redis;
+  readonly stateRedis: Redis;
+  readonly events: TypedEmitter<RegistrationEventMap>;
+  readonly config: KeepaliveConfig;
+}): Worker {
+  const { config, log, events } = deps;
+  const reject = (job: Job, reason: RegistrationEventMap["rejected"]["reason"], detail: string): never => {
+    log.warn({ jobId: job.id, reason, detail, queue: QUEUE_SESSIONS }, "registration message rejected");
+    events.emit("rejected", { reason, detail, jobId: job.id });
+    throw new UnrecoverableError(`${reason}: ${detail}`);
+  };
+
+  const worker = new Worker(
+    QUEUE_SESSIONS,
+    async (job: Job): Promise<ApplyResult> => {
+      const parsed = parseSessionMessage(job.data, config.registration.maxMessageBytes);
+      if (!parsed.ok) return reject(job, parsed.reason, parsed.detail);
+      const message = parsed.message;
+      try {
+        const result = await withSessionMutex(deps.stateRedis, deps.store.keys, message.sessionId, () => applyMessage(deps, message));
+        events.emit("applied", { type: message.type, sessionId: message.sessionId, status: result.status, pairs: result.scheduled });
+        log.info(
+          { jobId: job.id, type: message.type, sessionId: message.sessionId, status: result.status, scheduled: result.scheduled, off: result.off, removed: result.removed },
+          "session message applied",
+        );
+        return result;
+      } catch (err) {
+        if (err instanceof MessageRejectedError) return reject(job, err.reason, err.message.slice(err.reason.length + 2));
+        throw err;
+      }
+    },
+    {
+      connection: deps.connection,
+      prefix: config.redis.prefix,
+      concurrency: config.registration.concurrency,
+      autorun: false,
+      removeOnComplete: { count: 1_000 },
+      removeOnFail: { count: 5_000 },
+    },
+  );
+  worker.on("error", (err) => log.error({ err }, "registration consumer error"));
+  return worker;
+}

@@ -1,0 +1,21 @@
+import { Counter, type Registry } from "prom-client";
+import { REJECTION_REASONS, type RegistrationEventMap, type TypedEmitter } from "@vmcp-keepalive/shared";
+
+/** Scheduler-side metrics: registration messages applied and rejected. */
+export function createSchedulerMetrics(registry: Registry, events: TypedEmitter<RegistrationEventMap>): void {
+  const applied = new Counter({
+    name: "vmk_registration_messages_total",
+    help: "Lifecycle messages consumed from vmcp-sessions, by type and result (applied, stale, ended, unknown).",
+    labelNames: ["type", "status"],
+    registers: [registry],
+  });
+  const rejected = new Counter({
+    name: "vmk_registration_rejected_total",
+    help: `Lifecycle messages rejected, by reason (${REJECTION_REASONS.join(", ")}).`,
+    labelNames: ["reason"],
+    registers: [registry],
+  });
+  for (const reason of REJECTION_REASONS) rejected.inc({ reason }, 0);
+  events.on("applied", (e) => applied.inc({ type: e.type, status: e.status }));
+  events.on("rejected", (e) => rejected.inc({ reason: e.reason }));
+}

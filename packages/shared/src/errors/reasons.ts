@@ -1,0 +1,47 @@
+/**
+ * The closed sets of keepalive outcomes. These unions ARE the metric label sets
+ * (`keepalive_failure_count{reason}`, skipped ticks) and are listed in docs/keepalive-policy.md;
+ * packages/shared/test/policy-doc.test.ts keeps the doc and these arrays in step.
+ */
+export const FAILURE_REASONS = [
+  "timeout",
+  "connection_error",
+  "http_5xx",
+  "http_4xx",
+  "unauthorized",
+  "session_not_found",
+  "method_not_found",
+  "tool_error",
+  "protocol_error",
+] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+
+export const SKIP_REASONS = [
+  /** The pair's lock is held (a vMCP re-initializing, or another worker). */
+  "locked",
+  /** The lock nodes could not form a quorum. */
+  "lock_unavailable",
+  /** The backend's circuit breaker is open. */
+  "breaker_open",
+  /** Keepalive is off for this pair (method none, stateless, TTL-aligned, or the session expired). */
+  "disabled",
+  /** The session ended or was reaped; the tick came from a scheduler being removed. */
+  "ended",
+] as const;
+export type SkipReason = (typeof SKIP_REASONS)[number];
+
+/** Why keepalive is off for a pair from the start (status CLI, pair state). */
+export const OFF_REASONS = [
+  "method_none",
+  "stateless_backend",
+  "no_backend_session",
+  "ttl_covers_session",
+] as const;
+export type OffReason = (typeof OFF_REASONS)[number];
+
+/** Why a breaker opened (`keepalive_auto_disabled_total{reason}`): the failure reason that tripped it. */
+export type AutoDisabledReason = FailureReason;
+
+export function isFailureReason(value: string): value is FailureReason {
+  return (FAILURE_REASONS as readonly string[]).includes(value);
+}

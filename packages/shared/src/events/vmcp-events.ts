@@ -1,0 +1,76 @@
+import { Queue, type JobsOptions } from "bullmq";
+import type { Redis } from "ioredis";
+import { z } from "zod";
+import { FAILURE_REASONS } from "../errors/reasons.js";
+import { ID_PATTERN, ID_RULE, QUEUE_EVENTS } from "../names.js";
+import { queueOptions } from "../queues.js";
+
+/**
+ * Events published on `vmcp-events` for vMCP replicas (contract v1). Each event is one BullMQ
+ * job whose name is the event type.
+ */
+const Id = z.string().regex(ID_PATTERN, `must be ${ID_RULE}`);
+const At = z.iso.datetime({ offset: true });
+
+export const BackendSessionExpiredSchema = z.strictObject({
+  type: z.literal("backend.session_expired"),
+  v: z.literal(1),
+  occurredAt: At,
+  sessionId: Id,
+  backendId: Id,
+  /** The backend session id that answered 404; the vMCP should re-initialize the backend. */
+  backendSessionId: z.string(),
+});
+
+export const BreakerOpenedSchema = z.strictObject({
+  type: z.literal("backend.breaker_opened"),
+  v: z.literal(1),
+  occurredAt: At,
+  backendId: Id,
+  /** The failure reason that tripped it. */
+  reason: z.enum(FAILURE_REASONS),
+  consecutiveFailures: z.number().int(),
+  /** When the single probe is due (ISO 8601). */
+  probeAt: At,
+});
+
+export const BreakerClosedSchema = z.strictObject({
+  type: z.literal("backend.breaker_closed"),
+  v: z.literal(1),
+  occurredAt: At,
+  backendId: Id,
+});
+
+export const VmcpEventSchema = z.discriminatedUnion("type", [BackendSessionExpiredSchema, BreakerOpenedSchema, BreakerClosedSchema]);
+export type VmcpEvent = z.infer<typeof VmcpEventSchema>;
+export type VmcpEventType = VmcpEvent["type"];
+
+/** JSON Schema (draft 2020-12) of {@link VmcpEventSchema}, published as docs/vmcp-events.schema.json. */
+export function vmcpEventJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(VmcpEventSchema, { io: "output" }) as Record<string, unknown>;
+}
+
+export const VMCP_EVENT_JOB_OPTIONS: JobsOptions = {
+  attempts: 3,
+  backoff: { type: "exponential", delay: 500 },
+  removeOnComplete: { count: 1_000 },
+  removeOnFail: { count: 5_000 },
+};
+
+export interface VmcpEventPublisher {
+  publish(event: VmcpEvent): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Publishes events to `vmcp-events`. Publishing failures are the caller's to log; they never reach a vMCP user. */
+export function createVmcpEventPublisher(connection: Redis, prefix: string): VmcpEventPublisher {
+  const queue = new Queue(QUEUE_EVENTS, queueOptions(connection, prefix));
+  queue.on("error", () => {});
+  return {
+    async publish(event) {
+      const checked = VmcpEventSchema.parse(event);
+      await queue.add(checked.type, checked, VMCP_EVENT_JOB_OPTIONS);
+    },
+    close: () => queue.close(),
+  };
+}

@@ -1,0 +1,97 @@
+import { randomUUID } from "node:crypto";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import type { FailureReason } from "../errors/reasons.js";
+import { CallTimeoutError, classifyError, classifyRpcError } from "./classify.js";
+
+export interface McpTarget {
+  readonly url: string;
+  /** The existing backend session (`Mcp-Session-Id`); no `initialize` is ever sent. */
+  readonly sessionId: string;
+  /** The negotiated revision, sent as `MCP-Protocol-Version`. */
+  readonly protocolVersion?: string | undefined;
+  readonly headers?: Readonly<Record<string, string>> | undefined;
+}
+
+export type McpRequest =
+  | { readonly method: "ping" }
+  | { readonly method: "tools/call"; readonly tool: string; readonly args: Readonly<Record<string, unknown>> };
+
+export type McpCallResult =
+  | { readonly ok: true; readonly latencyMs: number; readonly result: Record<string, unknown> }
+  | {
+      readonly ok: false;
+      readonly latencyMs: number;
+      readonly reason: FailureReason;
+      readonly detail: string;
+      readonly httpStatus?: number;
+    };
+
+/** Prefix of our JSON-RPC ids: strings, so they can never equal the vMCP's own numeric ids. */
+export const KEEPALIVE_ID_PREFIX = "vmk-ka-";
+
+/**
+ * Sends one JSON-RPC request on an existing backend session over Streamable HTTP.
+ *
+ * Why not `Client.ping()`: the SDK client numbers requests 0, 1, 2… and the vMCP does the same on
+ * this very session; a wrapper that keys responses by id loses one of two colliding answers. We
+ * use the SDK transport with a string id instead. Each call gets its own transport and its own
+ * AbortController: the SDK shares one signal across a transport's fetches and leaks listeners
+ * over thousands of requests (DESIGN.md). `terminateSession()` is never called.
+ */
+export async function callMcp(target: McpTarget, request: McpRequest, timeoutMs: number): Promise<McpCallResult> {
+  const started = performance.now();
+  const id = `${KEEPALIVE_ID_PREFIX}${randomUUID()}`;
+  const controller = new AbortController();
+  const timeoutError = new CallTimeoutError(timeoutMs);
+  const timer = setTimeout(() => controller.abort(timeoutError), timeoutMs);
+
+  const boundFetch: typeof fetch = (input, init) =>
+    fetch(input, {
+      ...init,
+      signal: init?.signal ? AbortSignal.any([init.signal, controller.signal]) : controller.signal,
+    });
+  const transport = new StreamableHTTPClientTransport(new URL(target.url), {
+    sessionId: target.sessionId,
+    fetch: boundFetch,
+    requestInit: { headers: { ...target.headers } },
+    reconnectionOptions: { maxRetries: 0, initialReconnectionDelay: 1_000, maxReconnectionDelay: 1_000, reconnectionDelayGrowFactor: 1 },
+  });
+  if (target.protocolVersion) transport.setProtocolVersion(target.protocolVersion);
+
+  const answer = new Promise<JSONRPCMessage>((resolve, reject) => {
+    transport.onmessage = (message) => {
+      if ("id" in message && message.id === id && ("result" in message || "error" in message)) resolve(message);
+    };
+    controller.signal.addEventListener("abort", () => reject(timeoutError), { once: true });
+  });
+  answer.catch(() => {});
+  // Stream errors surface through send() or the timeout; the transport also reports them here.
+  transport.onerror = () => {};
+
+  const elapsed = () => Math.round((performance.now() - started) * 1000) / 1000;
+  try {
+    await transport.start();
+    const message: JSONRPCMessage =
+      request.method === "ping"
+        ? { jsonrpc: "2.0", id, method: "ping" }
+        : { jsonrpc: "2.0", id, method: "tools/call", params: { name: request.tool, arguments: { ...request.args } } };
+    await transport.send(message);
+    const reply = await answer;
+    if ("error" in reply) {
+      const c = classifyRpcError(reply.error.code, reply.error.message);
+      return { ok: false, latencyMs: elapsed(), ...c };
+    }
+    const result = ("result" in reply ? reply.result : {}) as Record<string, unknown>;
+    if (request.method === "tools/call" && result["isError"] === true) {
+      return { ok: false, latencyMs: elapsed(), reason: "tool_error", detail: `tool ${request.tool} returned isError` };
+    }
+    return { ok: true, latencyMs: elapsed(), result };
+  } catch (err) {
+    const c = classifyError(controller.signal.aborted ? timeoutError : err);
+    return { ok: false, latencyMs: elapsed(), ...c };
+  } finally {
+    clearTimeout(timer);
+    await transport.close().catch(() => {});
+  }
+}

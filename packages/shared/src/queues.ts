@@ -1,0 +1,32 @@
+import type { QueueOptions } from "bullmq";
+
+/**
+ * Data a keepalive job may carry: ids only. Job-scheduler jobs carry none — the worker takes the
+ * pair from the scheduler id `ka:<sessionId>:<backendId>` (the job's `repeatJobKey`), which
+ * keeps every pending job small. The backend session id is read from Redis under the pair lock,
+ * never from a job.
+ */
+export interface KeepaliveJobData {
+  readonly sessionId: string;
+  readonly backendId: string;
+}
+
+/**
+ * Retention of finished keepalive jobs, applied as options of the keepalive Worker (not stored in
+ * each job, which would cost Redis memory per pair): bounded by count so Redis memory does not grow with
+ * time, with enough recent history to read in Bull Board. A keepalive job never fails because a
+ * backend failed (the outcome is its return value), so failed jobs are rare and kept longer.
+ */
+export const KEEPALIVE_JOB_OPTIONS = {
+  removeOnComplete: { count: 1_000 },
+  removeOnFail: { count: 1_000 },
+  attempts: 1,
+} as const;
+
+/** Events stream cap shared by every queue we create (BullMQ's default is 10,000 entries). */
+export const EVENTS_MAX_LEN = 1_000;
+
+/** Queue options for our three queues under a prefix. */
+export function queueOptions(connection: QueueOptions["connection"], prefix: string): QueueOptions {
+  return { connection, prefix, streams: { events: { maxLen: EVENTS_MAX_LEN } } };
+}

@@ -1,0 +1,103 @@
+import { Queue, type JobsOptions } from "bullmq";
+import type { Redis } from "ioredis";
+import { QUEUE_SESSIONS } from "../names.js";
+import { queueOptions } from "../queues.js";
+import type { BackendRegistration, SessionMessageInput } from "../messages/schema.js";
+import { SessionMessageSchema } from "../messages/schema.js";
+
+/** Job options of every lifecycle message: bounded retention, retries for transient failures. */
+export const SESSION_MESSAGE_JOB_OPTIONS: JobsOptions = {
+  attempts: 5,
+  backoff: { type: "exponential", delay: 500 },
+  removeOnComplete: { count: 1_000 },
+  removeOnFail: { count: 5_000 },
+};
+
+export interface RegisterOptions {
+  /** Sliding vMCP session TTL. */
+  sessionTtlMs: number;
+  maxLifetimeMs?: number;
+  backends: readonly BackendRegistration[];
+}
+
+/**
+ * Publishes session lifecycle messages to `vmcp-sessions` — the vMCP side of the contract.
+ * Sequences are `Date.now() * 1000 + n`, strictly increasing per session in this process and
+ * ordered across replicas by their clocks, so a session handed from one replica to another
+ * keeps a monotonic sequence.
+ */
+export interface SessionPublisher {
+  register(sessionId: string, options: RegisterOptions): Promise<void>;
+  touch(sessionId: string): Promise<void>;
+  end(sessionId: string, reason?: string): Promise<void>;
+  /** Asks the scheduler to reconcile a re-initialized pair's job scheduler (see `session.backend_reinitialized`). */
+  backendReinitialized(sessionId: string, backendId: string): Promise<void>;
+  /** Sends a prepared message as is (validated first). */
+  publish(message: SessionMessageInput): Promise<void>;
+  nextSequence(sessionId: string): number;
+  close(): Promise<void>;
+}
+
+export function createSessionPublisher(options: {
+  connection: Redis;
+  prefix: string;
+  replicaId: string;
+  now?: () => number;
+}): SessionPublisher {
+  const now = options.now ?? Date.now;
+  const queue = new Queue(QUEUE_SESSIONS, queueOptions(options.connection, options.prefix));
+  queue.on("error", () => {});
+  const lastSequence = new Map<string, number>();
+
+  const nextSequence = (sessionId: string): number => {
+    const candidate = now() * 1000;
+    const last = lastSequence.get(sessionId) ?? -1;
+    const seq = candidate > last ? candidate : last + 1;
+    lastSequence.set(sessionId, seq);
+    return seq;
+  };
+
+  const publish = async (message: SessionMessageInput) => {
+    const checked = SessionMessageSchema.parse(message);
+    await queue.add(checked.type, checked, SESSION_MESSAGE_JOB_OPTIONS);
+  };
+
+  return {
+    nextSequence,
+    publish,
+    register: (sessionId, o) =>
+      publish({
+        type: "session.registered",
+        sessionId,
+        replicaId: options.replicaId,
+        occurredAt: new Date(now()).toISOString(),
+        sequence: nextSequence(sessionId),
+        sessionTtlMs: o.sessionTtlMs,
+        ...(o.maxLifetimeMs === undefined ? {} : { maxLifetimeMs: o.maxLifetimeMs }),
+        backends: [...o.backends],
+      }),
+    touch: (sessionId) =>
+      publish({ type: "session.touched", sessionId, occurredAt: new Date(now()).toISOString(), sequence: nextSequence(sessionId) }),
+    backendReinitialized: (sessionId, backendId) =>
+      publish({
+        type: "session.backend_reinitialized",
+        sessionId,
+        occurredAt: new Date(now()).toISOString(),
+        sequence: nextSequence(sessionId),
+        backendId,
+      }),
+    async end(sessionId, reason) {
+      await publish({
+        type: "session.ended",
+        sessionId,
+        occurredAt: new Date(now()).toISOString(),
+        sequence: nextSequence(sessionId),
+        ...(reason === undefined ? {} : { reason }),
+      });
+      lastSequence.delete(sessionId);
+    },
+    async close() {
+      await queue.close();
+    },
+  };
+}

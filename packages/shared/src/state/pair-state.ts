@@ -1,0 +1,81 @@
+import type { FailureReason, OffReason, SkipReason } from "../errors/reasons.js";
+
+/** Status of a pair: kept alive, off from the start (with a reason), or its backend session expired. */
+export type PairStatus = "active" | "off" | "expired";
+
+export type KeepaliveOutcome =
+  | { readonly kind: "success" }
+  | { readonly kind: "failure"; readonly reason: FailureReason }
+  | { readonly kind: "skipped"; readonly reason: SkipReason };
+
+/** One session×backend pair as stored in Redis (hash `<prefix>:pair:<sessionId>:<backendId>`). */
+export interface PairState {
+  readonly sessionId: string;
+  readonly backendId: string;
+  readonly backendSessionId: string | undefined;
+  readonly protocolVersion: string | undefined;
+  /** Bumped on every new backend session id; all worker writes are fenced on it. */
+  readonly epoch: number;
+  readonly status: PairStatus;
+  readonly offReason: OffReason | undefined;
+  readonly registeredAt: number | undefined;
+  readonly lastAttemptAt: number | undefined;
+  readonly lastOutcome: string | undefined;
+  readonly lastSuccessAt: number | undefined;
+  readonly lastFailureAt: number | undefined;
+  readonly lastFailureReason: FailureReason | undefined;
+  readonly consecutiveFailures: number;
+  readonly lastLatencyMs: number | undefined;
+}
+
+/** Hash field names (short names keep per-pair memory low; see docs/contract.md). */
+export const PAIR_FIELDS = {
+  sessionId: "sid",
+  backendId: "bid",
+  backendSessionId: "bsid",
+  protocolVersion: "pv",
+  epoch: "epoch",
+  status: "status",
+  offReason: "off",
+  registeredAt: "regAt",
+  lastAttemptAt: "lastAt",
+  lastOutcome: "last",
+  lastSuccessAt: "okAt",
+  lastFailureAt: "failAt",
+  lastFailureReason: "failReason",
+  consecutiveFailures: "fails",
+  lastLatencyMs: "latMs",
+} as const;
+
+const num = (v: string | undefined): number | undefined => (v === undefined || v === "" ? undefined : Number(v));
+const str = (v: string | undefined): string | undefined => (v === undefined || v === "" ? undefined : v);
+
+/** Decodes an HGETALL reply; undefined when the pair does not exist. */
+export function decodePair(hash: Record<string, string>): PairState | undefined {
+  const F = PAIR_FIELDS;
+  const sessionId = hash[F.sessionId];
+  const backendId = hash[F.backendId];
+  if (!sessionId || !backendId) return undefined;
+  return {
+    sessionId,
+    backendId,
+    backendSessionId: str(hash[F.backendSessionId]),
+    protocolVersion: str(hash[F.protocolVersion]),
+    epoch: num(hash[F.epoch]) ?? 0,
+    status: (str(hash[F.status]) ?? "active") as PairStatus,
+    offReason: str(hash[F.offReason]) as OffReason | undefined,
+    registeredAt: num(hash[F.registeredAt]),
+    lastAttemptAt: num(hash[F.lastAttemptAt]),
+    lastOutcome: str(hash[F.lastOutcome]),
+    lastSuccessAt: num(hash[F.lastSuccessAt]),
+    lastFailureAt: num(hash[F.lastFailureAt]),
+    lastFailureReason: str(hash[F.lastFailureReason]) as FailureReason | undefined,
+    consecutiveFailures: num(hash[F.consecutiveFailures]) ?? 0,
+    lastLatencyMs: num(hash[F.lastLatencyMs]),
+  };
+}
+
+/** `success`, `failure:timeout`, `skipped:locked` — the `last` field and the job's return value. */
+export function outcomeLabel(outcome: KeepaliveOutcome): string {
+  return outcome.kind === "success" ? "success" : `${outcome.kind}:${outcome.reason}`;
+}

@@ -1,0 +1,153 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig, parseConfig } from "../src/config/load.js";
+import { parseDuration } from "../src/duration.js";
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return [...err.problems];
+    throw err;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+const backend = { id: "pw", url: "http://127.0.0.1:9000/mcp" };
+
+describe("durations", () => {
+  it("accepts units and bare milliseconds, rejects the rest", () => {
+    expect(parseDuration("300s")).toBe(300_000);
+    expect(parseDuration("5m")).toBe(300_000);
+    expect(parseDuration("1.5h")).toBe(5_400_000);
+    expect(parseDuration("250ms")).toBe(250);
+    expect(parseDuration("1000")).toBe(1000);
+    expect(parseDuration(42)).toBe(42);
+    expect(parseDuration("5 minutes")).toBeUndefined();
+    expect(parseDuration("-1s")).toBeUndefined();
+    expect(parseDuration("")).toBeUndefined();
+  });
+});
+
+describe("parseConfig", () => {
+  it("applies every default and freezes the result", () => {
+    const c = parseConfig({ backends: [backend] });
+    expect(c.redis).toEqual({ url: undefined, prefix: "vmk" });
+    expect(c.keepalive).toEqual({ intervalMs: 300_000, timeoutMs: 10_000, concurrency: 50 });
+    expect(c.breaker).toEqual({ failureThreshold: 3, probeAfterMs: 1_800_000 });
+    expect(c.lock.redisUrls).toEqual([]);
+    const b = c.backends[0]!;
+    expect(b).toMatchObject({ id: "pw", stateful: true, method: { kind: "ping" }, methodExplicit: false, intervalMs: 300_000 });
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.backends[0])).toBe(true);
+    expect(() => {
+      (c.keepalive as { intervalMs: number }).intervalMs = 1;
+    }).toThrow();
+  });
+
+  it("accepts durations like 300s and 5m, with a 1 s minimum interval", () => {
+    expect(parseConfig({ keepalive: { interval: "300s" } }).keepalive.intervalMs).toBe(300_000);
+    expect(parseConfig({ keepalive: { interval: "1s", timeout: "500ms" } }).keepalive.intervalMs).toBe(1000);
+    expect(problemsOf(() => parseConfig({ keepalive: { interval: "500ms", timeout: "100ms" } }))).toEqual([
+      'keepalive.interval: "500ms" is below the minimum of 1000 ms',
+    ]);
+  });
+
+  it("interpolates ${ENV} and ${ENV:-default} and names the key of an unset variable", () => {
+    const c = parseConfig(
+      { redis: { url: "${R_URL}" }, backends: [{ ...backend, headers: { Authorization: "Bearer ${TOKEN}", X: "${MISSING:-fallback}" } }] },
+      { R_URL: "redis://h:1", TOKEN: "s3cret" },
+    );
+    expect(c.redis.url).toBe("redis://h:1");
+    expect(c.backends[0]!.headers).toEqual({ Authorization: "Bearer s3cret", X: "fallback" });
+    expect(problemsOf(() => parseConfig({ backends: [{ ...backend, headers: { A: "${NOPE}" } }] }, {}))).toEqual([
+      "backends[0].headers.A: environment variable NOPE is not set",
+    ]);
+  });
+
+  it("lets REDIS_URL and friends override the file, and names the variable when it is bad", () => {
+    const c = parseConfig({ redis: { url: "redis://file:1" } }, { REDIS_URL: "redis://env:2", LOG_LEVEL: "debug", KEEPALIVE_CONCURRENCY: "7" });
+    expect(c.redis.url).toBe("redis://env:2");
+    expect(c.log.level).toBe("debug");
+    expect(c.keepalive.concurrency).toBe(7);
+    expect(problemsOf(() => parseConfig({}, { REDIS_URL: "http://nope" }))).toEqual(["REDIS_URL (redis.url): must be a redis:// or rediss:// URL"]);
+  });
+
+  it("names the key and what is wrong for each bad value", () => {
+    const problems = problemsOf(() =>
+      parseConfig({
+        redis: { prefix: "has space" },
+        keepalive: { interval: "often", concurrency: 0 },
+        backends: [
+          { id: "bad:id", url: "ftp://x" },
+          { ...backend, keepalive_method: "tool:" },
+          { ...backend, stateful: "yes" },
+        ],
+        surprise: 1,
+      }),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'unknown key "surprise"',
+        expect.stringMatching(/^redis\.prefix: must be 1-64 characters/),
+        expect.stringMatching(/^keepalive\.interval: "often" is not a duration/),
+        expect.stringMatching(/^keepalive\.concurrency: /),
+        expect.stringMatching(/^backends\[0\]\.id: must be 1-128 characters/),
+        "backends[0].url: must be an http:// or https:// URL",
+        "backends[1].keepalive_method: must be ping, none, or tool:<name>",
+        "backends[2].stateful: expected boolean, received string",
+      ]),
+    );
+  });
+
+  it("rejects duplicate backend ids and an interval not shorter than the backend's session_ttl", () => {
+    const problems = problemsOf(() =>
+      parseConfig({
+        keepalive: { interval: "5m" },
+        backends: [
+          { ...backend, session_ttl: "5m" },
+          { ...backend, id: "other", session_ttl: "10m", interval: "10m" },
+          { ...backend },
+        ],
+      }),
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(/^backends\[0\]\.session_ttl: backend "pw": keepalive interval 300000 ms must be shorter than its session_ttl 300000 ms/),
+      expect.stringMatching(/^backends\[1\]\.interval: backend "other"/),
+      'backends[2].id: duplicate backend id "pw" (also backends[0])',
+    ]);
+  });
+
+  it("parses keepalive methods", () => {
+    const c = parseConfig({
+      backends: [
+        { ...backend, id: "a", keepalive_method: "none" },
+        { ...backend, id: "b", keepalive_method: "tool:browser_tabs", keepalive_tool_args: { action: "list" }, keepalive_tool_every_tick: true },
+      ],
+    });
+    expect(c.backends[0]!.method).toEqual({ kind: "none" });
+    expect(c.backends[1]!.method).toEqual({ kind: "tool", tool: "browser_tabs", args: { action: "list" }, everyTick: true });
+    expect(c.backends[1]!.methodExplicit).toBe(true);
+    expect(problemsOf(() => parseConfig({ backends: [{ ...backend, keepalive_tool_every_tick: true }] }))).toEqual([
+      "backends[0].keepalive_tool_every_tick: needs keepalive_method: tool:<name>",
+    ]);
+  });
+});
+
+describe("loadConfig", () => {
+  const dir = mkdtempSync(join(tmpdir(), "vmk-config-"));
+  it("reads YAML, and reports unreadable files and YAML syntax errors with the line", () => {
+    const good = join(dir, "good.yaml");
+    writeFileSync(good, "keepalive:\n  interval: 2m\nbackends:\n  - id: pw\n    url: http://127.0.0.1:1/mcp\n");
+    expect(loadConfig(good, {}).keepalive.intervalMs).toBe(120_000);
+    expect(problemsOf(() => loadConfig(join(dir, "missing.yaml"), {}))[0]).toMatch(/^cannot read the file: ENOENT/);
+    const bad = join(dir, "bad.yaml");
+    writeFileSync(bad, "keepalive:\n  interval: [\n");
+    expect(problemsOf(() => loadConfig(bad, {}))[0]).toMatch(/^not valid YAML at line \d+/);
+    const list = join(dir, "list.yaml");
+    writeFileSync(list, "- a\n- b\n");
+    expect(problemsOf(() => loadConfig(list, {}))[0]).toMatch(/^\(root\): must be a mapping/);
+  });
+});

@@ -1,0 +1,228 @@
+import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
+import type { Redis } from "ioredis";
+import { Registry } from "prom-client";
+import {
+  attachKeepaliveMetrics,
+  closeRedis,
+  createBackendBreaker,
+  createKeepaliveMetrics,
+  createKeys,
+  createPairLocker,
+  createRedis,
+  createVmcpEventPublisher,
+  ID_PATTERN,
+  KEEPALIVE_JOB_OPTIONS,
+  parseSchedulerId,
+  queueOptions,
+  QUEUE_KEEPALIVE,
+  redisAnswers,
+  startOpsHttpServer,
+  schedulerId,
+  TypedEmitter,
+  type KeepaliveConfig,
+  type KeepaliveEventMap,
+  type Logger,
+  type OpsHttpServer,
+  type Readiness,
+} from "@vmcp-keepalive/shared";
+import { runKeepalive, type KeepaliveDeps, type KeepaliveJobResult } from "./keepalive/run-keepalive.js";
+
+export interface WorkerOptions {
+  readonly config: KeepaliveConfig;
+  readonly logger: Logger;
+  readonly registry?: Registry;
+  readonly now?: () => number;
+  /**
+   * Serve /metrics, /healthz, /readyz here (main.ts passes `httpListenFor(config, "worker")`;
+   * port 0 = ephemeral). Absent ⇒ no HTTP server, so tests can run several workers in one process.
+   */
+  readonly http?: { readonly host: string; readonly port: number };
+}
+
+export interface KeepaliveWorker {
+  readonly events: TypedEmitter<KeepaliveEventMap>;
+  readonly registry: Registry;
+  /**
+   * Runs one keepalive tick of a pair now, outside the queue, exactly as a job would (lock,
+   * breaker, call, record). For the admin tooling and for tests that need ticks one at a time.
+   */
+  tick(sessionId: string, backendId: string): Promise<KeepaliveJobResult>;
+  /** The ops HTTP server once started (when `http` was given): its bound port and URL. */
+  readonly http: OpsHttpServer | undefined;
+  /** What /readyz answers: Redis answers PING and the keepalive consumer runs. */
+  readiness(): Promise<Readiness>;
+  start(): Promise<void>;
+  /** Stops taking jobs, lets in-flight calls finish (bounded by the call timeout), closes connections. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Waits until a connection is ready, at most `timeoutMs`. The lock clients run without an
+ * offline queue (a down node must vote against at once), so a tick right after start-up would
+ * otherwise see `lock_unavailable` while they are still connecting.
+ */
+async function whenReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === "ready") return true;
+  return new Promise<boolean>((resolve) => {
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      redis.off("ready", onReady);
+      resolve(ok);
+    };
+    const onReady = () => done(true);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    redis.on("ready", onReady);
+  });
+}
+
+/** Scheduled time of a job-scheduler job, from its id `repeat:<schedulerId>:<millis>`. */
+export function scheduledAt(job: Pick<Job, "id">): number | undefined {
+  const tail = job.id?.slice(job.id.lastIndexOf(":") + 1);
+  const ms = tail ? Number(tail) : NaN;
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+/**
+ * BullMQ job-lock and stall timings derived from the call timeout. BullMQ's defaults (30 s lock,
+ * 30 s stall check) make a killed worker's job wait about a minute; a keepalive job lasts at most
+ * one call timeout, so we check for stalls at that pace.
+ */
+export function jobTimings(config: KeepaliveConfig): { lockDuration: number; stalledInterval: number } {
+  const lockDuration = Math.max(2_000, config.keepalive.timeoutMs + 2_000);
+  return { lockDuration, stalledInterval: lockDuration };
+}
+
+export function createWorker(options: WorkerOptions): KeepaliveWorker {
+  const { config, logger } = options;
+  const url = config.redis.url;
+  if (!url) throw new Error("redis.url is not set (set it in the config file or REDIS_URL)");
+  const log = logger.child({ component: "worker" });
+  const registry = options.registry ?? new Registry();
+  const now = options.now ?? Date.now;
+
+  const consumerRedis = createRedis(url, "consumer", `vmk-worker-consumer@${config.redis.prefix}`);
+  const clientRedis = createRedis(url, "client", `vmk-worker-client@${config.redis.prefix}`);
+  // Lock nodes fail fast (no offline queue): a down node must vote against at once, not stall the tick.
+  const lockUrls = config.lock.redisUrls.length > 0 ? config.lock.redisUrls : [url];
+  const lockRedis = lockUrls.map((u, i) => createRedis(u, "client", `vmk-worker-lock-${i}@${config.redis.prefix}`, { enableOfflineQueue: false, maxRetriesPerRequest: 0 }));
+  const keys = createKeys(config.redis.prefix);
+  const breaker = createBackendBreaker(clientRedis, keys);
+  const vmcpEvents = createVmcpEventPublisher(clientRedis, config.redis.prefix);
+  const locker = createPairLocker(lockRedis, keys);
+  const keepaliveQueue = new Queue(QUEUE_KEEPALIVE, queueOptions(clientRedis, config.redis.prefix));
+  keepaliveQueue.on("error", (err) => log.error({ err }, "keepalive queue error"));
+
+  const events = new TypedEmitter<KeepaliveEventMap>((event, err) => log.error({ err, event }, "event listener failed"));
+  const metrics = createKeepaliveMetrics(registry);
+  attachKeepaliveMetrics(events, metrics);
+
+  // Logs subscribe like metrics do: failures and skips are logged by the core with their reason;
+  // a success is one debug line (at info it would be one line per pair per interval).
+  events.on("success", (e) => log.debug({ sessionId: e.sessionId, backendId: e.backendId, method: e.method, latencyMs: e.latencyMs }, "keepalive ok"));
+
+  const deps: KeepaliveDeps = {
+    config,
+    locker,
+    breaker,
+    events,
+    log,
+    now,
+    removeScheduler: async (sessionId, backendId) => {
+      await keepaliveQueue.removeJobScheduler(schedulerId(sessionId, backendId));
+    },
+    publishEvent: (event) => vmcpEvents.publish(event),
+    // Locks on the main Redis (no separate lock nodes): the lock rides in the tick's scripts,
+    // two round trips less per keepalive (docs/benchmarks.md). Several nodes: Redlock quorum.
+    lockInTick: config.lock.redisUrls.length === 0,
+  };
+
+  const processor = async (job: Job): Promise<KeepaliveJobResult> => {
+    // Scheduler jobs carry no data: the pair is in the scheduler id `ka:<sessionId>:<backendId>`
+    // (pair-scheduler.ts). A job added by hand may name the pair in its data instead.
+    const data = job.data as { sessionId?: unknown; backendId?: unknown } | null;
+    const fromId = job.repeatJobKey ? parseSchedulerId(job.repeatJobKey) : undefined;
+    const sessionId = data?.sessionId ?? fromId?.sessionId;
+    const backendId = data?.backendId ?? fromId?.backendId;
+    if (typeof sessionId !== "string" || typeof backendId !== "string" || !ID_PATTERN.test(sessionId) || !ID_PATTERN.test(backendId)) {
+      log.warn({ jobId: job.id }, "keepalive job with invalid data rejected");
+      throw new UnrecoverableError("invalid keepalive job data: sessionId and backendId must be valid ids");
+    }
+    const at = scheduledAt(job);
+    if (at !== undefined) events.emit("scheduleLag", { backendId, lagMs: (job.processedOn ?? now()) - at });
+    return runKeepalive(deps, sessionId, backendId);
+  };
+
+  const timings = jobTimings(config);
+  let worker: Worker | undefined;
+  let stopping: Promise<void> | undefined;
+  let http: OpsHttpServer | undefined;
+
+  const readiness = async (): Promise<Readiness> => {
+    const checks = {
+      redis: await redisAnswers(clientRedis),
+      consumer: worker !== undefined && stopping === undefined && worker.isRunning() && consumerRedis.status === "ready",
+    };
+    return { ready: checks.redis && checks.consumer, checks };
+  };
+
+  return {
+    events,
+    registry,
+    async tick(sessionId, backendId) {
+      await Promise.all(lockRedis.map((r) => whenReady(r, 5_000)));
+      return runKeepalive(deps, sessionId, backendId);
+    },
+    get http() {
+      return http;
+    },
+    readiness,
+    async start() {
+      const ready = await Promise.all(lockRedis.map((r) => whenReady(r, 5_000)));
+      if (ready.includes(false)) log.warn({ lockNodes: lockUrls.length }, "some lock nodes are not reachable yet; ticks skip as lock_unavailable until they are");
+      worker = new Worker(QUEUE_KEEPALIVE, processor, {
+        connection: consumerRedis,
+        prefix: config.redis.prefix,
+        concurrency: config.keepalive.concurrency,
+        autorun: false,
+        maxStalledCount: 1,
+        // Retention lives here, not in each job's options (pair-scheduler.ts): jobs stay small.
+        removeOnComplete: KEEPALIVE_JOB_OPTIONS.removeOnComplete,
+        removeOnFail: KEEPALIVE_JOB_OPTIONS.removeOnFail,
+        ...timings,
+      });
+      worker.on("error", (err) => log.error({ err }, "keepalive worker error"));
+      worker.on("failed", (job, err) => log.warn({ jobId: job?.id, err: err.message }, "keepalive job failed"));
+      void worker.run().catch((err: unknown) => log.error({ err }, "keepalive worker stopped"));
+      await worker.waitUntilReady();
+      if (options.http) {
+        http = await startOpsHttpServer({ ...options.http, registry, readiness, log });
+        log.info({ url: http.url, port: http.port, host: options.http.host }, "http server listening");
+      }
+      log.info({ concurrency: config.keepalive.concurrency, timeoutMs: config.keepalive.timeoutMs, lockNodes: lockUrls.length, ...timings }, "worker started");
+    },
+    stop() {
+      stopping ??= (async () => {
+        let first: unknown;
+        const step = async (fn: () => Promise<unknown>) => {
+          try {
+            await fn();
+          } catch (err) {
+            first ??= err;
+          }
+        };
+        // close() waits for in-flight jobs; each is bounded by the call timeout and releases its lock.
+        if (worker) await step(() => worker!.close());
+        if (http) await step(() => http!.close());
+        await step(() => keepaliveQueue.close());
+        await step(() => vmcpEvents.close());
+        await step(() => locker.close());
+        for (const r of lockRedis) await step(() => closeRedis(r));
+        await step(() => closeRedis(clientRedis));
+        await step(() => closeRedis(consumerRedis));
+        log.info("worker stopped");
+        if (first) throw first;
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,159 @@
+import { Queue, QueueEvents } from "bullmq";
+import { Redis } from "ioredis";
+import { afterEach, describe, expect, inject, it } from "vitest";
+import {
+  createKeys,
+  createPairLocker,
+  createStateStore,
+  KEEPALIVE_JOB_NAME,
+  KEEPALIVE_JOB_OPTIONS,
+  parseConfig,
+  QUEUE_KEEPALIVE,
+  schedulerId,
+  type SessionRegistered,
+} from "@vmcp-keepalive/shared";
+import {
+  captureLogger,
+  expectNoLeakedConnections,
+  flushPrefix,
+  openBackendSession,
+  startMcpTestBackend,
+  testPrefix,
+  waitFor,
+} from "@vmcp-keepalive/shared/testing";
+import { createWorker } from "../src/create-worker.js";
+
+const url = inject("redisUrl");
+const cleanups: (() => Promise<unknown>)[] = [];
+let prefix = "";
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+  await expectNoLeakedConnections(url, (n) => n.endsWith(`@${prefix}`));
+  await flushPrefix(url, prefix);
+});
+
+/** A worker plus what a scheduler would have written for one registered pair. */
+async function setup(everyMs = 1_000) {
+  prefix = testPrefix();
+  const backend = await startMcpTestBackend({ idleTtlMs: 60_000 });
+  const config = parseConfig({
+    redis: { url, prefix },
+    keepalive: { interval: everyMs, timeout: "800ms", concurrency: 4 },
+    backends: [{ id: "pw", url: backend.url }],
+  });
+  const { logger, lines } = captureLogger("debug");
+  const worker = createWorker({ config, logger });
+  const redis = new Redis(url, { connectionName: `vmk-test@${prefix}` });
+  const keys = createKeys(prefix);
+  const store = createStateStore(redis, keys);
+  const queue = new Queue(QUEUE_KEEPALIVE, { connection: redis, prefix });
+  const queueEvents = new QueueEvents(QUEUE_KEEPALIVE, { connection: { url }, prefix });
+  cleanups.push(
+    async () => redis.quit(),
+    () => queue.close(),
+    () => queueEvents.close(),
+    () => backend.stop(),
+    () => worker.stop(),
+  );
+  const register = async (sessionId: string, backendSessionId: string, protocolVersion?: string) => {
+    const message: SessionRegistered = {
+      type: "session.registered",
+      v: 1,
+      sessionId,
+      replicaId: "r",
+      occurredAt: new Date().toISOString(),
+      sequence: 1,
+      sessionTtlMs: 600_000,
+      backends: [{ backendId: "pw", backendSessionId }],
+    };
+    await store.applyRegistered(message, [{ backendId: "pw", backendSessionId, protocolVersion, status: "active", offReason: undefined }], Date.now());
+    await queue.upsertJobScheduler(schedulerId(sessionId, "pw"), { every: everyMs, offset: 1 + (sessionId.length * 97) % (everyMs - 1) }, {
+      name: KEEPALIVE_JOB_NAME,
+      data: { sessionId, backendId: "pw" },
+      opts: KEEPALIVE_JOB_OPTIONS,
+    });
+  };
+  return { backend, config, worker, redis, keys, store, queue, queueEvents, register, lines };
+}
+
+describe("keepalive worker", () => {
+  it("pings the stored backend session with its protocol version and records the outcome", async () => {
+    const t = await setup();
+    const session = await openBackendSession(t.backend.url);
+    await t.register("s1", session.sessionId, session.protocolVersion);
+    await t.worker.start();
+    await waitFor("two pings", () => t.backend.count("ping", session.sessionId) >= 2, 10_000);
+    const ping = t.backend.calls.find((c) => c.method === "ping")!;
+    expect(ping.protocolVersion).toBe(session.protocolVersion);
+    expect(String(ping.id)).toMatch(/^vmk-ka-[0-9a-f-]{36}$/);
+    const pair = await waitFor("recorded", async () => {
+      const p = await t.store.readPair("s1", "pw");
+      return p?.lastOutcome === "success" ? p : undefined;
+    });
+    expect(pair.lastSuccessAt).toBeGreaterThan(0);
+    expect(pair.consecutiveFailures).toBe(0);
+    const text = await t.worker.registry.getSingleMetricAsString("keepalive_success_count");
+    expect(text).toMatch(/keepalive_success_count\{backend="pw",method="ping"\} [1-9]/);
+  });
+
+  it("reads the backend session id from Redis, never from the job", async () => {
+    const t = await setup();
+    const real = await openBackendSession(t.backend.url);
+    await t.register("s1", real.sessionId);
+    // A job whose data claims another session id (and a URL): neither is used.
+    await t.queue.add(KEEPALIVE_JOB_NAME, { sessionId: "s1", backendId: "pw", backendSessionId: "forged", url: "http://127.0.0.1:9/evil" });
+    await t.worker.start();
+    await waitFor("pings", () => t.backend.count("ping") >= 2, 10_000);
+    expect(t.backend.calls.filter((c) => c.method === "ping").every((c) => c.sessionId === real.sessionId)).toBe(true);
+  });
+
+  it("skips a tick whose pair lock is held elsewhere: no ping, outcome skipped (not failed)", async () => {
+    const t = await setup();
+    const session = await openBackendSession(t.backend.url);
+    await t.register("s1", session.sessionId);
+    const lockRedis = new Redis(url, { connectionName: `vmk-test-lock@${prefix}` });
+    cleanups.push(async () => lockRedis.quit());
+    const held = await createPairLocker([lockRedis], t.keys).tryLock("s1", "pw", 60_000);
+    expect(held.acquired).toBe(true);
+    const completed: unknown[] = [];
+    t.queueEvents.on("completed", ({ returnvalue }) => completed.push(returnvalue));
+    const failed: unknown[] = [];
+    t.queueEvents.on("failed", (e) => failed.push(e));
+    await t.queueEvents.waitUntilReady();
+    await t.worker.start();
+    await waitFor("two skipped ticks", () => completed.length >= 2, 10_000);
+    expect(completed.slice(0, 2)).toEqual([
+      { outcome: "skipped", reason: "locked" },
+      { outcome: "skipped", reason: "locked" },
+    ]);
+    expect(failed).toEqual([]);
+    expect(t.backend.count("ping")).toBe(0);
+    expect((await t.store.readPair("s1", "pw"))?.consecutiveFailures).toBe(0);
+    expect(await t.worker.registry.getSingleMetricAsString("keepalive_skipped_total")).toMatch(/keepalive_skipped_total\{backend="pw",reason="locked"\} [2-9]/);
+    if (held.acquired) await held.lock.release();
+    await waitFor("ping after release", () => t.backend.count("ping") >= 1, 10_000);
+  });
+
+  it("turns a failing backend into a completed job with a failure outcome, never a failed job", async () => {
+    const t = await setup();
+    const session = await openBackendSession(t.backend.url);
+    await t.register("s1", session.sessionId);
+    t.backend.mode = "http_503";
+    const completed: { outcome?: string; reason?: string }[] = [];
+    t.queueEvents.on("completed", ({ returnvalue }) => completed.push(returnvalue as never));
+    await t.queueEvents.waitUntilReady();
+    await t.worker.start();
+    await waitFor("a failure outcome", () => completed.length >= 2, 10_000);
+    expect(completed[0]).toMatchObject({ outcome: "failure", reason: "http_5xx", method: "ping" });
+    expect(await t.queue.getFailedCount()).toBe(0);
+    expect(await t.store.readPair("s1", "pw")).toMatchObject({ lastFailureReason: "http_5xx" });
+  });
+
+  it("drops a tick for an ended pair and removes its orphaned scheduler", async () => {
+    const t = await setup();
+    await t.queue.upsertJobScheduler(schedulerId("gone", "pw"), { every: 1_000, offset: 7 }, { name: KEEPALIVE_JOB_NAME, data: { sessionId: "gone", backendId: "pw" }, opts: KEEPALIVE_JOB_OPTIONS });
+    await t.worker.start();
+    await waitFor("scheduler removed", async () => (await t.queue.getJobScheduler(schedulerId("gone", "pw"))) === undefined, 10_000);
+    expect(t.backend.count("ping")).toBe(0);
+  });
+});

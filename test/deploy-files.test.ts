@@ -1,0 +1,288 @@
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import { parse as parseYaml, parseAllDocuments } from "yaml";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { createLogger, ensureDefaultMetrics, parseConfig, QUEUE_KEEPALIVE, type KeepaliveConfig } from "@vmcp-keepalive/shared";
+import { flushPrefix, testPrefix } from "@vmcp-keepalive/shared/testing";
+import { createScheduler } from "@vmcp-keepalive/scheduler";
+import { createWorker } from "@vmcp-keepalive/worker";
+
+/**
+ * Acceptance 6 (issue 5): no Docker engine or cluster runs here, so the deployment files are
+ * checked for what can go wrong without one: they parse, and every file, build target, program,
+ * port, config key, Secret, label and metric name they reference exists in this repository (or
+ * in the real programs' /metrics).
+ */
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const read = (p: string) => readFileSync(join(ROOT, p), "utf8");
+type Obj = Record<string, unknown>;
+const obj = (v: unknown): Obj => (v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Obj) : {});
+const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+/** `${VAR}` / `${VAR:-default}` / `${VAR:?msg}` names in a text. */
+const envRefs = (text: string) => [...text.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::[-?][^}]*)?\}/g)].map((m) => m[1]!);
+
+interface DockerStage {
+  name: string | undefined;
+  from: string;
+  lines: string[];
+}
+function parseDockerfile(text: string): { args: Map<string, string>; stages: DockerStage[] } {
+  const logical = text.replace(/\\\n/g, " ").split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+  const args = new Map<string, string>();
+  const stages: DockerStage[] = [];
+  for (const line of logical) {
+    const [instr = "", ...rest] = line.split(/\s+/);
+    const upper = instr.toUpperCase();
+    if (upper === "FROM") {
+      const m = /^FROM\s+(\S+)(?:\s+AS\s+(\S+))?$/i.exec(line);
+      stages.push({ from: m?.[1] ?? "", name: m?.[2], lines: [] });
+    } else if (upper === "ARG" && stages.length === 0) {
+      const [k, v = ""] = rest.join(" ").split("=");
+      args.set(k!, v);
+    } else {
+      stages.at(-1)?.lines.push(line);
+    }
+  }
+  return { args, stages };
+}
+
+/** The ports each program listens on with a config, as main.ts computes them. */
+const portOf = (config: KeepaliveConfig, program: "scheduler" | "worker") => config.http.port ?? (program === "scheduler" ? config.http.schedulerPort : config.http.workerPort);
+
+/** Metric family names used in a PromQL expression (histogram series suffixes stripped). */
+function metricNames(expr: string): string[] {
+  const names = expr.match(/\b(?:keepalive|vmk|process|nodejs)_[a-z0-9_]+/g) ?? [];
+  return names.map((n) => n.replace(/_(bucket|sum|count)$/, (s) => (/(latency_ms|lag_seconds)_(bucket|sum|count)$/.test(n) ? "" : s)));
+}
+
+describe("deployment files", () => {
+  const redisUrl = inject("redisUrl");
+  const prefix = testPrefix("ops-deploy");
+  const exported = new Set<string>();
+  const docker = parseDockerfile(read("Dockerfile"));
+  const targets = new Map(docker.stages.filter((s) => s.name).map((s) => [s.name!, s]));
+  const binsOf = (pkg: string) => Object.values(obj(JSON.parse(read(`packages/${pkg}/package.json`))["bin"])).map((p) => join("packages", pkg, String(p)).replace(/\/\.\//, "/"));
+  const allBins = ["scheduler", "worker", "demo"].flatMap(binsOf);
+  const defaults = parseConfig({});
+
+  beforeAll(async () => {
+    // The metric names the real programs export, from their own registries.
+    const config = parseConfig({ redis: { url: redisUrl, prefix }, backends: [{ id: "b", url: "http://127.0.0.1:9/mcp" }] });
+    const logger = createLogger({ name: "deploy-test", level: "silent" });
+    const scheduler = createScheduler({ config, logger });
+    const worker = createWorker({ config, logger });
+    for (const r of [scheduler.registry, worker.registry]) {
+      ensureDefaultMetrics(r);
+      for (const m of r.getMetricsAsArray()) exported.add(m.name);
+    }
+    await scheduler.stop();
+    await worker.stop();
+  });
+  afterAll(async () => {
+    await flushPrefix(redisUrl, prefix);
+  });
+
+  it("Dockerfile: a multi-stage build on a Node LTS image with a target per program", () => {
+    const image = docker.args.get("NODE_IMAGE") ?? "";
+    expect(image).toMatch(/^node:(\d+)-slim$/);
+    const major = Number(/^node:(\d+)/.exec(image)?.[1]);
+    expect(major % 2 === 0 && major >= 20, `${image} is an LTS line`).toBe(true);
+    for (const t of ["build", "runtime", "scheduler", "worker", "cli", "demo"]) expect(targets.has(t), `target ${t}`).toBe(true);
+    const stageNames = new Set(targets.keys());
+    for (const stage of docker.stages) {
+      // Every stage starts from the pinned Node image or from an earlier stage.
+      expect(stage.from === "${NODE_IMAGE}" || stageNames.has(stage.from), `FROM ${stage.from}`).toBe(true);
+      for (const line of stage.lines) {
+        const copy = /^COPY\s+(.*)$/i.exec(line);
+        if (copy) {
+          const parts = copy[1]!.split(/\s+/);
+          const from = parts.find((p) => p.startsWith("--from="));
+          const paths = parts.filter((p) => !p.startsWith("--"));
+          const sources = paths.slice(0, -1);
+          if (from) expect(stageNames.has(from.slice("--from=".length)), line).toBe(true);
+          else for (const src of sources) expect(existsSync(join(ROOT, src)), `${line}: ${src} exists`).toBe(true);
+        }
+        const entry = /^ENTRYPOINT\s+(\[.*\])$/i.exec(line);
+        if (entry) {
+          const argv = JSON.parse(entry[1]!) as string[];
+          expect(argv[0]).toBe("node");
+          expect(allBins, `${argv[1]} is a package bin`).toContain(argv[1]);
+          expect(existsSync(join(ROOT, argv[1]!))).toBe(true);
+        }
+      }
+    }
+    const expose = (t: string) => targets.get(t)!.lines.find((l) => l.startsWith("EXPOSE"))?.split(/\s+/)[1];
+    expect(Number(expose("scheduler"))).toBe(defaults.http.schedulerPort);
+    expect(Number(expose("worker"))).toBe(defaults.http.workerPort);
+    expect(read(".dockerignore")).toMatch(/node_modules/);
+  });
+
+  it("docker-compose.yml: Redis with AOF, 2 schedulers, 3 workers, demo backend and vMCP, Prometheus", () => {
+    const compose = obj(parseYaml(read("docker-compose.yml"), { merge: true }));
+    const services = obj(compose["services"]);
+    const byTarget = (t: string) => Object.entries(services).filter(([, s]) => obj(obj(s)["build"])["target"] === t).map(([n]) => n);
+    const schedulers = byTarget("scheduler");
+    const workers = byTarget("worker");
+    expect(schedulers).toHaveLength(2);
+    expect(workers).toHaveLength(3);
+    expect(byTarget("demo").sort()).toEqual(["demo-backend", "demo-vmcp"]);
+    expect(JSON.stringify(obj(services["redis"])["command"])).toMatch(/"--appendonly","yes"/);
+
+    const composeEnv = { ADMIN_PASSWORD: "a-test-password-long-enough" };
+    const configs = new Map<string, KeepaliveConfig>();
+    for (const [name, raw] of Object.entries(services)) {
+      const s = obj(raw);
+      const build = obj(s["build"]);
+      if (build["target"] !== undefined) {
+        expect(targets.has(String(build["target"])), `${name}: target ${String(build["target"])}`).toBe(true);
+        expect(existsSync(join(ROOT, String(build["context"] ?? "."), String(build["dockerfile"] ?? "Dockerfile")))).toBe(true);
+      }
+      for (const dep of Object.keys(Array.isArray(s["depends_on"]) ? Object.fromEntries(arr(s["depends_on"]).map((d) => [d, 1])) : obj(s["depends_on"]))) {
+        expect(Object.keys(services), `${name} depends on ${dep}`).toContain(dep);
+      }
+      for (const v of arr(s["volumes"])) {
+        const [src, dst] = String(v).split(":");
+        if (src?.startsWith("./")) expect(existsSync(join(ROOT, src)), `${name}: ${src}`).toBe(true);
+        if (dst === "/etc/vmcp-keepalive/config.yaml") {
+          const env = Object.fromEntries(Object.entries(obj(s["environment"])).map(([k, val]) => [k, String(val).replace(/^\$\{ADMIN_PASSWORD.*\}$/, composeEnv.ADMIN_PASSWORD)]));
+          expect(obj(s["environment"])["KEEPALIVE_CONFIG"]).toBe(dst);
+          configs.set(name, parseConfig(parseYaml(read(src!)), env, src));
+        }
+      }
+      const entry = arr(s["entrypoint"]).map(String);
+      if (entry.length) expect(allBins).toContain(entry[1]);
+    }
+    for (const n of [...schedulers, ...workers]) expect(configs.has(n), `${n} mounts the config`).toBe(true);
+
+    // The config's backend is the demo backend service on the port it listens on.
+    const config = configs.get(schedulers[0]!)!;
+    const backendUrl = new URL(config.backends[0]!.url);
+    const backendCmd = arr(obj(services[backendUrl.hostname])["command"]).map(String);
+    expect(backendCmd[backendCmd.indexOf("--port") + 1]).toBe(backendUrl.port);
+    // The demo vMCP registers on that backend id, under the same prefix.
+    const vmcpCmd = arr(obj(services["demo-vmcp"])["command"]).map(String);
+    const flag = (f: string) => vmcpCmd[vmcpCmd.indexOf(f) + 1];
+    expect(flag("--backend-url")).toBe(config.backends[0]!.url);
+    expect(config.backends.map((b) => b.id)).toContain(flag("--backend-id"));
+    expect(flag("--prefix")).toBe(config.redis.prefix);
+    expect(config.admin.password).toBe(composeEnv.ADMIN_PASSWORD);
+
+    // Prometheus scrapes every scheduler and worker on the port the config gives it.
+    const prom = obj(parseYaml(read("deploy/prometheus.yml")));
+    const scraped = arr(prom["scrape_configs"]).flatMap((sc) => arr(obj(sc)["static_configs"]).flatMap((st) => arr(obj(st)["targets"]).map(String)));
+    const expected = [...schedulers.map((n) => `${n}:${portOf(configs.get(n)!, "scheduler")}`), ...workers.map((n) => `${n}:${portOf(configs.get(n)!, "worker")}`)];
+    expect(scraped.sort()).toEqual(expected.sort());
+    const published = arr(obj(services[schedulers[0]!])["ports"]).map(String);
+    expect(published).toContain(`${portOf(config, "scheduler")}:${portOf(config, "scheduler")}`);
+  });
+
+  it("deploy/prometheus.yml and its alert rules pass promtool, and name only exported metrics", () => {
+    const r = spawnSync("promtool", ["check", "config", join(ROOT, "deploy/prometheus.yml")], { encoding: "utf8" });
+    expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
+    const rules = obj(parseYaml(read("deploy/alerts.yml")));
+    const exprs = arr(rules["groups"]).flatMap((g) => arr(obj(g)["rules"]).map((x) => String(obj(x)["expr"])));
+    expect(exprs.length).toBeGreaterThan(0);
+    for (const e of exprs) for (const m of metricNames(e)) expect(exported, `alert expr ${e}`).toContain(m);
+  });
+
+  it("Kubernetes manifests: Deployments, Services, PDBs, probes, ConfigMap and KEDA autoscaling are consistent", async () => {
+    const docs = ["configmap.yaml", "secret.example.yaml", "scheduler.yaml", "worker.yaml", "keda-scaledobject.yaml"].flatMap((f) =>
+      parseAllDocuments(read(`deploy/kubernetes/${f}`)).map((d) => {
+        expect(d.errors, f).toEqual([]);
+        return obj(d.toJS());
+      }),
+    );
+    const ofKind = (k: string) => docs.filter((d) => d["kind"] === k);
+    const named = (k: string, n: string) => ofKind(k).find((d) => obj(d["metadata"])["name"] === n);
+    expect(ofKind("Deployment")).toHaveLength(2);
+    expect(ofKind("Service")).toHaveLength(2);
+    expect(ofKind("PodDisruptionBudget")).toHaveLength(2);
+
+    const secret = ofKind("Secret")[0]!;
+    const secretEnv = Object.fromEntries(Object.entries(obj(secret["stringData"])).map(([k, v]) => [k, String(v)]));
+    const cm = ofKind("ConfigMap")[0]!;
+    const cmText = String(obj(cm["data"])["config.yaml"]);
+    for (const v of envRefs(cmText)) expect(Object.keys(secretEnv), `\${${v}} of the ConfigMap is in the Secret`).toContain(v);
+    const config = parseConfig(parseYaml(cmText), { ...secretEnv, HTTP_HOST: "0.0.0.0" }, "configmap");
+
+    for (const dep of ofKind("Deployment")) {
+      const name = String(obj(dep["metadata"])["name"]);
+      const program = name.endsWith("scheduler") ? "scheduler" : "worker";
+      const spec = obj(dep["spec"]);
+      const tpl = obj(spec["template"]);
+      const labels = obj(obj(tpl["metadata"])["labels"]);
+      expect(labels).toMatchObject(obj(obj(spec["selector"])["matchLabels"]));
+      const podSpec = obj(tpl["spec"]);
+      const c = obj(arr(podSpec["containers"])[0]);
+      const image = String(c["image"]);
+      expect(targets.has(/^vmcp-keepalive-([a-z]+):/.exec(image)?.[1] ?? ""), `${name}: image ${image} names a Dockerfile target`).toBe(true);
+      const ports = arr(c["ports"]).map(obj);
+      expect(ports.map((p) => p["containerPort"])).toEqual([portOf(config, program)]);
+      const portNames = ports.map((p) => p["name"]);
+      expect(obj(obj(c["livenessProbe"])["httpGet"])).toMatchObject({ path: "/healthz" });
+      expect(obj(obj(c["readinessProbe"])["httpGet"])).toMatchObject({ path: "/readyz" });
+      for (const probe of ["livenessProbe", "readinessProbe"]) expect(portNames).toContain(obj(obj(c[probe])["httpGet"])["port"]);
+      expect(Number(obj(obj(tpl["metadata"])["annotations"])["prometheus.io/port"])).toBe(portOf(config, program));
+      // Config: the ConfigMap mounted where KEEPALIVE_CONFIG points; secrets from the Secret.
+      const env = Object.fromEntries(arr(c["env"]).map((e) => [String(obj(e)["name"]), String(obj(e)["value"])]));
+      const mount = arr(c["volumeMounts"]).map(obj).find((m) => `${String(m["mountPath"])}/config.yaml` === env["KEEPALIVE_CONFIG"]);
+      expect(mount, `${name}: config mounted at KEEPALIVE_CONFIG`).toBeDefined();
+      const vol = arr(podSpec["volumes"]).map(obj).find((v) => v["name"] === mount!["name"]);
+      expect(named("ConfigMap", String(obj(vol!["configMap"])["name"]))).toBeDefined();
+      for (const ef of arr(c["envFrom"])) expect(named("Secret", String(obj(obj(ef)["secretRef"])["name"]))).toBeDefined();
+      // The grace period covers draining in-flight calls (at most one call timeout).
+      expect(Number(podSpec["terminationGracePeriodSeconds"]) * 1000).toBeGreaterThan(config.keepalive.timeoutMs + 5_000);
+
+      const svc = named("Service", name)!;
+      expect(labels).toMatchObject(obj(obj(svc["spec"])["selector"]));
+      for (const p of arr(obj(svc["spec"])["ports"]).map(obj)) expect(portNames).toContain(p["targetPort"]);
+      const pdb = named("PodDisruptionBudget", name)!;
+      expect(labels).toMatchObject(obj(obj(obj(pdb["spec"])["selector"])["matchLabels"]));
+    }
+
+    // KEDA: scales the worker Deployment on the length of BullMQ's wait list of `keepalive`.
+    const so = ofKind("ScaledObject")[0]!;
+    expect(named("Deployment", String(obj(obj(so["spec"])["scaleTargetRef"])["name"]))).toBeDefined();
+    const trigger = obj(arr(obj(so["spec"])["triggers"])[0]);
+    expect(trigger["type"]).toBe("redis");
+    const meta = obj(trigger["metadata"]);
+    expect(meta["listName"]).toBe(`${config.redis.prefix}:${QUEUE_KEEPALIVE}:wait`);
+    expect(Object.keys(secretEnv)).toContain(meta["addressFromEnv"]);
+    // …and that list really is where BullMQ puts due jobs (checked on a real queue).
+    const redis = new Redis(redisUrl, { connectionName: "harness" });
+    const q = new Queue(QUEUE_KEEPALIVE, { connection: redis, prefix });
+    try {
+      await q.add("keepalive", { sessionId: "s", backendId: "b" });
+      expect(await redis.llen(`${prefix}:${QUEUE_KEEPALIVE}:wait`)).toBe(1);
+    } finally {
+      await q.close();
+      redis.disconnect();
+    }
+  });
+
+  it("README's metrics reference lists every metric the programs export", () => {
+    const readme = read("README.md");
+    for (const name of exported) {
+      if (/^(process|nodejs)_/.test(name)) continue;
+      expect(readme, `README documents ${name}`).toContain(`| \`${name}\` |`);
+    }
+  });
+
+  it("Grafana dashboard: valid JSON whose every query names an exported metric", () => {
+    const dash = obj(JSON.parse(read("deploy/grafana/vmcp-keepalive-dashboard.json")));
+    const exprs = arr(dash["panels"]).flatMap((p) => arr(obj(p)["targets"]).map((t) => String(obj(t)["expr"])));
+    expect(exprs.length).toBeGreaterThanOrEqual(10);
+    const used = new Set<string>();
+    for (const e of exprs) for (const m of metricNames(e)) {
+      used.add(m);
+      expect(exported, `dashboard expr ${e}`).toContain(m);
+    }
+    // The five contract metrics are all on the dashboard.
+    for (const m of ["keepalive_attempt_count", "keepalive_success_count", "keepalive_failure_count", "keepalive_latency_ms", "keepalive_auto_disabled_total"]) expect(used).toContain(m);
+  });
+});
