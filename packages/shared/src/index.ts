@@ -49,7 +49,8 @@ export {
   type OffReason,
   type AutoDisabledReason,
 } from "./errors/reasons.js";
-export { callMcp, KEEPALIVE_ID_PREFIX, type McpTarget, type McpRequest, type McpCallResult } from "./protocol/mcp-call.js";
+export { callMcp, KEEPALIVE_ID_PREFIX, type CallMcpOptions, type McpTarget, type McpRequest, type McpCallResult } from "./protocol/mcp-call.js";
+export { createKeepAliveFetch, type FetchLike, type KeepAliveFetch, type KeepAliveFetchOptions } from "./protocol/keep-alive-fetch.js";
 export { classifyError, classifyHttpStatus, classifyRpcError, CallTimeoutError, type Classified } from "./protocol/classify.js";
 export { TypedEmitter } from "./events/typed-emitter.js";
 export type { KeepaliveEventMap, RegistrationEventMap, CallMethod } from "./events/keepalive-events.js";

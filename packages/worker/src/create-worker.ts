@@ -6,6 +6,7 @@ import {
   closeRedis,
   createBackendBreaker,
   createKeepaliveMetrics,
+  createKeepAliveFetch,
   createKeys,
   createPairLocker,
   createRedis,
@@ -112,6 +113,8 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
   const keepaliveQueue = new Queue(QUEUE_KEEPALIVE, queueOptions(clientRedis, config.redis.prefix));
   keepaliveQueue.on("error", (err) => log.error({ err }, "keepalive queue error"));
 
+  // One pool of keep-alive connections to the backends for every tick of this worker.
+  const backendHttp = createKeepAliveFetch();
   const events = new TypedEmitter<KeepaliveEventMap>((event, err) => log.error({ err, event }, "event listener failed"));
   const metrics = createKeepaliveMetrics(registry);
   attachKeepaliveMetrics(events, metrics);
@@ -131,6 +134,7 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
       await keepaliveQueue.removeJobScheduler(schedulerId(sessionId, backendId));
     },
     publishEvent: (event) => vmcpEvents.publish(event),
+    fetch: backendHttp.fetch,
     // Locks on the main Redis (no separate lock nodes): the lock rides in the tick's scripts,
     // two round trips less per keepalive (docs/benchmarks.md). Several nodes: Redlock quorum.
     lockInTick: config.lock.redisUrls.length === 0,
@@ -212,6 +216,7 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
         };
         // close() waits for in-flight jobs; each is bounded by the call timeout and releases its lock.
         if (worker) await step(() => worker!.close());
+        backendHttp.close();
         if (http) await step(() => http!.close());
         await step(() => keepaliveQueue.close());
         await step(() => vmcpEvents.close());

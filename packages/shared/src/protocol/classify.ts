@@ -18,7 +18,7 @@ export interface Classified {
 
 const CONNECTION_CODES = new Set([
   "ECONNREFUSED", "ECONNRESET", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EAI_AGAIN", "EPIPE",
-  "UND_ERR_SOCKET", "UND_ERR_CONNECT_TIMEOUT", "UND_ERR_CLOSED",
+  "UND_ERR_SOCKET", "UND_ERR_CONNECT_TIMEOUT", "UND_ERR_CLOSED", "ERR_STREAM_PREMATURE_CLOSE", "ETIMEDOUT",
 ]);
 
 function errorCode(err: unknown): string | undefined {

@@ -3,6 +3,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import type { FailureReason } from "../errors/reasons.js";
 import { CallTimeoutError, classifyError, classifyRpcError } from "./classify.js";
+import { createKeepAliveFetch, type FetchLike, type KeepAliveFetch } from "./keep-alive-fetch.js";
 
 export interface McpTarget {
   readonly url: string;
@@ -27,6 +28,20 @@ export type McpCallResult =
       readonly httpStatus?: number;
     };
 
+export interface CallMcpOptions {
+  /**
+   * The HTTP layer under the SDK transport. The worker passes its own keep-alive pool (and closes
+   * it on stop). @defaultValue one keep-alive pool shared by the process (idle sockets are unref'd)
+   */
+  readonly fetch?: FetchLike;
+}
+
+let processPool: KeepAliveFetch | undefined;
+function defaultFetch(): FetchLike {
+  processPool ??= createKeepAliveFetch();
+  return processPool.fetch;
+}
+
 /** Prefix of our JSON-RPC ids: strings, so they can never equal the vMCP's own numeric ids. */
 export const KEEPALIVE_ID_PREFIX = "vmk-ka-";
 
@@ -36,21 +51,21 @@ export const KEEPALIVE_ID_PREFIX = "vmk-ka-";
  * Why not `Client.ping()`: the SDK client numbers requests 0, 1, 2… and the vMCP does the same on
  * this very session; a wrapper that keys responses by id loses one of two colliding answers. We
  * use the SDK transport with a string id instead. Each call gets its own transport and its own
- * AbortController: the SDK shares one signal across a transport's fetches and leaks listeners
- * over thousands of requests (DESIGN.md). `terminateSession()` is never called.
+ * AbortController, which is the only signal its HTTP request sees: the SDK shares one signal
+ * across a transport's fetches and leaks listeners over thousands of requests (DESIGN.md).
+ * HTTP runs over a keep-alive connection pool (keep-alive-fetch.ts: a third of the client CPU of
+ * Node's fetch per call). `terminateSession()` is never called.
  */
-export async function callMcp(target: McpTarget, request: McpRequest, timeoutMs: number): Promise<McpCallResult> {
+export async function callMcp(target: McpTarget, request: McpRequest, timeoutMs: number, options: CallMcpOptions = {}): Promise<McpCallResult> {
   const started = performance.now();
   const id = `${KEEPALIVE_ID_PREFIX}${randomUUID()}`;
   const controller = new AbortController();
   const timeoutError = new CallTimeoutError(timeoutMs);
   const timer = setTimeout(() => controller.abort(timeoutError), timeoutMs);
 
-  const boundFetch: typeof fetch = (input, init) =>
-    fetch(input, {
-      ...init,
-      signal: init?.signal ? AbortSignal.any([init.signal, controller.signal]) : controller.signal,
-    });
+  const baseFetch = options.fetch ?? defaultFetch();
+  // The transport's own signal only fires on close(), which comes after our answer (finally).
+  const boundFetch: FetchLike = (input, init) => baseFetch(input, { ...init, signal: controller.signal });
   const transport = new StreamableHTTPClientTransport(new URL(target.url), {
     sessionId: target.sessionId,
     fetch: boundFetch,
@@ -92,6 +107,8 @@ export async function callMcp(target: McpTarget, request: McpRequest, timeoutMs:
     return { ok: false, latencyMs: elapsed(), ...c };
   } finally {
     clearTimeout(timer);
+    // Ends a reply stream the server left open (SSE), so its connection is not held.
+    if (!controller.signal.aborted) controller.abort();
     await transport.close().catch(() => {});
   }
 }

@@ -7,6 +7,7 @@ import {
   type BackendConfig,
   type BreakerOp,
   type CallMethod,
+  type FetchLike,
   type FinishTickResult,
   type HeldLock,
   type KeepaliveConfig,
@@ -51,6 +52,8 @@ export interface KeepaliveDeps {
   readonly removeScheduler: (sessionId: string, backendId: string) => Promise<void>;
   /** Publishes an event on `vmcp-events`. A failure is logged here, never thrown out of a tick. */
   readonly publishEvent: (event: VmcpEvent) => Promise<void>;
+  /** HTTP layer for backend calls (the worker's keep-alive pool). @defaultValue the process-wide pool */
+  readonly fetch?: FetchLike;
   /** Source of the probe/ping-retry jitter. @defaultValue Math.random */
   readonly random?: () => number;
   /**
@@ -201,6 +204,7 @@ async function callAndRecord(
       target,
       method === "tool" && m.kind === "tool" ? { method: "tools/call", tool: m.tool, args: m.args } : { method: "ping" },
       config.keepalive.timeoutMs,
+      deps.fetch ? { fetch: deps.fetch } : {},
     );
     if (result.ok) events.emit("success", { backendId, sessionId, method, latencyMs: result.latencyMs });
     else {

@@ -1,0 +1,151 @@
+import http from "node:http";
+import https from "node:https";
+import { Readable } from "node:stream";
+
+/** What the SDK transport needs of `fetch` (its `fetch` option). */
+export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+
+export interface KeepAliveFetchOptions {
+  /**
+   * Close a pooled connection after it has been idle this long. Node also honours a shorter
+   * `Keep-Alive: timeout=N` hint from the server (minus 1 s), which avoids reusing a socket the
+   * server is about to close.
+   * @defaultValue 4000
+   */
+  readonly idleSocketTimeoutMs?: number;
+  /** Most connections per backend host. @defaultValue 256 */
+  readonly maxSocketsPerHost?: number;
+}
+
+export interface KeepAliveFetch {
+  readonly fetch: FetchLike;
+  /** Closes every pooled connection. In-flight requests fail with a connection error. */
+  close(): void;
+}
+
+/**
+ * A minimal `fetch` over `node:http`/`node:https` with pooled keep-alive connections, for the SDK's
+ * `StreamableHTTPClientTransport` (its `fetch` option). The SDK still speaks MCP — headers,
+ * JSON-RPC parsing, SSE, error types; only the HTTP layer is swapped.
+ *
+ * Why: measured side by side on one machine (bench/, 32 concurrent pings on existing sessions),
+ * the transport over Node's global fetch (undici, web streams) cost 0.68 ms of client CPU per
+ * ping, the same transport over this fetch 0.23–0.28 ms; a keepalive is mostly this call.
+ *
+ * Scope, on purpose: no redirects (a 3xx comes back as is and the transport reports it as an HTTP
+ * error, as with `redirect: "manual"`), no cookies, no compression. JSON bodies are buffered;
+ * SSE bodies stream. A request that fails with ECONNRESET/EPIPE on a *reused* idle connection
+ * before any response byte — the server closed it as we sent — is retried once on a fresh
+ * connection; without that, a race every keep-alive client has would count as a backend failure.
+ */
+export function createKeepAliveFetch(options: KeepAliveFetchOptions = {}): KeepAliveFetch {
+  const agentOptions = {
+    keepAlive: true,
+    timeout: options.idleSocketTimeoutMs ?? 4_000,
+    maxSockets: options.maxSocketsPerHost ?? 256,
+    scheduling: "lifo" as const,
+  };
+  const httpAgent = new http.Agent(agentOptions);
+  const httpsAgent = new https.Agent(agentOptions);
+
+  const fetchOnce = (url: URL, init: RequestInit, headers: http.OutgoingHttpHeaders, body: string | undefined): Promise<Response> =>
+    new Promise<Response>((resolve, reject) => {
+      const signal = init.signal ?? undefined;
+      if (signal?.aborted) {
+        reject(abortError(signal));
+        return;
+      }
+      const secure = url.protocol === "https:";
+      const request = (secure ? https : http).request(
+        {
+          protocol: url.protocol,
+          hostname: url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname,
+          port: url.port || (secure ? 443 : 80),
+          path: `${url.pathname}${url.search}`,
+          method: init.method ?? "GET",
+          headers,
+          agent: secure ? httpsAgent : httpAgent,
+        },
+        (res) => {
+          const status = res.statusCode ?? 0;
+          const responseHeaders = new Headers();
+          const raw = res.rawHeaders;
+          for (let i = 0; i + 1 < raw.length; i += 2) responseHeaders.append(raw[i]!, raw[i + 1]!);
+          const meta = { status, statusText: res.statusMessage ?? "", headers: responseHeaders };
+          const contentType = res.headers["content-type"] ?? "";
+          if (status === 204 || status === 304 || init.method === "HEAD") {
+            res.resume();
+            done(new Response(null, meta));
+          } else if (contentType.startsWith("text/event-stream")) {
+            done(new Response(Readable.toWeb(res) as ReadableStream<Uint8Array>, meta));
+          } else {
+            const chunks: Buffer[] = [];
+            res.on("data", (chunk: Buffer) => chunks.push(chunk));
+            res.on("end", () => done(new Response(Buffer.concat(chunks), meta)));
+            res.on("error", fail);
+          }
+        },
+      );
+      const onAbort = () => request.destroy(abortError(signal!));
+      signal?.addEventListener("abort", onAbort, { once: true });
+      // Unhook once the body is complete (or failed): a streaming body still needs the signal.
+      request.once("close", () => signal?.removeEventListener("abort", onAbort));
+      let settled = false;
+      function done(response: Response) {
+        settled = true;
+        resolve(response);
+      }
+      function fail(err: Error) {
+        if (settled) return;
+        settled = true;
+        (err as Error & { reusedSocket?: boolean }).reusedSocket = request.reusedSocket;
+        reject(err);
+      }
+      request.on("error", fail);
+      request.end(body);
+    });
+
+  const fetchLike: FetchLike = async (input, init = {}) => {
+    const url = input instanceof URL ? input : new URL(typeof input === "string" ? input : input.url);
+    const headers = toNodeHeaders(init.headers);
+    const body = init.body;
+    if (body !== undefined && body !== null && typeof body !== "string") {
+      throw new TypeError("keep-alive fetch: only string bodies are supported");
+    }
+    if (body !== undefined && body !== null) headers["content-length"] = Buffer.byteLength(body);
+    try {
+      return await fetchOnce(url, init, headers, body ?? undefined);
+    } catch (err) {
+      const e = err as Error & { code?: string; reusedSocket?: boolean };
+      if (e.reusedSocket && (e.code === "ECONNRESET" || e.code === "EPIPE") && !init.signal?.aborted) {
+        return fetchOnce(url, init, headers, body ?? undefined);
+      }
+      throw err;
+    }
+  };
+
+  return {
+    fetch: fetchLike,
+    close() {
+      httpAgent.destroy();
+      httpsAgent.destroy();
+    },
+  };
+}
+
+function toNodeHeaders(h: RequestInit["headers"]): http.OutgoingHttpHeaders {
+  const out: http.OutgoingHttpHeaders = {};
+  if (!h) return out;
+  if (h instanceof Headers) h.forEach((value, key) => (out[key] = value));
+  else if (Array.isArray(h)) {
+    for (const [key, value] of h) if (key !== undefined && value !== undefined) out[key.toLowerCase()] = value;
+  }
+  else for (const [key, value] of Object.entries(h as Record<string, string>)) out[key.toLowerCase()] = value;
+  return out;
+}
+
+function abortError(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error) return reason;
+  return new DOMException("The operation was aborted", "AbortError");
+}
