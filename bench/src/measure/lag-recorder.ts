@@ -12,6 +12,8 @@ export interface LagSample {
 export interface LagRecorder {
   readonly samples: LagSample[];
   between(from: number, to: number): number[];
+  /** Largest lag of the jobs that started in each whole second of [from, to). */
+  maxPerSecond(from: number, to: number): number[];
   close(): Promise<void>;
 }
 
@@ -35,6 +37,14 @@ export async function startLagRecorder(connection: Redis, prefix: string): Promi
   return {
     samples,
     between: (from, to) => samples.filter((s) => s.at >= from && s.at < to).map((s) => s.lagMs),
+    maxPerSecond: (from, to) => {
+      const out = new Array<number>(Math.max(1, Math.floor((to - from) / 1000))).fill(0);
+      for (const s of samples) {
+        const i = Math.floor((s.at - from) / 1000);
+        if (i >= 0 && i < out.length) out[i] = Math.max(out[i]!, s.lagMs);
+      }
+      return out;
+    },
     close: () => events.close(),
   };
 }

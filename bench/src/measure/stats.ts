@@ -14,6 +14,8 @@ export interface Flatness {
   /** busiest ÷ mean: 1.0 is perfectly flat. */
   readonly ratio: number;
   readonly seconds: number;
+  /** Events in each whole second of the window (the shape behind the ratio). */
+  readonly perSecond: readonly number[];
 }
 
 /**
@@ -30,7 +32,7 @@ export function flatness(times: readonly number[], from: number, to: number): Fl
   const total = buckets.reduce((a, b) => a + b, 0);
   const mean = total / seconds;
   const busiest = Math.max(...buckets);
-  return { busiestSecond: busiest, meanPerSecond: mean, ratio: mean > 0 ? busiest / mean : NaN, seconds };
+  return { busiestSecond: busiest, meanPerSecond: mean, ratio: mean > 0 ? busiest / mean : NaN, seconds, perSecond: buckets };
 }
 
 export const round = (v: number, digits = 2): number => (Number.isFinite(v) ? Math.round(v * 10 ** digits) / 10 ** digits : v);

@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { createRedis, closeRedis } from "@vmcp-keepalive/shared";
 import { configDocument } from "../config.js";
 import { pingTimes, sleep, type BenchContext } from "../context.js";
@@ -14,6 +15,8 @@ export interface WindowResult extends Flatness {
   readonly lagP50Ms: number;
   readonly lagP99Ms: number;
   readonly lagMaxMs: number;
+  /** Largest schedule lag of the jobs that started in each whole second of the window. */
+  readonly lagMaxPerSecondMs: readonly number[];
   readonly keepalives: number;
   readonly from: number;
   readonly to: number;
@@ -30,6 +33,16 @@ export interface FlatnessResult {
   readonly redisCpuMsPerKeepalive: number;
   /** Client round trips per keepalive below saturation (MONITOR after the outage window). */
   readonly roundTripsPerKeepalive: number;
+  /**
+   * Stalls seen during the steady window, to tell a stall of this system from one of the bench:
+   * the bench process (it hosts the MCP backend) — longest event-loop delay and GC pauses over
+   * 50 ms — and Redis (`LATENCY LATEST`, threshold 50 ms).
+   */
+  readonly steadyStalls: {
+    readonly benchLoopDelayMaxMs: number;
+    readonly benchGcPausesMs: readonly { readonly atMs: number; readonly ms: number }[];
+    readonly redisLatency: unknown;
+  };
 }
 
 /**
@@ -54,6 +67,7 @@ export async function runFlatness(ctx: BenchContext): Promise<FlatnessResult> {
       lagP50Ms: percentile(lags, 50),
       lagP99Ms: percentile(lags, 99),
       lagMaxMs: lags.length ? Math.max(...lags) : NaN,
+      lagMaxPerSecondMs: lag.maxPerSecond(from, to),
       keepalives: times.length,
       from,
       to,
@@ -73,13 +87,29 @@ export async function runFlatness(ctx: BenchContext): Promise<FlatnessResult> {
     await sleep(regWindowEnd - Date.now());
 
     ctx.log(`  steady: ${sizes.flatIntervals} intervals`);
+    await ctx.redis.config("SET", "latency-monitor-threshold", "50");
+    await ctx.redis.call("LATENCY", "RESET");
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    const gcPauses: { atMs: number; ms: number }[] = [];
+    const gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) if (e.duration > 50) gcPauses.push({ atMs: Math.round(performance.timeOrigin + e.startTime - steadyFrom), ms: Math.round(e.duration) });
+    });
     const steadyFrom = Date.now();
+    loopDelay.enable();
+    gcObserver.observe({ entryTypes: ["gc"] });
     const cpu0 = totalCpuMs([worker.pid]);
     const rcpu0 = await redisCpuMs(ctx.redis);
     await sleep(sizes.flatIntervals * I);
     const cpu1 = totalCpuMs([worker.pid]);
     const rcpu1 = await redisCpuMs(ctx.redis);
     const steadyTo = Date.now();
+    loopDelay.disable();
+    gcObserver.disconnect();
+    const steadyStalls = {
+      benchLoopDelayMaxMs: Math.round(loopDelay.max / 1e6),
+      benchGcPausesMs: gcPauses,
+      redisLatency: await ctx.redis.call("LATENCY", "LATEST"),
+    };
 
     ctx.log(`  worker outage: ${sizes.outageMs} ms`);
     await worker.kill();
@@ -105,6 +135,7 @@ export async function runFlatness(ctx: BenchContext): Promise<FlatnessResult> {
       workerCpuMsPerKeepalive: steady.keepalives > 0 ? (cpu1 - cpu0) / steady.keepalives : NaN,
       redisCpuMsPerKeepalive: steady.keepalives > 0 ? (rcpu1 - rcpu0) / steady.keepalives : NaN,
       roundTripsPerKeepalive: monitored > 0 ? monitor.clientCommands / monitored : NaN,
+      steadyStalls,
     };
   } finally {
     await Promise.all(children.map((c) => c.stop()));
