@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { callMcp, KEEPALIVE_ID_PREFIX } from "../src/protocol/mcp-call.js";
+import { createKeepAliveFetch } from "../src/protocol/keep-alive-fetch.js";
 import { startMcpTestBackend, type McpTestBackend } from "../src/testing/mcp-test-backend.js";
 import { callToolOnSession, openBackendSession } from "../src/testing/mcp-session.js";
 
@@ -75,5 +76,27 @@ describe("callMcp against a real SDK server", () => {
       process.off("warning", onWarning);
     }
     expect(warnings.filter((w) => w === "MaxListenersExceededWarning")).toEqual([]);
+  });
+
+  it("reuses one keep-alive connection across calls, for JSON and for SSE answers", async () => {
+    const json = await startMcpTestBackend({ jsonResponse: true });
+    const pool = createKeepAliveFetch();
+    try {
+      for (const b of [backend, json]) {
+        const session = await openBackendSession(b.url);
+        const before = b.connectionCount();
+        for (let i = 0; i < 30; i++) {
+          const r = await callMcp({ url: b.url, sessionId: session.sessionId, protocolVersion: session.protocolVersion }, { method: "ping" }, 2_000, { fetch: pool.fetch });
+          expect(r.ok).toBe(true);
+        }
+        // Reused, not one per call. A connection goes back to the pool a moment after its
+        // answer was read (for SSE, when the stream ends just after the reply it carries), so
+        // the next call may find it still busy once and open a second one; then both are reused.
+        expect(b.connectionCount() - before).toBeLessThanOrEqual(2);
+      }
+    } finally {
+      pool.close();
+      await json.stop();
+    }
   });
 });

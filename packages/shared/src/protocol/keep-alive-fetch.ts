@@ -15,6 +15,11 @@ export interface KeepAliveFetchOptions {
   readonly idleSocketTimeoutMs?: number;
   /** Most connections per backend host. @defaultValue 256 */
   readonly maxSocketsPerHost?: number;
+  /**
+   * After an abort, how long a response stream that already started may run on before its
+   * connection is cut (see `onAbort`). @defaultValue 1000
+   */
+  readonly streamGraceMs?: number;
 }
 
 export interface KeepAliveFetch {
@@ -45,6 +50,7 @@ export function createKeepAliveFetch(options: KeepAliveFetchOptions = {}): KeepA
     maxSockets: options.maxSocketsPerHost ?? 256,
     scheduling: "lifo" as const,
   };
+  const streamGraceMs = options.streamGraceMs ?? 1_000;
   const httpAgent = new http.Agent(agentOptions);
   const httpsAgent = new https.Agent(agentOptions);
 
@@ -67,26 +73,39 @@ export function createKeepAliveFetch(options: KeepAliveFetchOptions = {}): KeepA
           agent: secure ? httpsAgent : httpAgent,
         },
         (res) => {
+          response = res;
           const status = res.statusCode ?? 0;
-          const responseHeaders = new Headers();
-          const raw = res.rawHeaders;
-          for (let i = 0; i + 1 < raw.length; i += 2) responseHeaders.append(raw[i]!, raw[i + 1]!);
-          const meta = { status, statusText: res.statusMessage ?? "", headers: responseHeaders };
           const contentType = res.headers["content-type"] ?? "";
-          if (status === 204 || status === 304 || init.method === "HEAD") {
-            res.resume();
-            done(new Response(null, meta));
-          } else if (contentType.startsWith("text/event-stream")) {
-            done(new Response(Readable.toWeb(res) as ReadableStream<Uint8Array>, meta));
+          if (contentType.startsWith("text/event-stream") && status !== 204 && status !== 304) {
+            // A stream: the SDK reads it through web streams, so it gets a real Response.
+            const headers = new Headers();
+            const raw = res.rawHeaders;
+            for (let i = 0; i + 1 < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
+            done(new Response(Readable.toWeb(res) as ReadableStream<Uint8Array>, { status, statusText: res.statusMessage ?? "", headers }));
           } else {
             const chunks: Buffer[] = [];
             res.on("data", (chunk: Buffer) => chunks.push(chunk));
-            res.on("end", () => done(new Response(Buffer.concat(chunks), meta)));
+            res.on("end", () => done(bufferedResponse(url, res, Buffer.concat(chunks))));
             res.on("error", fail);
           }
         },
       );
-      const onAbort = () => request.destroy(abortError(signal!));
+      // A response already read in full keeps its connection for the pool: aborting after the
+      // fact (callMcp does when a call ends) must only cut a stream still open.
+      // A stream (SSE) whose reply already arrived usually ends a moment later; cutting it at
+      // once would throw its connection away, so it gets `streamGraceMs` to end first.
+      let response: http.IncomingMessage | undefined;
+      const onAbort = () => {
+        if (!response) request.destroy(abortError(signal!));
+        else if (!response.complete) {
+          const res = response;
+          const cut = setTimeout(() => {
+            if (!res.complete) request.destroy(abortError(signal!));
+          }, streamGraceMs);
+          cut.unref();
+          request.once("close", () => clearTimeout(cut));
+        }
+      };
       signal?.addEventListener("abort", onAbort, { once: true });
       // Unhook once the body is complete (or failed): a streaming body still needs the signal.
       request.once("close", () => signal?.removeEventListener("abort", onAbort));
@@ -131,6 +150,56 @@ export function createKeepAliveFetch(options: KeepAliveFetchOptions = {}): KeepA
       httpsAgent.destroy();
     },
   };
+}
+
+/**
+ * The part of a WHATWG `Response` the SDK transport reads, for a body already in memory
+ * (`application/json` answers, errors, 202/204): ok, status, headers.get, text(), json(),
+ * body.cancel(). Building undici's `Response` and `Headers` for every keepalive was ~5 % of the
+ * worker's CPU at saturation (bench --profile-throughput).
+ */
+function bufferedResponse(url: URL, res: http.IncomingMessage, bytes: Buffer): Response {
+  const status = res.statusCode ?? 0;
+  const nodeHeaders = res.headers;
+  let used = false;
+  const consume = (): Buffer => {
+    if (used) throw new TypeError("Body is unusable: Body has already been read");
+    used = true;
+    return bytes;
+  };
+  const headers = {
+    get(name: string): string | null {
+      const value = nodeHeaders[name.toLowerCase()];
+      if (value === undefined) return null;
+      return Array.isArray(value) ? value.join(", ") : String(value);
+    },
+    has(name: string): boolean {
+      return nodeHeaders[name.toLowerCase()] !== undefined;
+    },
+    forEach(fn: (value: string, key: string) => void): void {
+      for (const [key, value] of Object.entries(nodeHeaders)) if (value !== undefined) fn(Array.isArray(value) ? value.join(", ") : String(value), key);
+    },
+  };
+  const response = {
+    ok: status >= 200 && status < 300,
+    status,
+    statusText: res.statusMessage ?? "",
+    url: url.href,
+    type: "basic",
+    redirected: false,
+    headers,
+    get bodyUsed() {
+      return used;
+    },
+    body: bytes.length === 0 ? null : { cancel: async () => void (used = true) },
+    text: async () => consume().toString("utf8"),
+    json: async (): Promise<unknown> => JSON.parse(consume().toString("utf8")),
+    arrayBuffer: async () => {
+      const b = consume();
+      return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+    },
+  };
+  return response as unknown as Response;
 }
 
 function toNodeHeaders(h: RequestInit["headers"]): http.OutgoingHttpHeaders {

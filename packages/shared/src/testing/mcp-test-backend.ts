@@ -65,6 +65,8 @@ export interface McpTestBackend {
   count(method: string, sessionId?: string): number;
   /** Most requests ever in flight at once on one session (2+ means two keepalives overlapped). */
   peakInFlight(sessionId: string): number;
+  /** TCP connections accepted so far (keep-alive clients reuse theirs). */
+  connectionCount(): number;
   /** Stops the HTTP server and drops every session. */
   stop(): Promise<void>;
 }
@@ -230,7 +232,9 @@ export async function startMcpTestBackend(options: McpTestBackendOptions = {}): 
   const http: Server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => answer(res, 500, { error: String(err) }));
   });
+  let connections = 0;
   http.on("connection", (s: Socket) => {
+    connections++;
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
   });
@@ -243,6 +247,7 @@ export async function startMcpTestBackend(options: McpTestBackendOptions = {}): 
   let stopped: Promise<void> | undefined;
   const backend: McpTestBackend = {
     url: `http://127.0.0.1:${port}/mcp`,
+    connectionCount: () => connections,
     port,
     calls,
     get mode() {
