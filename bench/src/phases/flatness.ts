@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { createRedis, closeRedis } from "@vmcp-keepalive/shared";
 import { configDocument } from "../config.js";
@@ -42,6 +43,11 @@ export interface FlatnessResult {
     readonly benchLoopDelayMaxMs: number;
     readonly benchGcPausesMs: readonly { readonly atMs: number; readonly ms: number }[];
     readonly redisLatency: unknown;
+    /**
+     * Longest lateness of a 10 ms timer in an otherwise idle separate process: a stall there too
+     * means the whole machine paused (a shared VM), not this system or the bench.
+     */
+    readonly idleProcessStallMaxMs: number;
   };
 }
 
@@ -94,6 +100,7 @@ export async function runFlatness(ctx: BenchContext): Promise<FlatnessResult> {
     const gcObserver = new PerformanceObserver((list) => {
       for (const e of list.getEntries()) if (e.duration > 50) gcPauses.push({ atMs: Math.round(performance.timeOrigin + e.startTime - steadyFrom), ms: Math.round(e.duration) });
     });
+    const idle = startIdleWatch();
     const steadyFrom = Date.now();
     loopDelay.enable();
     gcObserver.observe({ entryTypes: ["gc"] });
@@ -109,6 +116,7 @@ export async function runFlatness(ctx: BenchContext): Promise<FlatnessResult> {
       benchLoopDelayMaxMs: Math.round(loopDelay.max / 1e6),
       benchGcPausesMs: gcPauses,
       redisLatency: await ctx.redis.call("LATENCY", "LATEST"),
+      idleProcessStallMaxMs: await idle.stop(),
     };
 
     ctx.log(`  worker outage: ${sizes.outageMs} ms`);
@@ -144,4 +152,19 @@ export async function runFlatness(ctx: BenchContext): Promise<FlatnessResult> {
     ctx.backend.calls.length = 0;
     await ctx.redis.flushall();
   }
+}
+
+/** A separate node process that only runs a 10 ms timer and reports the most it was late. */
+function startIdleWatch(): { stop(): Promise<number> } {
+  const code = "let last=performance.now(),max=0;setInterval(()=>{const n=performance.now();max=Math.max(max,n-last-10);last=n},10);process.on('SIGTERM',()=>{process.stdout.write(String(Math.round(max)));process.exit(0)})";
+  const child = spawn(process.execPath, ["-e", code], { stdio: ["ignore", "pipe", "ignore"] });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  return {
+    stop: () =>
+      new Promise<number>((resolve) => {
+        child.once("exit", () => resolve(Number(out) || NaN));
+        child.kill("SIGTERM");
+      }),
+  };
 }
