@@ -68,7 +68,8 @@ export async function callMcp(target: McpTarget, request: McpRequest, timeoutMs:
   const timer = setTimeout(() => controller.abort((timeoutError = new CallTimeoutError(timeoutMs))), timeoutMs);
 
   const baseFetch = options.fetch ?? defaultFetch();
-  // The transport's own signal only fires on close(), which comes after our answer (finally).
+  // The call's controller is the only signal the request sees (the transport is never started,
+  // so it has none of its own; see below).
   const boundFetch: FetchLike = (input, init) => baseFetch(input, { ...init, signal: controller.signal });
   const transport = new StreamableHTTPClientTransport(new URL(target.url), {
     sessionId: target.sessionId,
