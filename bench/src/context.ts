@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import type { McpTestBackend } from "@vmcp-keepalive/shared/testing";
+import type { BenchBackend } from "./backend-process.js";
 import type { BackendSession } from "./clients/sdk-clients.js";
 
 /** Sizes of one run. `full` is `pnpm bench`; `smoke` is the CI run (tiny numbers, < 60 s). */
@@ -67,7 +67,8 @@ export interface BenchContext {
   readonly redisUrl: string;
   /** The bench's own connection (INFO, counting, FLUSHALL between phases). */
   readonly redis: Redis;
-  readonly backend: McpTestBackend;
+  /** The MCP backend every phase calls, in a process of its own. */
+  readonly backend: BenchBackend;
   readonly sessions: readonly BackendSession[];
   /** Directory for generated config files. */
   readonly dir: string;
@@ -77,27 +78,6 @@ export interface BenchContext {
 /** Backend id every phase registers its pairs under. */
 export const BACKEND_ID = "bench-backend";
 
-/** Pings the backend received between two indexes of its call record. */
-export function pingsBetween(backend: McpTestBackend, from: number, to = backend.calls.length): number {
-  let n = 0;
-  const calls = backend.calls;
-  for (let i = from; i < to; i++) if (calls[i]!.method === "ping") n++;
-  return n;
-}
-
-/** Requests the backend answered with an HTTP error status itself (404, 5xx) in that range. */
-export function errorsBetween(backend: McpTestBackend, from: number, to = backend.calls.length): number {
-  let n = 0;
-  const calls = backend.calls;
-  for (let i = from; i < to; i++) if (calls[i]!.status !== undefined) n++;
-  return n;
-}
-
-/** Arrival times of pings at the backend in [from, to). */
-export function pingTimes(backend: McpTestBackend, from: number, to: number): number[] {
-  return backend.calls.filter((c) => c.method === "ping" && c.at >= from && c.at < to).map((c) => c.at);
-}
-
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Snapshot of a counting window: backend call index, time, CPU of some processes. */
@@ -106,6 +86,6 @@ export interface Mark {
   readonly at: number;
 }
 
-export function mark(backend: McpTestBackend): Mark {
-  return { callIndex: backend.calls.length, at: Date.now() };
+export async function mark(backend: BenchBackend): Promise<Mark> {
+  return { callIndex: await backend.callCount(), at: Date.now() };
 }

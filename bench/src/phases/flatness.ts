@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { createRedis, closeRedis } from "@vmcp-keepalive/shared";
 import { configDocument } from "../config.js";
-import { pingTimes, sleep, type BenchContext } from "../context.js";
+import { sleep, type BenchContext } from "../context.js";
 import { startLagRecorder } from "../measure/lag-recorder.js";
 import { countCommands } from "../measure/monitor.js";
 import { redisCpuMs } from "../measure/redis-info.js";
@@ -36,10 +36,12 @@ export interface FlatnessResult {
   readonly roundTripsPerKeepalive: number;
   /**
    * Stalls seen during the steady window, to tell a stall of this system from one of the bench:
-   * the bench process (it hosts the MCP backend) — longest event-loop delay and GC pauses over
-   * 50 ms — and Redis (`LATENCY LATEST`, threshold 50 ms).
+   * the MCP backend's process and the bench process (which reads the lag events) — longest
+   * event-loop delay, GC pauses of the bench process over 50 ms — and Redis (`LATENCY LATEST`,
+   * threshold 50 ms).
    */
   readonly steadyStalls: {
+    readonly backendLoopDelayMaxMs: number;
     readonly benchLoopDelayMaxMs: number;
     readonly benchGcPausesMs: readonly { readonly atMs: number; readonly ms: number }[];
     readonly redisLatency: unknown;
@@ -65,9 +67,9 @@ export async function runFlatness(ctx: BenchContext): Promise<FlatnessResult> {
   const eventsRedis = createRedis(ctx.redisUrl, "consumer", "bench-lag");
   const lag = await startLagRecorder(eventsRedis, prefix);
   const children: Child[] = [];
-  const window = (from: number, to: number): WindowResult => {
+  const window = async (from: number, to: number): Promise<WindowResult> => {
     const lags = lag.between(from, to);
-    const times = pingTimes(ctx.backend, from, to);
+    const times = await ctx.backend.pingTimes(from, to);
     return {
       ...flatness(times, from, to),
       lagP50Ms: percentile(lags, 50),
@@ -101,6 +103,7 @@ export async function runFlatness(ctx: BenchContext): Promise<FlatnessResult> {
       for (const e of list.getEntries()) if (e.duration > 50) gcPauses.push({ atMs: Math.round(performance.timeOrigin + e.startTime - steadyFrom), ms: Math.round(e.duration) });
     });
     const idle = startIdleWatch();
+    await ctx.backend.loopDelayMaxMs();
     const steadyFrom = Date.now();
     loopDelay.enable();
     gcObserver.observe({ entryTypes: ["gc"] });
@@ -113,6 +116,7 @@ export async function runFlatness(ctx: BenchContext): Promise<FlatnessResult> {
     loopDelay.disable();
     gcObserver.disconnect();
     const steadyStalls = {
+      backendLoopDelayMaxMs: await ctx.backend.loopDelayMaxMs(),
       benchLoopDelayMaxMs: Math.round(loopDelay.max / 1e6),
       benchGcPausesMs: gcPauses,
       redisLatency: await ctx.redis.call("LATENCY", "LATEST"),
@@ -128,13 +132,13 @@ export async function runFlatness(ctx: BenchContext): Promise<FlatnessResult> {
     const backAt = Date.now();
     await sleep(I + 500);
 
-    const afterRegistration = window(registered, regWindowEnd);
-    const steady = window(steadyFrom, steadyTo);
-    const afterOutage = { ...window(backAt, backAt + I), outageMs: backAt - killedAt };
+    const afterRegistration = await window(registered, regWindowEnd);
+    const steady = await window(steadyFrom, steadyTo);
+    const afterOutage = { ...(await window(backAt, backAt + I)), outageMs: backAt - killedAt };
 
-    const pingsBefore = ctx.backend.calls.length;
+    const pingsBefore = await ctx.backend.callCount();
     const monitor = await countCommands(ctx.redisUrl, sizes.monitorMs);
-    const monitored = ctx.backend.calls.slice(pingsBefore).filter((c) => c.method === "ping").length;
+    const monitored = await ctx.backend.pingsBetween(pingsBefore);
     return {
       afterRegistration,
       steady,
@@ -149,7 +153,7 @@ export async function runFlatness(ctx: BenchContext): Promise<FlatnessResult> {
     await Promise.all(children.map((c) => c.stop()));
     await lag.close();
     await closeRedis(eventsRedis);
-    ctx.backend.calls.length = 0;
+    await ctx.backend.clear();
     await ctx.redis.flushall();
   }
 }

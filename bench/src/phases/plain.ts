@@ -1,5 +1,5 @@
 import type { ClientArgs } from "../clients/sdk-clients.js";
-import { mark, pingsBetween, sleep, type BenchContext } from "../context.js";
+import { mark, sleep, type BenchContext } from "../context.js";
 import { totalCpuMs } from "../measure/proc-cpu.js";
 import { PROGRAMS, startChild, waitForOutput, type Child } from "../processes.js";
 
@@ -12,12 +12,12 @@ export interface RateResult {
 
 /** Counts backend pings and the CPU of `pids` over one window. */
 export async function measureWindow(ctx: BenchContext, pids: readonly number[], windowMs: number): Promise<RateResult & { from: number; to: number; fromIndex: number; toIndex: number }> {
-  const m0 = mark(ctx.backend);
+  const m0 = await mark(ctx.backend);
   const cpu0 = totalCpuMs(pids);
   await sleep(windowMs);
   const cpu1 = totalCpuMs(pids);
-  const m1 = mark(ctx.backend);
-  const count = pingsBetween(ctx.backend, m0.callIndex, m1.callIndex);
+  const m1 = await mark(ctx.backend);
+  const count = await ctx.backend.pingsBetween(m0.callIndex, m1.callIndex);
   const ms = m1.at - m0.at;
   return {
     perSecond: (count * 1000) / ms,
@@ -58,7 +58,7 @@ export async function runPlainLoop(ctx: BenchContext, processes: number): Promis
     return await measureWindow(ctx, children.map((c) => c.pid), sizes.windowMs);
   } finally {
     await Promise.all(children.map((c) => c.stop()));
-    ctx.backend.calls.length = 0;
+    await ctx.backend.clear();
   }
 }
 
@@ -78,6 +78,6 @@ export async function runInProcessTimers(ctx: BenchContext): Promise<RateResult>
     return await measureWindow(ctx, [child!.pid], Math.max(sizes.windowMs, sizes.flatIntervalMs));
   } finally {
     await child!.stop();
-    ctx.backend.calls.length = 0;
+    await ctx.backend.clear();
   }
 }

@@ -1,5 +1,5 @@
 import { configDocument } from "../config.js";
-import { errorsBetween, sleep, type BenchContext } from "../context.js";
+import { sleep, type BenchContext } from "../context.js";
 import { countCommands, type MonitorCount } from "../measure/monitor.js";
 import { commandCalls, diffCalls, redisCpuMs, sumCalls } from "../measure/redis-info.js";
 import { PROGRAMS, startChild, waitForOutput, workerNodeFlags, writeConfig, type Child } from "../processes.js";
@@ -47,9 +47,9 @@ export async function runThroughput(ctx: BenchContext): Promise<ThroughputResult
     const cmd1 = await commandCalls(ctx.redis);
     const serverCommands = sumCalls(diffCalls(cmd0, cmd1), ["info"]);
 
-    const monitorStart = ctx.backend.calls.length;
+    const monitorStart = await ctx.backend.callCount();
     const monitor = await countCommands(ctx.redisUrl, sizes.monitorMs);
-    const monitored = ctx.backend.calls.slice(monitorStart).filter((c) => c.method === "ping").length;
+    const monitored = await ctx.backend.pingsBetween(monitorStart);
 
     workers.push(await startWorker(ctx, configPath, "worker-2"));
     await sleep(sizes.warmupMs);
@@ -61,11 +61,11 @@ export async function runThroughput(ctx: BenchContext): Promise<ThroughputResult
       serverCommandsPerKeepalive: serverCommands / oneWorker.count,
       roundTripsPerKeepalive: monitored > 0 ? monitor.clientCommands / monitored : NaN,
       monitor: { ...monitor, keepalives: monitored },
-      backendErrors: errorsBetween(ctx.backend, 0),
+      backendErrors: await ctx.backend.errorsBetween(0),
     };
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
-    ctx.backend.calls.length = 0;
+    await ctx.backend.clear();
     await ctx.redis.flushall();
   }
 }
