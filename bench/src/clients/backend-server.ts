@@ -15,20 +15,18 @@ loopDelay.enable();
 
 function answer(req: BackendRequest): number | number[] {
   const calls = backend.calls;
-  const to = req.op === "pingsBetween" || req.op === "errorsBetween" ? (req.to ?? calls.length) : 0;
+  const countBetween = (from: number, to: number | undefined, match: (c: (typeof calls)[number]) => boolean) => {
+    let n = 0;
+    for (let i = from; i < (to ?? calls.length); i++) if (match(calls[i]!)) n++;
+    return n;
+  };
   switch (req.op) {
     case "count":
       return calls.length;
-    case "pingsBetween": {
-      let n = 0;
-      for (let i = req.from; i < to; i++) if (calls[i]!.method === "ping") n++;
-      return n;
-    }
-    case "errorsBetween": {
-      let n = 0;
-      for (let i = req.from; i < to; i++) if (calls[i]!.status !== undefined) n++;
-      return n;
-    }
+    case "pingsBetween":
+      return countBetween(req.from, req.to, (c) => c.method === "ping");
+    case "errorsBetween":
+      return countBetween(req.from, req.to, (c) => c.status !== undefined);
     case "pingTimes":
       return calls.filter((c) => c.method === "ping" && c.at >= req.fromMs && c.at < req.toMs).map((c) => c.at);
     case "clear":

@@ -61,6 +61,9 @@ export function createKeepAliveFetch(options: KeepAliveFetchOptions = {}): KeepA
         reject(abortError(signal));
         return;
       }
+      // The response once its head arrived: an abort after the body was read in full must not cut
+      // the connection (callMcp aborts every call when it ends), see onAbort.
+      let response: http.IncomingMessage | undefined;
       const secure = url.protocol === "https:";
       const request = (secure ? https : http).request(
         {
@@ -90,11 +93,9 @@ export function createKeepAliveFetch(options: KeepAliveFetchOptions = {}): KeepA
           }
         },
       );
-      // A response already read in full keeps its connection for the pool: aborting after the
-      // fact (callMcp does when a call ends) must only cut a stream still open.
-      // A stream (SSE) whose reply already arrived usually ends a moment later; cutting it at
-      // once would throw its connection away, so it gets `streamGraceMs` to end first.
-      let response: http.IncomingMessage | undefined;
+      // Before the response: cut at once. A body read in full: keep the connection for the pool.
+      // A stream (SSE) still open: its reply has usually arrived and the stream ends a moment
+      // later; cutting it at once would throw its connection away, so it gets `streamGraceMs`.
       const onAbort = () => {
         if (!response) request.destroy(abortError(signal!));
         else if (!response.complete) {
@@ -167,17 +168,18 @@ function bufferedResponse(url: URL, res: http.IncomingMessage, bytes: Buffer): R
     used = true;
     return bytes;
   };
+  const text = (value: string | string[] | undefined): string | null =>
+    value === undefined ? null : Array.isArray(value) ? value.join(", ") : String(value);
   const headers = {
-    get(name: string): string | null {
-      const value = nodeHeaders[name.toLowerCase()];
-      if (value === undefined) return null;
-      return Array.isArray(value) ? value.join(", ") : String(value);
-    },
+    get: (name: string): string | null => text(nodeHeaders[name.toLowerCase()]),
     has(name: string): boolean {
       return nodeHeaders[name.toLowerCase()] !== undefined;
     },
     forEach(fn: (value: string, key: string) => void): void {
-      for (const [key, value] of Object.entries(nodeHeaders)) if (value !== undefined) fn(Array.isArray(value) ? value.join(", ") : String(value), key);
+      for (const [key, value] of Object.entries(nodeHeaders)) {
+        const v = text(value);
+        if (v !== null) fn(v, key);
+      }
     },
   };
   const response = {
