@@ -12,6 +12,7 @@ import {
   QUEUE_SESSIONS,
   redisAnswers,
   startOpsHttpServer,
+  whenReady,
   TypedEmitter,
   UsageError,
   type OpsHttpServer,
@@ -121,6 +122,8 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       consumer = createRegistrationConsumer({ config, store, scheduler: pairs, log, now, connection: consumerRedis, stateRedis: clientRedis, events });
       void consumer.run().catch((err: unknown) => log.error({ err }, "registration consumer stopped"));
       await consumer.waitUntilReady();
+      // The consumer waited for its own connection; state writes and /readyz use this one.
+      if (!(await whenReady(clientRedis, 5_000))) log.warn("Redis is not reachable yet; the scheduler keeps retrying and /readyz says so");
       reaper.start();
       if (options.http) {
         const auth = adminPassword === undefined ? undefined : { username: config.admin.username, password: adminPassword };

@@ -21,7 +21,7 @@ export {
 } from "./messages/schema.js";
 export { contractJsonSchemas, renderJsonSchema } from "./messages/json-schemas.js";
 export { parseSessionMessage, REJECTION_REASONS, type RejectionReason, type ParseResult } from "./messages/parse.js";
-export { createRedis, closeRedis, type RedisRole } from "./redis/connection.js";
+export { createRedis, closeRedis, whenReady, type RedisRole } from "./redis/connection.js";
 export { createKeys, type Keys } from "./redis/keys.js";
 export { LuaScript } from "./redis/lua-script.js";
 export { startEmbeddedRedis, freePort, REDIS_INSTALL_HINT, type EmbeddedRedis, type EmbeddedRedisOptions } from "./redis/embedded.js";

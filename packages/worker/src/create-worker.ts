@@ -1,5 +1,4 @@
 import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
-import type { Redis } from "ioredis";
 import { Registry } from "prom-client";
 import {
   attachKeepaliveMetrics,
@@ -18,6 +17,7 @@ import {
   QUEUE_KEEPALIVE,
   redisAnswers,
   startOpsHttpServer,
+  whenReady,
   schedulerId,
   TypedEmitter,
   type KeepaliveConfig,
@@ -55,25 +55,6 @@ export interface KeepaliveWorker {
   start(): Promise<void>;
   /** Stops taking jobs, lets in-flight calls finish (bounded by the call timeout), closes connections. */
   stop(): Promise<void>;
-}
-
-/**
- * Waits until a connection is ready, at most `timeoutMs`. The lock clients run without an
- * offline queue (a down node must vote against at once), so a tick right after start-up would
- * otherwise see `lock_unavailable` while they are still connecting.
- */
-async function whenReady(redis: Redis, timeoutMs: number): Promise<boolean> {
-  if (redis.status === "ready") return true;
-  return new Promise<boolean>((resolve) => {
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      redis.off("ready", onReady);
-      resolve(ok);
-    };
-    const onReady = () => done(true);
-    const timer = setTimeout(() => done(false), timeoutMs);
-    redis.on("ready", onReady);
-  });
 }
 
 /** Scheduled time of a job-scheduler job, from its id `repeat:<schedulerId>:<millis>`. */
@@ -181,7 +162,11 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
     },
     readiness,
     async start() {
-      const ready = await Promise.all(lockRedis.map((r) => whenReady(r, 5_000)));
+      // The lock clients run without an offline queue (a down node must vote against at once),
+      // so a tick right after start-up would otherwise see lock_unavailable while they connect;
+      // and /readyz reads the client connection.
+      const [clientReady, ...ready] = await Promise.all([clientRedis, ...lockRedis].map((r) => whenReady(r, 5_000)));
+      if (!clientReady) log.warn("Redis is not reachable yet; the worker keeps retrying and /readyz says so");
       if (ready.includes(false)) log.warn({ lockNodes: lockUrls.length }, "some lock nodes are not reachable yet; ticks skip as lock_unavailable until they are");
       worker = new Worker(QUEUE_KEEPALIVE, processor, {
         connection: consumerRedis,
