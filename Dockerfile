@@ -15,6 +15,8 @@ WORKDIR /app
 # Manifests first: the dependency layer is cached until a manifest or the lockfile changes.
 COPY package.json pnpm-lock.yaml pnpm-workspace.yaml turbo.json tsconfig.base.json ./
 COPY packages/shared/package.json packages/shared/
+COPY packages/runtime/package.json packages/runtime/
+COPY packages/testkit/package.json packages/testkit/
 COPY packages/scheduler/package.json packages/scheduler/
 COPY packages/worker/package.json packages/worker/
 COPY packages/demo/package.json packages/demo/

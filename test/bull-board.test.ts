@@ -6,7 +6,7 @@ import { Redis } from "ioredis";
 import { chromium, type BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createSessionPublisher } from "@vmcp-keepalive/shared";
-import { flushPrefix, testPrefix } from "@vmcp-keepalive/shared/testing";
+import { flushPrefix, testPrefix } from "@vmcp-keepalive/testkit";
 import { get } from "./helpers/ops.js";
 import { httpUrlOf, startProgram, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
 

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { flushPrefix, freePort, testPrefix, waitFor } from "@vmcp-keepalive/shared/testing";
+import { flushPrefix, freePort, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
 import { get, sample } from "./helpers/ops.js";
 import { httpUrlOf, startProgram, writeConfig, type RunningProcess } from "./helpers/processes.js";
 

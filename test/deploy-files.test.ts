@@ -6,8 +6,9 @@ import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { parse as parseYaml, parseAllDocuments } from "yaml";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createLogger, ensureDefaultMetrics, parseConfig, QUEUE_KEEPALIVE, type KeepaliveConfig } from "@vmcp-keepalive/shared";
-import { flushPrefix, testPrefix } from "@vmcp-keepalive/shared/testing";
+import { createLogger, ensureDefaultMetrics, parseConfig, type KeepaliveConfig } from "@vmcp-keepalive/runtime";
+import { QUEUE_KEEPALIVE } from "@vmcp-keepalive/shared";
+import { flushPrefix, testPrefix } from "@vmcp-keepalive/testkit";
 import { createScheduler } from "@vmcp-keepalive/scheduler";
 import { createWorker } from "@vmcp-keepalive/worker";
 

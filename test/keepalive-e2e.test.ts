@@ -11,7 +11,7 @@ import {
   testPrefix,
   waitFor,
   type McpTestBackend,
-} from "@vmcp-keepalive/shared/testing";
+} from "@vmcp-keepalive/testkit";
 import { startProgram, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
 
 /**

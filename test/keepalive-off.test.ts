@@ -1,7 +1,7 @@
 import { Queue } from "bullmq";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { queueOptions, QUEUE_KEEPALIVE } from "@vmcp-keepalive/shared";
-import { expectNoLeakedConnections, flushPrefix, openBackendSession, sleep, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/shared/testing";
+import { expectNoLeakedConnections, flushPrefix, openBackendSession, sleep, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
 import { Redis } from "ioredis";
 import { runCli, startProgram, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
 

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { Redis } from "ioredis";
 import { createKeys } from "@vmcp-keepalive/shared";
-import { expectNoLeakedConnections, flushPrefix, openBackendSession, sleep, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/shared/testing";
+import { expectNoLeakedConnections, flushPrefix, openBackendSession, sleep, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
 import { runCli, startProgram, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
 
 /*

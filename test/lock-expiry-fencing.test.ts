@@ -1,7 +1,8 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { closeRedis, createKeys, createRedis, createStateStore, createVmcpClient, QUEUE_KEEPALIVE, schedulerId, type VmcpClient } from "@vmcp-keepalive/shared";
+import { closeRedis, createKeys, createRedis, createVmcpClient, QUEUE_KEEPALIVE, schedulerId, type VmcpClient } from "@vmcp-keepalive/shared";
+import { createSessionStore } from "@vmcp-keepalive/scheduler";
 import {
   expectNoLeakedConnections,
   flushPrefix,
@@ -10,7 +11,7 @@ import {
   testPrefix,
   waitFor,
   type McpTestBackend,
-} from "@vmcp-keepalive/shared/testing";
+} from "@vmcp-keepalive/testkit";
 import { startSchedulerAndWorker, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
 
 const redisUrl = inject("redisUrl");
@@ -48,7 +49,7 @@ describe("epoch fencing when a worker's lock expires mid-call", () => {
     programs.push(scheduler, worker);
     redis = createRedis(redisUrl, "client", `vmk-test@${prefix}`);
     queue = new Queue(QUEUE_KEEPALIVE, { connection: redis, prefix });
-    const store = createStateStore(redis, createKeys(prefix));
+    const store = createSessionStore(redis, createKeys(prefix));
 
     const old = await openBackendSession(backend.url);
     client = createVmcpClient({ redisUrl, prefix, replicaId: "r1", lockTimeoutMs: 5_000 });
@@ -109,7 +110,7 @@ describe("epoch fencing when a worker's lock expires mid-call", () => {
     programs.push(scheduler, worker);
     redis = createRedis(redisUrl, "client", `vmk-test@${prefix}`);
     queue = new Queue(QUEUE_KEEPALIVE, { connection: redis, prefix });
-    const store = createStateStore(redis, createKeys(prefix));
+    const store = createSessionStore(redis, createKeys(prefix));
     const old = await openBackendSession(backend.url);
     client = createVmcpClient({ redisUrl, prefix, replicaId: "r1" });
     await client.registerSession("s1", { sessionTtlMs: 600_000, backends: [{ backendId: "b1", backendSessionId: old.sessionId, protocolVersion: old.protocolVersion }] });

@@ -10,7 +10,7 @@ import {
   waitFor,
   type EmbeddedRedis,
   type McpTestBackend,
-} from "@vmcp-keepalive/shared/testing";
+} from "@vmcp-keepalive/testkit";
 import { startSchedulerAndWorker, writeConfig, type RunningProcess } from "./helpers/processes.js";
 
 const redisUrl = inject("redisUrl");

@@ -1,7 +1,7 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createKeys, createSessionPublisher } from "@vmcp-keepalive/shared";
-import { flushPrefix, openBackendSession, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/shared/testing";
+import { flushPrefix, openBackendSession, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
 import { get, isReady, promtoolProblems, sample } from "./helpers/ops.js";
 import { httpUrlOf, startProgram, writeConfig, type RunningProcess } from "./helpers/processes.js";
 

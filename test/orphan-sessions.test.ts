@@ -2,7 +2,7 @@ import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { closeRedis, createRedis, createVmcpClient, QUEUE_KEEPALIVE } from "@vmcp-keepalive/shared";
-import { expectNoLeakedConnections, flushPrefix, testPrefix, waitFor } from "@vmcp-keepalive/shared/testing";
+import { expectNoLeakedConnections, flushPrefix, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
 import { startProgram, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
 
 const redisUrl = inject("redisUrl");

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { flushPrefix, openBackendSession, startMcpTestBackend, testPrefix, waitFor } from "@vmcp-keepalive/shared/testing";
+import { flushPrefix, openBackendSession, startMcpTestBackend, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
 import { runCli, startProgram, waitForLog, writeConfig } from "./helpers/processes.js";
 
 /** Issue 2, acceptance 6 (programs side): bad config files and bad arguments exit non-zero with a clear message. */

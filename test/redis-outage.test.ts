@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, it } from "vitest";
 import { createSessionPublisher } from "@vmcp-keepalive/shared";
-import { openBackendSession, sleep, startEmbeddedRedis, startMcpTestBackend, waitFor, type EmbeddedRedis, type McpTestBackend } from "@vmcp-keepalive/shared/testing";
+import { openBackendSession, sleep, startEmbeddedRedis, startMcpTestBackend, waitFor, type EmbeddedRedis, type McpTestBackend } from "@vmcp-keepalive/testkit";
 import { isReady } from "./helpers/ops.js";
 import { httpUrlOf, startProgram, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
 

@@ -1,7 +1,8 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { closeRedis, createKeys, createRedis, createStateStore, createVmcpClient, QUEUE_KEEPALIVE, schedulerId, type VmcpClient } from "@vmcp-keepalive/shared";
+import { closeRedis, createKeys, createRedis, createVmcpClient, QUEUE_KEEPALIVE, schedulerId, type VmcpClient } from "@vmcp-keepalive/shared";
+import { createSessionStore } from "@vmcp-keepalive/scheduler";
 import {
   expectNoLeakedConnections,
   flushPrefix,
@@ -10,7 +11,7 @@ import {
   testPrefix,
   waitFor,
   type McpTestBackend,
-} from "@vmcp-keepalive/shared/testing";
+} from "@vmcp-keepalive/testkit";
 import { startSchedulerAndWorker, writeConfig, type RunningProcess } from "./helpers/processes.js";
 
 const redisUrl = inject("redisUrl");
@@ -48,7 +49,7 @@ describe("re-initializing an expired pair", () => {
     programs.push(scheduler, worker);
     redis = createRedis(redisUrl, "client", `vmk-test@${prefix}`);
     queue = new Queue(QUEUE_KEEPALIVE, { connection: redis, prefix });
-    const store = createStateStore(redis, createKeys(prefix));
+    const store = createSessionStore(redis, createKeys(prefix));
     client = createVmcpClient({ redisUrl, prefix, replicaId: "r1", lockTimeoutMs: 2_500 });
 
     const old = await openBackendSession(backend.url);

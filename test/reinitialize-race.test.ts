@@ -1,19 +1,8 @@
 import { afterEach, describe, expect, inject, it } from "vitest";
-import {
-  createBackendBreaker,
-  closeRedis,
-  createKeys,
-  createLogger,
-  createPairLocker,
-  createRedis,
-  createStateStore,
-  createVmcpClient,
-  parseConfig,
-  TypedEmitter,
-  type VmcpEvent,
-  type KeepaliveEventMap,
-  type VmcpClient,
-} from "@vmcp-keepalive/shared";
+import { createTickStore, type KeepaliveEventMap } from "@vmcp-keepalive/worker";
+import { closeRedis, createKeys, createLocker, createRedis, createVmcpClient, type VmcpEvent, type VmcpClient } from "@vmcp-keepalive/shared";
+import { createLogger, parseConfig, TypedEmitter } from "@vmcp-keepalive/runtime";
+import { createSessionStore } from "@vmcp-keepalive/scheduler";
 import {
   expectNoLeakedConnections,
   flushPrefix,
@@ -21,7 +10,7 @@ import {
   testPrefix,
   waitFor,
   type McpTestBackend,
-} from "@vmcp-keepalive/shared/testing";
+} from "@vmcp-keepalive/testkit";
 import { createScheduler, type Scheduler } from "@vmcp-keepalive/scheduler";
 import { runKeepalive, type KeepaliveDeps, type KeepaliveJobResult } from "@vmcp-keepalive/worker";
 
@@ -104,12 +93,13 @@ describe("reinitializeBackend racing keepalive ticks", () => {
     cleanups.push(() => closeRedis(redis));
     const keys = createKeys(prefix);
     const events = new TypedEmitter<KeepaliveEventMap>();
-    const store = createStateStore(redis, keys);
+    const store = createSessionStore(redis, keys);
     const published: VmcpEvent[] = [];
     const deps: KeepaliveDeps = {
       config,
-      locker: createPairLocker([redis], keys),
-      breaker: createBackendBreaker(redis, keys),
+      keys,
+      locker: createLocker([redis]),
+      store: createTickStore(redis, keys),
       events,
       log: logger,
       now: Date.now,

@@ -2,7 +2,7 @@ import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { createSessionPublisher, QUEUE_EVENTS, QUEUE_KEEPALIVE, QUEUE_SESSIONS } from "@vmcp-keepalive/shared";
-import { flushPrefix, openBackendSession, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/shared/testing";
+import { flushPrefix, openBackendSession, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
 import { get } from "./helpers/ops.js";
 import { httpUrlOf, runCli, startProgram, writeConfig, type RunningProcess } from "./helpers/processes.js";
 

@@ -3,7 +3,7 @@ import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createRequire } from "node:module";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { callToolOnSession, expectNoLeakedConnections, flushPrefix, freePort, openBackendSession, testPrefix, waitFor } from "@vmcp-keepalive/shared/testing";
+import { callToolOnSession, expectNoLeakedConnections, flushPrefix, freePort, openBackendSession, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
 import { runCli, startProgram, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
 
 /*

@@ -1,8 +1,9 @@
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { createKeys, createSessionPublisher, createStateStore, QUEUE_KEEPALIVE } from "@vmcp-keepalive/shared";
-import { flushPrefix, openBackendSession, sleep, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/shared/testing";
+import { createKeys, createSessionPublisher, QUEUE_KEEPALIVE } from "@vmcp-keepalive/shared";
+import { createSessionStore } from "@vmcp-keepalive/scheduler";
+import { flushPrefix, openBackendSession, sleep, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
 import { startProgram, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
 
 /**
@@ -76,7 +77,7 @@ describe("worker shutdown on SIGTERM with 200 keepalives in flight", () => {
     // No job left active (none was abandoned to the stall checker).
     expect(await queue.getActiveCount()).toBe(0);
 
-    const store = createStateStore(redis, createKeys(prefix));
+    const store = createSessionStore(redis, createKeys(prefix));
     const pairs = await store.listPairs();
     expect(pairs).toHaveLength(PAIRS);
     const outcomes: Record<string, number> = {};

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { startEmbeddedRedis, startMcpTestBackend, testPrefix } from "@vmcp-keepalive/shared/testing";
+import { startEmbeddedRedis, startMcpTestBackend, testPrefix } from "@vmcp-keepalive/testkit";
 import { startProgram, waitForLog, writeConfig } from "./helpers/processes.js";
 
 /**

@@ -1,4 +1,4 @@
-import { parseConfig, type KeepaliveConfig } from "@vmcp-keepalive/shared";
+import { parseConfig, type KeepaliveConfig } from "@vmcp-keepalive/runtime";
 import { BACKEND_ID, type BenchContext } from "./context.js";
 
 /**

@@ -1,18 +1,9 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { applyMessage, createPairScheduler } from "@vmcp-keepalive/scheduler";
-import {
-  closeRedis,
-  createKeys,
-  createLogger,
-  createRedis,
-  createStateStore,
-  queueOptions,
-  QUEUE_KEEPALIVE,
-  QUEUE_SESSIONS,
-  SESSION_MESSAGE_JOB_OPTIONS,
-  type SessionRegistered,
-} from "@vmcp-keepalive/shared";
+import { closeRedis, createKeys, createRedis, queueOptions, QUEUE_KEEPALIVE, QUEUE_SESSIONS, SESSION_MESSAGE_JOB_OPTIONS, type SessionRegistered } from "@vmcp-keepalive/shared";
+import { createLogger } from "@vmcp-keepalive/runtime";
+import { createSessionStore } from "@vmcp-keepalive/scheduler";
 import { parsedConfig } from "./config.js";
 import { BACKEND_ID, sleep, type BenchContext } from "./context.js";
 
@@ -81,7 +72,7 @@ export async function registerInProcess(ctx: BenchContext, prefix: string, n: nu
   const config = parsedConfig(ctx, prefix, intervalMs);
   const deps = {
     config,
-    store: createStateStore(conn, createKeys(prefix)),
+    store: createSessionStore(conn, createKeys(prefix)),
     scheduler: createPairScheduler(queue),
     log: createLogger({ name: "bench", level: "silent" }),
     now: Date.now,

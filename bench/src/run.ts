@@ -17,7 +17,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { closeRedis, createRedis } from "@vmcp-keepalive/shared";
-import { openBackendSession, startEmbeddedRedis, type EmbeddedRedis } from "@vmcp-keepalive/shared/testing";
+import { openBackendSession, startEmbeddedRedis, type EmbeddedRedis } from "@vmcp-keepalive/testkit";
 import { startBackendProcess, type BenchBackend } from "./backend-process.js";
 import { FULL, SMOKE, type BenchContext } from "./context.js";
 import { runFlatness } from "./phases/flatness.js";

@@ -1,10 +1,3 @@
-import { defineConfig } from "vitest/config";
+import { vitestPreset } from "@vmcp-keepalive/testkit/vitest-preset";
 
-export default defineConfig({
-  test: {
-    include: ["test/**/*.test.ts"],
-    globalSetup: ["./test/global-setup.ts"],
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
-  },
-});
+export default vitestPreset();

@@ -5,7 +5,7 @@
  * lag"). The parent asks for its call record over IPC (backend-process.ts).
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { startMcpTestBackend } from "@vmcp-keepalive/shared/testing";
+import { startMcpTestBackend } from "@vmcp-keepalive/testkit";
 import type { BackendRequest, BackendReply } from "../backend-process.js";
 
 const args = JSON.parse(process.argv[2] ?? "{}") as { jsonResponse?: boolean };

@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
-import { parseDuration } from "@vmcp-keepalive/shared";
-import { startMcpTestBackend } from "@vmcp-keepalive/shared/testing";
+import { parseDuration } from "@vmcp-keepalive/runtime";
+import { startDemoMcpServer } from "./demo-mcp-server.js";
 
 /**
  * The demo's stateful MCP backend as a program (docker-compose runs it): a real SDK server that
@@ -15,7 +15,7 @@ async function main(): Promise<void> {
   const idleTtlMs = parseDuration(values["idle-ttl"]);
   if (!Number.isInteger(port) || port <= 0 || port > 65_535) throw new Error(`--port ${values.port} is not a TCP port`);
   if (idleTtlMs === undefined || idleTtlMs < 1_000) throw new Error(`--idle-ttl ${values["idle-ttl"]} is not a duration of at least 1s`);
-  const backend = await startMcpTestBackend({ port, idleTtlMs, name: "vmk-demo-backend", ...(values.host ? { host: values.host } : {}) });
+  const backend = await startDemoMcpServer({ port, idleTtlMs, ...(values.host ? { host: values.host } : {}) });
   process.stdout.write(`demo backend listening on ${backend.url} (sessions idle for ${values["idle-ttl"]} expire)\n`);
   const stop = () => void backend.stop().then(() => process.exit(0));
   process.on("SIGTERM", stop);

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
-import { closeRedis, createRedis, createSessionPublisher, parseDuration } from "@vmcp-keepalive/shared";
-import { openBackendSession } from "@vmcp-keepalive/shared/testing";
+import { closeRedis, createRedis, createSessionPublisher } from "@vmcp-keepalive/shared";
+import { parseDuration } from "@vmcp-keepalive/runtime";
+import { initializeBackendSession } from "./demo-vmcp-session.js";
 
 /**
  * A stand-in vMCP for docker-compose and Kubernetes demos: keeps `--sessions` sessions open on
@@ -38,7 +39,7 @@ async function main(): Promise<void> {
   const say = (line: string) => process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), name: "vmcp-keepalive-demo-vmcp", msg: line, live: live.length })}\n`);
 
   const openOne = async () => {
-    const backend = await openBackendSession(backendUrl);
+    const backend = await initializeBackendSession(backendUrl);
     const id = `${values["replica-id"]}-${Date.now().toString(36)}-${n++}`;
     await publisher.register(id, {
       sessionTtlMs: 3_600_000,

@@ -3,18 +3,12 @@ import { createWriteStream, mkdirSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import {
-  closeRedis,
-  createKeys,
-  createRedis,
-  createSessionPublisher,
-  createStateStore,
-  freePort,
-  parseDuration,
-  startEmbeddedRedis,
-  type EmbeddedRedis,
-} from "@vmcp-keepalive/shared";
-import { callToolOnSession, openBackendSession, startMcpTestBackend, type OpenedSession } from "@vmcp-keepalive/shared/testing";
+import { closeRedis, createKeys, createRedis, createSessionPublisher } from "@vmcp-keepalive/shared";
+import { createSessionStore } from "@vmcp-keepalive/scheduler";
+import { parseDuration } from "@vmcp-keepalive/runtime";
+import { freePort, startEmbeddedRedis, type EmbeddedRedis } from "@vmcp-keepalive/testkit";
+import { startDemoMcpServer } from "./demo-mcp-server.js";
+import { echoOnSession, initializeBackendSession, type DemoBackendSession } from "./demo-vmcp-session.js";
 
 /**
  * The README's first command: the whole system on one machine. Embedded redis-server (unless
@@ -76,7 +70,7 @@ async function main(): Promise<void> {
       say(`using REDIS_URL=${redisUrl}`);
     }
 
-    const backend = await startMcpTestBackend({ idleTtlMs: IDLE_TTL_MS, name: "vmk-demo-backend" });
+    const backend = await startDemoMcpServer({ port: 0, idleTtlMs: IDLE_TTL_MS });
     cleanups.push(() => backend.stop());
     say(`demo MCP backend on ${backend.url}: sessions idle for ${IDLE_TTL_MS / 1000}s expire`);
 
@@ -145,9 +139,9 @@ async function main(): Promise<void> {
     const redis = createRedis(redisUrl, "client", "vmk-demo-vmcp");
     cleanups.push(() => closeRedis(redis));
     const publisher = createSessionPublisher({ connection: redis, prefix: "vmk", replicaId: "demo-vmcp" });
-    const opened: { id: string; session: OpenedSession }[] = [];
+    const opened: { id: string; session: DemoBackendSession }[] = [];
     for (let i = 0; i < sessions; i++) {
-      const session = await openBackendSession(backend.url);
+      const session = await initializeBackendSession(backend.url);
       const id = `demo-${i + 1}`;
       opened.push({ id, session });
       await publisher.register(id, {
@@ -162,7 +156,7 @@ async function main(): Promise<void> {
       for (const o of opened) await publisher.end(o.id, "demo stopped").catch(() => {});
       await publisher.close();
     });
-    const control = await openBackendSession(backend.url);
+    const control = await initializeBackendSession(backend.url);
     say(`demo vMCP registered ${sessions} sessions (demo-1..demo-${sessions}); one control session is NOT registered`);
     say("where to look:");
     say(`  pairs and last outcomes: pnpm exec vmcp-keepalive status --config ${configPath}`);
@@ -172,20 +166,20 @@ async function main(): Promise<void> {
     say(`  in ${IDLE_TTL_MS / 1000}s the control session expires; the registered ones stay alive`);
     say("Ctrl-C stops everything.");
 
-    const store = createStateStore(redis, createKeys("vmk"));
+    const store = createSessionStore(redis, createKeys("vmk"));
     const started = Date.now();
     let verified = false;
     const report = async () => {
       const pairs = await store.listPairs();
       const active = pairs.filter((p) => p.status === "active");
       const ok = active.filter((p) => p.lastOutcome === "success").length;
-      const pings = backend.count("ping");
+      const pings = backend.pings();
       say(`keepalives flowing: ${pings} pings received by the backend; ${active.length} active pairs (${ok} last ok), ${pairs.length - active.length} off (stateless)`);
       if (!verified && Date.now() - started > IDLE_TTL_MS + 3_000) {
         verified = true;
         const first = opened[0];
-        const kept = first ? await callToolOnSession(backend.url, first.session, "echo", { text: "still here" }).then(() => "usable", (e: unknown) => `FAILED (${String(e)})`) : "n/a";
-        const lost = await callToolOnSession(backend.url, control, "echo", { text: "hello?" }).then(() => "still usable (unexpected)", () => "expired (404), as expected without keepalive");
+        const kept = first ? await echoOnSession(backend.url, first.session, "still here").then(() => "usable", (e: unknown) => `FAILED (${String(e)})`) : "n/a";
+        const lost = await echoOnSession(backend.url, control, "hello?").then(() => "still usable (unexpected)", () => "expired (404), as expected without keepalive");
         say(`after ${Math.round((Date.now() - started) / 1000)}s: registered session demo-1 is ${kept}; control session ${lost}`);
       }
     };

@@ -1,27 +1,9 @@
 import { Queue, type Worker } from "bullmq";
 import { Registry } from "prom-client";
-import {
-  closeRedis,
-  createKeys,
-  createRedis,
-  createStateStore,
-  isLoopbackHost,
-  queueOptions,
-  QUEUE_EVENTS,
-  QUEUE_KEEPALIVE,
-  QUEUE_SESSIONS,
-  redisAnswers,
-  startOpsHttpServer,
-  whenReady,
-  TypedEmitter,
-  UsageError,
-  type OpsHttpServer,
-  type Readiness,
-  type KeepaliveConfig,
-  type Logger,
-  type RegistrationEventMap,
-  type StateStore,
-} from "@vmcp-keepalive/shared";
+import { closeInOrder, closeRedis, createKeys, createLocker, createRedis, queueOptions, QUEUE_EVENTS, QUEUE_KEEPALIVE, QUEUE_SESSIONS, whenReady } from "@vmcp-keepalive/shared";
+import type { RegistrationEventMap } from "./registrations/registration-events.js";
+import { createSessionStore, type SessionStore } from "./store/session-store.js";
+import { isLoopbackHost, redisAnswers, startOpsHttpServer, TypedEmitter, UsageError, type OpsHttpServer, type Readiness, type KeepaliveConfig, type Logger } from "@vmcp-keepalive/runtime";
 import { createRegistrationConsumer } from "./registrations/registration-consumer.js";
 import { createPairScheduler, type PairScheduler } from "./scheduling/pair-scheduler.js";
 import { createSchedulerMetrics } from "./scheduler-metrics.js";
@@ -45,7 +27,7 @@ export interface SchedulerOptions {
 }
 
 export interface Scheduler {
-  readonly store: StateStore;
+  readonly store: SessionStore;
   readonly pairs: PairScheduler;
   readonly keepaliveQueue: Queue;
   readonly registry: Registry;
@@ -80,13 +62,15 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   const consumerRedis = createRedis(url, "consumer", `vmk-scheduler-consumer@${config.redis.prefix}`);
   const clientRedis = createRedis(url, "client", `vmk-scheduler-client@${config.redis.prefix}`);
   const keys = createKeys(config.redis.prefix);
-  const store = createStateStore(clientRedis, keys);
+  const store = createSessionStore(clientRedis, keys);
+  // The per-session mutex (registration consumer and reaper) on the project's one lock primitive.
+  const locker = createLocker([clientRedis]);
   const keepaliveQueue = new Queue(QUEUE_KEEPALIVE, queueOptions(clientRedis, config.redis.prefix));
   keepaliveQueue.on("error", (err) => log.error({ err }, "keepalive queue error"));
   const pairs = createPairScheduler(keepaliveQueue);
   const events = new TypedEmitter<RegistrationEventMap>((event, err) => log.error({ err, event }, "event listener failed"));
   createSchedulerMetrics(registry, events);
-  const reaper = createSessionReaper({ store, scheduler: pairs, stateRedis: clientRedis, log: log.child({ component: "reaper" }), now, intervalMs: config.sessions.reapIntervalMs });
+  const reaper = createSessionReaper({ store, scheduler: pairs, locker, log: log.child({ component: "reaper" }), now, intervalMs: config.sessions.reapIntervalMs });
 
   // Producers of the other two queues, for Bull Board and the queue-depth gauges only.
   const sessionsQueue = new Queue(QUEUE_SESSIONS, queueOptions(clientRedis, config.redis.prefix));
@@ -119,7 +103,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     },
     readiness,
     async start() {
-      consumer = createRegistrationConsumer({ config, store, scheduler: pairs, log, now, connection: consumerRedis, stateRedis: clientRedis, events });
+      consumer = createRegistrationConsumer({ config, store, scheduler: pairs, log, now, connection: consumerRedis, locker, events });
       void consumer.run().catch((err: unknown) => log.error({ err }, "registration consumer stopped"));
       await consumer.waitUntilReady();
       // The consumer waited for its own connection; state writes and /readyz use this one.
@@ -135,26 +119,19 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     },
     stop() {
       stopping ??= (async () => {
-        let first: unknown;
-        const step = async (fn: () => Promise<unknown>) => {
-          try {
-            await fn();
-          } catch (err) {
-            first ??= err;
-          }
-        };
         // Reverse order of start: the reaper, stop taking messages (readiness turns false at
         // once), the HTTP server, then producers, then connections.
-        await step(() => reaper.stop());
-        if (consumer) await step(() => consumer!.close());
-        if (http) await step(() => http!.close());
-        await step(() => keepaliveQueue.close());
-        await step(() => sessionsQueue.close());
-        await step(() => eventsQueue.close());
-        await step(() => closeRedis(clientRedis));
-        await step(() => closeRedis(consumerRedis));
-        log.info("scheduler stopped");
-        if (first) throw first;
+        try {
+          await closeInOrder([
+            () => reaper.stop(),
+            consumer && (() => consumer!.close()),
+            http && (() => http!.close()),
+            ...[keepaliveQueue, sessionsQueue, eventsQueue].map((q) => () => q.close()),
+            ...[clientRedis, consumerRedis].map((r) => () => closeRedis(r)),
+          ]);
+        } finally {
+          log.info("scheduler stopped");
+        }
       })();
       return stopping;
     },

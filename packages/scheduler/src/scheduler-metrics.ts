@@ -1,5 +1,7 @@
 import { Counter, type Registry } from "prom-client";
-import { REJECTION_REASONS, type RegistrationEventMap, type TypedEmitter } from "@vmcp-keepalive/shared";
+import { REJECTION_REASONS } from "@vmcp-keepalive/shared";
+import type { RegistrationEventMap } from "./registrations/registration-events.js";
+import { type TypedEmitter } from "@vmcp-keepalive/runtime";
 
 /** Scheduler-side metrics: registration messages applied and rejected. */
 export function createSchedulerMetrics(registry: Registry, events: TypedEmitter<RegistrationEventMap>): void {

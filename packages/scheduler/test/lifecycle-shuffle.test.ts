@@ -1,17 +1,9 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import {
-  closeRedis,
-  createLogger,
-  createRedis,
-  parseConfig,
-  QUEUE_SESSIONS,
-  SESSION_MESSAGE_JOB_OPTIONS,
-  SessionMessageSchema,
-  type SessionMessageInput,
-} from "@vmcp-keepalive/shared";
-import { expectNoLeakedConnections, flushPrefix, testPrefix, waitFor } from "@vmcp-keepalive/shared/testing";
+import { closeRedis, createRedis, QUEUE_SESSIONS, SESSION_MESSAGE_JOB_OPTIONS, SessionMessageSchema, type SessionMessageInput } from "@vmcp-keepalive/shared";
+import { createLogger, parseConfig } from "@vmcp-keepalive/runtime";
+import { expectNoLeakedConnections, flushPrefix, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
 import { applyMessage, createScheduler, type Scheduler } from "../src/index.js";
 
 const redisUrl = inject("redisUrl");

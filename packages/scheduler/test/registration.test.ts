@@ -1,8 +1,10 @@
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { createKeys, createSessionPublisher, createStateStore, parseConfig, QUEUE_SESSIONS, schedulerId } from "@vmcp-keepalive/shared";
-import { captureLogger, expectNoLeakedConnections, flushPrefix, testPrefix, waitFor } from "@vmcp-keepalive/shared/testing";
+import { createKeys, createSessionPublisher, QUEUE_SESSIONS, schedulerId } from "@vmcp-keepalive/shared";
+import { createSessionStore } from "../src/index.js";
+import { createLogger, parseConfig } from "@vmcp-keepalive/runtime";
+import { captureLines, expectNoLeakedConnections, flushPrefix, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
 import { createScheduler, type Scheduler } from "../src/create-scheduler.js";
 import { phaseOffset } from "../src/scheduling/phase-offset.js";
 
@@ -29,7 +31,8 @@ async function setup(prefix = testPrefix()) {
       { id: "search", url: "http://127.0.0.1:1/mcp", stateful: false },
     ],
   });
-  const { logger, lines } = captureLogger();
+  const { destination, lines } = captureLines();
+  const logger = createLogger({ name: "test", level: "info", destination });
   const scheduler: Scheduler = createScheduler({ config, logger });
   await scheduler.start();
   const redis = new Redis(url, { connectionName: `vmk-test@${prefix}` });
@@ -42,7 +45,7 @@ async function setup(prefix = testPrefix()) {
     () => publisher.close(),
     () => scheduler.stop(),
   );
-  return { config, scheduler, publisher, raw, lines, store: createStateStore(redis, createKeys(prefix)) };
+  return { config, scheduler, publisher, raw, lines, store: createSessionStore(redis, createKeys(prefix)) };
 }
 
 const now = () => new Date().toISOString();
@@ -102,7 +105,7 @@ describe("registration consumer", () => {
       expect(job.failedReason).toMatch(bad[i]![2]);
       expect(job.attemptsMade).toBe(1);
     }
-    const rejected = lines().filter((l) => l["msg"] === "registration message rejected");
+    const rejected = lines.filter((l) => l["msg"] === "registration message rejected");
     expect(rejected.map((l) => l["reason"]).sort()).toEqual(["invalid_json", "invalid_message", "invalid_message", "invalid_message", "too_large", "unknown_backend"]);
     const metrics = await scheduler.registry.getSingleMetricAsString("vmk_registration_rejected_total");
     expect(metrics).toContain('vmk_registration_rejected_total{reason="invalid_message"} 3');

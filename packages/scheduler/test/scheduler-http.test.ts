@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { createLogger, parseConfig, UsageError } from "@vmcp-keepalive/shared";
-import { expectNoLeakedConnections, flushPrefix, testPrefix } from "@vmcp-keepalive/shared/testing";
+import { createLogger, parseConfig, UsageError } from "@vmcp-keepalive/runtime";
+import { expectNoLeakedConnections, flushPrefix, testPrefix } from "@vmcp-keepalive/testkit";
 import { createScheduler, type Scheduler } from "../src/index.js";
 
 const logger = createLogger({ name: "scheduler-http-test", level: "silent" });

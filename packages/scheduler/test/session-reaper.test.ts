@@ -1,12 +1,13 @@
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { createLogger, createVmcpClient, parseConfig, schedulerId, type VmcpClient } from "@vmcp-keepalive/shared";
-import { expectNoLeakedConnections, flushPrefix, sleep, testPrefix, waitFor } from "@vmcp-keepalive/shared/testing";
+import { createLogger, parseConfig } from "@vmcp-keepalive/runtime";
+import { createVmcpClient, schedulerId, type VmcpClient } from "@vmcp-keepalive/shared";
+import { expectNoLeakedConnections, flushPrefix, sleep, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
 import { createScheduler, type Scheduler } from "../src/index.js";
 
 const redisUrl = inject("redisUrl");
 const logger = createLogger({ name: "test", level: "silent" });
 
-describe("session reaper and re-initialize reconciliation", () => {
+describe("session reaper", () => {
   let prefix = "";
   const schedulers: Scheduler[] = [];
   const clients: VmcpClient[] = [];
@@ -84,24 +85,4 @@ describe("session reaper and re-initialize reconciliation", () => {
     expect((await s.store.readSession("idle"))?.state).toBe("ended");
     expect(await s.keepaliveQueue.getJobScheduler(schedulerId("idle", "b1"))).toBeFalsy();
   }, 60_000);
-
-  it("restores the job scheduler of an expired pair after reinitializeBackend (session.backend_reinitialized)", async () => {
-    const { client } = setup("1h");
-    const s = schedulers[0]!;
-    await s.start();
-    await register(client, "s1", { ttl: 60_000 });
-    await waitFor("registered", async () => (await s.keepaliveQueue.getJobSchedulersCount()) === 2);
-    // What a worker does on 404: record `expired` (fenced) and remove the pair's job scheduler.
-    const pair = (await s.store.readPair("s1", "b1"))!;
-    expect((await s.store.recordOutcome(pair, { kind: "failure", reason: "session_not_found" }, Date.now(), { status: "expired" })).written).toBe(true);
-    await s.pairs.remove("s1", "b1");
-    const before = await s.keepaliveQueue.getJobScheduler(schedulerId("s1", "b2"));
-
-    const result = await client.reinitializeBackend("s1", "b1", async () => ({ backendSessionId: "fresh", protocolVersion: "2025-06-18" }));
-    expect(result).toMatchObject({ lock: "held", state: "written", schedulerRestoreRequested: true });
-    await waitFor("job scheduler restored", () => s.keepaliveQueue.getJobScheduler(schedulerId("s1", "b1")));
-    expect(await s.store.readPair("s1", "b1")).toMatchObject({ status: "active", backendSessionId: "fresh" });
-    // The other pair's scheduler is untouched.
-    expect(await s.keepaliveQueue.getJobScheduler(schedulerId("s1", "b2"))).toEqual(before);
-  });
 });

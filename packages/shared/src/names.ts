@@ -22,9 +22,9 @@ export function schedulerId(sessionId: string, backendId: string): string {
   return `ka:${sessionId}:${backendId}`;
 }
 
-/** Inverse of {@link schedulerId}; undefined for anything that is not a pair scheduler id. */
+/** Inverse of {@link schedulerId}; undefined for anything that is not a pair scheduler id of valid ids. */
 export function parseSchedulerId(id: string): { sessionId: string; backendId: string } | undefined {
-  const parts = id.split(":");
-  if (parts.length !== 3 || parts[0] !== "ka" || !parts[1] || !parts[2]) return undefined;
-  return { sessionId: parts[1], backendId: parts[2] };
+  const [ka, sessionId, backendId, ...rest] = id.split(":");
+  if (ka !== "ka" || rest.length > 0 || !sessionId || !backendId || !ID_PATTERN.test(sessionId) || !ID_PATTERN.test(backendId)) return undefined;
+  return { sessionId, backendId };
 }

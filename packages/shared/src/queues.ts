@@ -1,17 +1,6 @@
 import type { QueueOptions } from "bullmq";
 
 /**
- * Data a keepalive job may carry: ids only. Job-scheduler jobs carry none — the worker takes the
- * pair from the scheduler id `ka:<sessionId>:<backendId>` (the job's `repeatJobKey`), which
- * keeps every pending job small. The backend session id is read from Redis under the pair lock,
- * never from a job.
- */
-export interface KeepaliveJobData {
-  readonly sessionId: string;
-  readonly backendId: string;
-}
-
-/**
  * Retention of finished keepalive jobs, applied as options of the keepalive Worker (not stored in
  * each job, which would cost Redis memory per pair): bounded by count so Redis memory does not grow with
  * time, with enough recent history to read in Bull Board. A keepalive job never fails because a

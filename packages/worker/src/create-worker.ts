@@ -1,32 +1,25 @@
 import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
 import { Registry } from "prom-client";
 import {
-  attachKeepaliveMetrics,
+  closeInOrder,
   closeRedis,
-  createBackendBreaker,
-  createKeepaliveMetrics,
-  createKeepAliveFetch,
   createKeys,
-  createPairLocker,
+  createLocker,
   createRedis,
   createVmcpEventPublisher,
-  ID_PATTERN,
   KEEPALIVE_JOB_OPTIONS,
   parseSchedulerId,
   queueOptions,
   QUEUE_KEEPALIVE,
-  redisAnswers,
-  startOpsHttpServer,
   whenReady,
   schedulerId,
-  TypedEmitter,
-  type KeepaliveConfig,
-  type KeepaliveEventMap,
-  type Logger,
-  type OpsHttpServer,
-  type Readiness,
 } from "@vmcp-keepalive/shared";
-import { runKeepalive, type KeepaliveDeps, type KeepaliveJobResult } from "./keepalive/run-keepalive.js";
+import { redisAnswers, startOpsHttpServer, TypedEmitter, type KeepaliveConfig, type Logger, type OpsHttpServer, type Readiness } from "@vmcp-keepalive/runtime";
+import { attachKeepaliveMetrics, createKeepaliveMetrics } from "./metrics/keepalive-metrics.js";
+import { createKeepAliveFetch } from "./protocol/keep-alive-fetch.js";
+import { createTickStore } from "./store/tick-store.js";
+import type { KeepaliveEventMap } from "./tick/keepalive-events.js";
+import { runKeepalive, type KeepaliveDeps, type KeepaliveJobResult } from "./tick/run-tick.js";
 
 export interface WorkerOptions {
   readonly config: KeepaliveConfig;
@@ -45,9 +38,10 @@ export interface KeepaliveWorker {
   readonly registry: Registry;
   /**
    * Runs one keepalive tick of a pair now, outside the queue, exactly as a job would (lock,
-   * breaker, call, record). For the admin tooling and for tests that need ticks one at a time.
+   * breaker, call, record).
+   * @internal Exported for tests only (they drive ticks one at a time); not a feature.
    */
-  tick(sessionId: string, backendId: string): Promise<KeepaliveJobResult>;
+  _tick(sessionId: string, backendId: string): Promise<KeepaliveJobResult>;
   /** The ops HTTP server once started (when `http` was given): its bound port and URL. */
   readonly http: OpsHttpServer | undefined;
   /** What /readyz answers: Redis answers PING and the keepalive consumer runs. */
@@ -88,9 +82,9 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
   const lockUrls = config.lock.redisUrls.length > 0 ? config.lock.redisUrls : [url];
   const lockRedis = lockUrls.map((u, i) => createRedis(u, "client", `vmk-worker-lock-${i}@${config.redis.prefix}`, { enableOfflineQueue: false, maxRetriesPerRequest: 0 }));
   const keys = createKeys(config.redis.prefix);
-  const breaker = createBackendBreaker(clientRedis, keys);
+  const store = createTickStore(clientRedis, keys);
   const vmcpEvents = createVmcpEventPublisher(clientRedis, config.redis.prefix);
-  const locker = createPairLocker(lockRedis, keys);
+  const locker = createLocker(lockRedis);
   const keepaliveQueue = new Queue(QUEUE_KEEPALIVE, queueOptions(clientRedis, config.redis.prefix));
   keepaliveQueue.on("error", (err) => log.error({ err }, "keepalive queue error"));
 
@@ -106,8 +100,9 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
 
   const deps: KeepaliveDeps = {
     config,
+    keys,
     locker,
-    breaker,
+    store,
     events,
     log,
     now,
@@ -122,16 +117,14 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
   };
 
   const processor = async (job: Job): Promise<KeepaliveJobResult> => {
-    // Scheduler jobs carry no data: the pair is in the scheduler id `ka:<sessionId>:<backendId>`
-    // (pair-scheduler.ts). A job added by hand may name the pair in its data instead.
-    const data = job.data as { sessionId?: unknown; backendId?: unknown } | null;
-    const fromId = job.repeatJobKey ? parseSchedulerId(job.repeatJobKey) : undefined;
-    const sessionId = data?.sessionId ?? fromId?.sessionId;
-    const backendId = data?.backendId ?? fromId?.backendId;
-    if (typeof sessionId !== "string" || typeof backendId !== "string" || !ID_PATTERN.test(sessionId) || !ID_PATTERN.test(backendId)) {
-      log.warn({ jobId: job.id }, "keepalive job with invalid data rejected");
-      throw new UnrecoverableError("invalid keepalive job data: sessionId and backendId must be valid ids");
+    // Jobs carry no data: the pair is in the job scheduler's id `ka:<sessionId>:<backendId>`
+    // (pair-scheduler.ts), its ids checked by parseSchedulerId.
+    const pair = job.repeatJobKey ? parseSchedulerId(job.repeatJobKey) : undefined;
+    if (!pair) {
+      log.warn({ jobId: job.id, repeatJobKey: job.repeatJobKey }, "keepalive job that no pair's job scheduler made; rejected");
+      throw new UnrecoverableError("not a keepalive job: it comes from no job scheduler ka:<sessionId>:<backendId>");
     }
+    const { sessionId, backendId } = pair;
     const at = scheduledAt(job);
     if (at !== undefined) events.emit("scheduleLag", { backendId, lagMs: (job.processedOn ?? now()) - at });
     return runKeepalive(deps, sessionId, backendId);
@@ -153,7 +146,7 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
   return {
     events,
     registry,
-    async tick(sessionId, backendId) {
+    async _tick(sessionId, backendId) {
       await Promise.all(lockRedis.map((r) => whenReady(r, 5_000)));
       return runKeepalive(deps, sessionId, backendId);
     },
@@ -191,26 +184,19 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
     },
     stop() {
       stopping ??= (async () => {
-        let first: unknown;
-        const step = async (fn: () => Promise<unknown>) => {
-          try {
-            await fn();
-          } catch (err) {
-            first ??= err;
-          }
-        };
         // close() waits for in-flight jobs; each is bounded by the call timeout and releases its lock.
-        if (worker) await step(() => worker!.close());
-        backendHttp.close();
-        if (http) await step(() => http!.close());
-        await step(() => keepaliveQueue.close());
-        await step(() => vmcpEvents.close());
-        await step(() => locker.close());
-        for (const r of lockRedis) await step(() => closeRedis(r));
-        await step(() => closeRedis(clientRedis));
-        await step(() => closeRedis(consumerRedis));
-        log.info("worker stopped");
-        if (first) throw first;
+        try {
+          await closeInOrder([
+            worker && (() => worker!.close()),
+            async () => backendHttp.close(),
+            http && (() => http!.close()),
+            () => keepaliveQueue.close(),
+            () => vmcpEvents.close(),
+            ...[...lockRedis, clientRedis, consumerRedis].map((r) => () => closeRedis(r)),
+          ]);
+        } finally {
+          log.info("worker stopped");
+        }
       })();
       return stopping;
     },

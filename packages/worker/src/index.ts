@@ -1,2 +1,25 @@
+/*
+ * @vmcp-keepalive/worker — one keepalive from start to end: the queue consumer, the tick (plan,
+ * run, transitions), its Redis store and Lua scripts (lua/), MCP calls and their classification,
+ * and the keepalive metrics.
+ */
 export { createWorker, scheduledAt, jobTimings, type KeepaliveWorker, type WorkerOptions } from "./create-worker.js";
-export { runKeepalive, lockTtlMs, hasFallback, type KeepaliveDeps, type KeepaliveJobResult } from "./keepalive/run-keepalive.js";
+export { runKeepalive, lockTtlMs, type KeepaliveDeps, type KeepaliveJobResult } from "./tick/run-tick.js";
+export { nextCall, planRecord, hasFallback, type CallMethod, type CallResult, type TickState, type TickRecord, type BreakerOp, type MethodOp } from "./tick/plan.js";
+export type { KeepaliveEventMap } from "./tick/keepalive-events.js";
+export {
+  createTickStore,
+  jittered,
+  type TickStore,
+  type TickStart,
+  type BeginOptions,
+  type FinishInput,
+  type FinishResult,
+  type FinishRecord,
+  type BreakerTransition,
+  type MethodTransition,
+} from "./store/tick-store.js";
+export { callMcp, KEEPALIVE_ID_PREFIX, type CallMcpOptions, type McpTarget, type McpRequest, type McpCallResult } from "./protocol/mcp-call.js";
+export { createKeepAliveFetch, type FetchLike, type KeepAliveFetch, type KeepAliveFetchOptions } from "./protocol/keep-alive-fetch.js";
+export { classifyError, classifyHttpStatus, classifyRpcError, CallTimeoutError, type Classified } from "./protocol/classify.js";
+export { createKeepaliveMetrics, attachKeepaliveMetrics, LATENCY_BUCKETS_MS, type KeepaliveMetrics } from "./metrics/keepalive-metrics.js";

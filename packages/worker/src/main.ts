@@ -1,26 +1,10 @@
-import { parseArgs } from "node:util";
-import { createLogger, exitOnStartupError, httpListenFor, resolveConfig, runUntilSignal, UsageError } from "@vmcp-keepalive/shared";
+import { runProgram } from "@vmcp-keepalive/runtime";
 import { createWorker } from "./create-worker.js";
 
-const PROGRAM = "vmcp-keepalive-worker";
-const USAGE = `usage: ${PROGRAM} [--config FILE]\n  (or KEEPALIVE_CONFIG=FILE; REDIS_URL overrides redis.url, HTTP_HOST/HTTP_PORT the ops HTTP server)`;
-
-async function main(): Promise<void> {
-  let configPath: string | undefined;
-  try {
-    const { values } = parseArgs({ options: { config: { type: "string" }, help: { type: "boolean" } }, strict: true });
-    if (values.help) {
-      process.stdout.write(`${USAGE}\n`);
-      return;
-    }
-    configPath = values.config;
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n${USAGE}`);
-  }
-  const config = resolveConfig(configPath, process.env);
-  const logger = createLogger({ name: PROGRAM, level: config.log.level });
+runProgram({
+  name: "vmcp-keepalive-worker",
+  role: "worker",
+  create: (config, logger, http) => createWorker({ config, logger, http }),
   // In-flight ticks finish within two call timeouts (ping, then the tool); then connections close.
-  await runUntilSignal(PROGRAM, createWorker({ config, logger, http: httpListenFor(config, "worker") }), logger, { stopTimeoutMs: config.keepalive.timeoutMs * 2 + 10_000 });
-}
-
-main().catch((err: unknown) => exitOnStartupError(PROGRAM, err));
+  stopTimeoutMs: (config) => config.keepalive.timeoutMs * 2 + 10_000,
+});

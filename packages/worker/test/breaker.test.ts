@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, inject, it } from "vitest";
 import type { Registry } from "prom-client";
 import { schedulerId } from "@vmcp-keepalive/shared";
-import { expectNoLeakedConnections, openBackendSession, sleep, startMcpTestBackend, waitFor, type McpTestBackend, type OpenedSession } from "@vmcp-keepalive/shared/testing";
+import { expectNoLeakedConnections, openBackendSession, sleep, startMcpTestBackend, waitFor, type McpTestBackend, type OpenedSession } from "@vmcp-keepalive/testkit";
 import { createHarness, logsMatching, type Harness } from "./helpers.js";
 
 /*
@@ -66,12 +66,12 @@ describe("circuit breaker", () => {
     const ws = [h.idleWorker("w1"), h.idleWorker("w2"), h.idleWorker("w3")];
     b.mode = "http_503";
 
-    expect(await ws[0]!.worker.tick("s1", "down")).toMatchObject({ outcome: "failure", reason: "http_5xx" });
-    expect(await h.breaker.readBackend("down")).toMatchObject({ state: "closed", consecutiveFailures: 1 });
-    expect(await ws[1]!.worker.tick("s2", "down")).toMatchObject({ outcome: "failure", reason: "http_5xx" });
-    expect(await h.breaker.readBackend("down")).toMatchObject({ state: "closed", consecutiveFailures: 2 });
-    expect(await ws[2]!.worker.tick("s3", "down")).toMatchObject({ outcome: "failure", reason: "http_5xx" });
-    const opened = await h.breaker.readBackend("down");
+    expect(await ws[0]!.worker._tick("s1", "down")).toMatchObject({ outcome: "failure", reason: "http_5xx" });
+    expect(await h.readBackend("down")).toMatchObject({ state: "closed", consecutiveFailures: 1 });
+    expect(await ws[1]!.worker._tick("s2", "down")).toMatchObject({ outcome: "failure", reason: "http_5xx" });
+    expect(await h.readBackend("down")).toMatchObject({ state: "closed", consecutiveFailures: 2 });
+    expect(await ws[2]!.worker._tick("s3", "down")).toMatchObject({ outcome: "failure", reason: "http_5xx" });
+    const opened = await h.readBackend("down");
     expect(opened).toMatchObject({ state: "open", consecutiveFailures: 3, openReason: "http_5xx" });
     expect(opened.probeAt! - opened.openedAt!).toBeGreaterThanOrEqual(60_000);
     expect(opened.probeAt! - opened.openedAt!).toBeLessThanOrEqual(66_000);
@@ -86,7 +86,7 @@ describe("circuit breaker", () => {
 
     const before = keepaliveCalls(b).length;
     for (const w of ws) {
-      for (const sid of ["s1", "s2", "s3"]) expect(await w.worker.tick(sid, "down")).toEqual({ outcome: "skipped", reason: "breaker_open" });
+      for (const sid of ["s1", "s2", "s3"]) expect(await w.worker._tick(sid, "down")).toEqual({ outcome: "skipped", reason: "breaker_open" });
     }
     expect(keepaliveCalls(b).length).toBe(before);
     expect(await counterValue(ws[0]!.worker.registry, "keepalive_skipped_total", { backend: "down", reason: "breaker_open" })).toBe(3);
@@ -106,7 +106,7 @@ describe("circuit breaker", () => {
     await waitFor("a ping on every session", () => sessions.every(({ s }) => b.count("ping", s.sessionId) >= 1), 20_000);
 
     b.mode = "http_503";
-    await waitFor("the breaker to open", async () => (await h!.breaker.readBackend("down")).state === "open", 20_000);
+    await waitFor("the breaker to open", async () => (await h!.readBackend("down")).state === "open", 20_000);
     // Calls already in flight when it opened finish within the call timeout (500 ms); margin for a loaded machine.
     await sleep(1_500);
     const atOpen = keepaliveCalls(b).length;
@@ -138,8 +138,8 @@ describe("circuit breaker", () => {
     await waitFor("a ping on every session", () => sessions.every(({ s }) => b.count("ping", s.sessionId) >= 1), 20_000);
 
     b.mode = "http_503";
-    await waitFor("the breaker to open", async () => (await h!.breaker.readBackend("flaky")).state === "open", 20_000);
-    const openedAt = (await h.breaker.readBackend("flaky")).openedAt!;
+    await waitFor("the breaker to open", async () => (await h!.readBackend("flaky")).state === "open", 20_000);
+    const openedAt = (await h.readBackend("flaky")).openedAt!;
     await sleep(1_500); // in-flight calls of the opening (timeout 500 ms); the first probe is ≥ 2 s after the opening
     const afterOpen = keepaliveCalls(b).length;
 
@@ -151,13 +151,13 @@ describe("circuit breaker", () => {
     expect(probes[0]!.at - openedAt).toBeGreaterThanOrEqual(1_900);
     for (let i = 1; i < probes.length; i++) expect(probes[i]!.at - probes[i - 1]!.at).toBeGreaterThanOrEqual(1_900);
     expect(probes.length).toBeLessThanOrEqual(Math.floor((Date.now() - openedAt) / 2_000));
-    expect(["open", "probing"]).toContain((await h.breaker.readBackend("flaky")).state);
+    expect(["open", "probing"]).toContain((await h.readBackend("flaky")).state);
     expect(ws.flatMap((w) => logsMatching(w.lines, "circuit breaker probe failed")).length).toBe(probes.length);
     expect(ws.flatMap((w) => logsMatching(w.lines, "circuit breaker opened"))).toHaveLength(1);
 
     // Recovered: the next probe closes it; every pair gets keepalives again, on its original session.
     b.mode = "ok";
-    await waitFor("the breaker to close", async () => (await h!.breaker.readBackend("flaky")).state === "closed", 10_000);
+    await waitFor("the breaker to close", async () => (await h!.readBackend("flaky")).state === "closed", 10_000);
     const closedAt = Date.now();
     const closed = ws.flatMap((w) => logsMatching(w.lines, "circuit breaker closed"));
     expect(closed).toHaveLength(1);
@@ -187,7 +187,7 @@ describe("circuit breaker", () => {
     }
     const { worker, lines } = h.idleWorker();
     for (const sid of ["s1", "s2", "s3"]) {
-      expect(await worker.tick(sid, "b")).toMatchObject({ outcome: "failure", reason: "session_not_found", recorded: true });
+      expect(await worker._tick(sid, "b")).toMatchObject({ outcome: "failure", reason: "session_not_found", recorded: true });
       expect((await h.store.readPair(sid, "b"))?.status).toBe("expired");
       expect(await h.queue.getJobScheduler(schedulerId(sid, "b"))).toBeUndefined();
     }
@@ -197,12 +197,12 @@ describe("circuit breaker", () => {
       ["s2", "b", "gone-s2"],
       ["s3", "b", "gone-s3"],
     ]);
-    expect(await h.breaker.readBackend("b")).toMatchObject({ state: "closed", consecutiveFailures: 0 });
+    expect(await h.readBackend("b")).toMatchObject({ state: "closed", consecutiveFailures: 0 });
     expect(await eventsOf(h, "backend.breaker_opened")).toHaveLength(0);
     expect(logsMatching(lines, "backend session not found (404)")).toHaveLength(3);
     // A late tick of a stopped pair calls nothing.
     const before = keepaliveCalls(b).length;
-    expect(await worker.tick("s1", "b")).toEqual({ outcome: "skipped", reason: "disabled" });
+    expect(await worker._tick("s1", "b")).toEqual({ outcome: "skipped", reason: "disabled" });
     expect(keepaliveCalls(b).length).toBe(before);
   });
 });

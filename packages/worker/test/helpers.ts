@@ -1,56 +1,36 @@
-import { Writable } from "node:stream";
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import { createLogger, findBackend, parseConfig, type KeepaliveConfig } from "@vmcp-keepalive/runtime";
+import { createSessionStore, decidePair, type SessionStore } from "@vmcp-keepalive/scheduler";
 import {
   closeRedis,
-  createBackendBreaker,
   createKeys,
-  createLogger,
   createRedis,
-  createStateStore,
-  decidePair,
-  findBackend,
   KEEPALIVE_JOB_NAME,
   KEEPALIVE_JOB_OPTIONS,
-  parseConfig,
   queueOptions,
   QUEUE_EVENTS,
   QUEUE_KEEPALIVE,
+  readBackendState,
   schedulerId,
-  type BackendBreaker,
-  type KeepaliveConfig,
-  type Logger,
-  type StateStore,
+  type BackendState,
 } from "@vmcp-keepalive/shared";
-import { flushPrefix, testPrefix } from "@vmcp-keepalive/shared/testing";
+import { captureLines, flushPrefix, testPrefix } from "@vmcp-keepalive/testkit";
 import { createWorker, type KeepaliveWorker } from "../src/index.js";
-
-/** A pino logger whose JSON lines land in `lines` (parsed), for asserting on logs. */
-export function captureLogger(name = "worker"): { logger: Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split("\n")) {
-        if (line.startsWith("{")) lines.push(JSON.parse(line) as Record<string, unknown>);
-      }
-      done();
-    },
-  });
-  return { logger: createLogger({ name, level: "debug", destination }), lines };
-}
 
 /**
  * The test's view of one prefix on the shared redis-server: config, state store, the keepalive
  * queue, and what the scheduler would do (register pairs and upsert their job schedulers). The
- * worker package does not depend on the scheduler package, so registration is done here with
- * the same shared pieces the scheduler uses (decidePair + StateStore.applyRegistered).
+ * worker's tests register through the scheduler's own pieces (decidePair +
+ * SessionStore.applyRegistered; a dev-only dependency: the worker's code never imports the scheduler).
  */
 export interface Harness {
   readonly prefix: string;
   readonly config: KeepaliveConfig;
   readonly redis: Redis;
-  readonly store: StateStore;
-  readonly breaker: BackendBreaker;
+  readonly store: SessionStore;
+  /** The backend hash, decoded. */
+  readBackend(backendId: string): Promise<BackendState>;
   readonly queue: Queue;
   readonly events: Queue;
   /** Registers one session with these backend sessions; returns the pairs that are active. */
@@ -58,7 +38,7 @@ export interface Harness {
   /** Upserts the pair's job scheduler (every backend interval; first tick at once). */
   schedule(sessionId: string, backendId: string): Promise<void>;
   startWorker(name?: string): Promise<{ worker: KeepaliveWorker; lines: Record<string, unknown>[] }>;
-  /** A worker that is not consuming the queue: drive it with `tick()`. */
+  /** A worker that is not consuming the queue: drive it with `_tick()`. */
   idleWorker(name?: string): { worker: KeepaliveWorker; lines: Record<string, unknown>[] };
   close(): Promise<void>;
 }
@@ -70,14 +50,14 @@ export function createHarness(redisUrl: string, document: Record<string, unknown
   const config = parseConfig({ ...document, redis: { url: redisUrl, prefix } });
   const redis = createRedis(redisUrl, "client", `vmk-test-harness@${prefix}`);
   const keys = createKeys(prefix);
-  const store = createStateStore(redis, keys);
-  const breaker = createBackendBreaker(redis, keys);
+  const store = createSessionStore(redis, keys);
   const queue = new Queue(QUEUE_KEEPALIVE, queueOptions(redis, prefix));
   const events = new Queue(QUEUE_EVENTS, queueOptions(redis, prefix));
   const workers: KeepaliveWorker[] = [];
 
   const make = (name: string) => {
-    const { logger, lines } = captureLogger(name);
+    const { destination, lines } = captureLines();
+    const logger = createLogger({ name, level: "debug", destination });
     const worker = createWorker({ config, logger });
     workers.push(worker);
     return { worker, lines };
@@ -88,7 +68,7 @@ export function createHarness(redisUrl: string, document: Record<string, unknown
     config,
     redis,
     store,
-    breaker,
+    readBackend: (backendId) => readBackendState(redis, keys, backendId),
     queue,
     events,
     async register(sessionId, backends, maxLifetimeMs) {

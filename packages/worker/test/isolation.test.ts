@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { expectNoLeakedConnections, freePort, openBackendSession, sleep, startMcpTestBackend, waitFor, type McpTestBackend } from "@vmcp-keepalive/shared/testing";
+import { expectNoLeakedConnections, freePort, openBackendSession, sleep, startMcpTestBackend, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
 import { createHarness, type Harness } from "./helpers.js";
 
 /*

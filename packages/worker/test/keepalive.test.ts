@@ -1,26 +1,18 @@
 import { Queue, QueueEvents } from "bullmq";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
+import { createKeys, createLocker, KEEPALIVE_JOB_NAME, KEEPALIVE_JOB_OPTIONS, QUEUE_KEEPALIVE, schedulerId, type SessionRegistered } from "@vmcp-keepalive/shared";
+import { createSessionStore } from "@vmcp-keepalive/scheduler";
+import { createLogger, parseConfig } from "@vmcp-keepalive/runtime";
 import {
-  createKeys,
-  createPairLocker,
-  createStateStore,
-  KEEPALIVE_JOB_NAME,
-  KEEPALIVE_JOB_OPTIONS,
-  parseConfig,
-  QUEUE_KEEPALIVE,
-  schedulerId,
-  type SessionRegistered,
-} from "@vmcp-keepalive/shared";
-import {
-  captureLogger,
+  captureLines,
   expectNoLeakedConnections,
   flushPrefix,
   openBackendSession,
   startMcpTestBackend,
   testPrefix,
   waitFor,
-} from "@vmcp-keepalive/shared/testing";
+} from "@vmcp-keepalive/testkit";
 import { createWorker } from "../src/create-worker.js";
 
 const url = inject("redisUrl");
@@ -41,11 +33,12 @@ async function setup(everyMs = 1_000) {
     keepalive: { interval: everyMs, timeout: "800ms", concurrency: 4 },
     backends: [{ id: "pw", url: backend.url }],
   });
-  const { logger, lines } = captureLogger("debug");
+  const { destination, lines } = captureLines();
+  const logger = createLogger({ name: "test", level: "debug", destination });
   const worker = createWorker({ config, logger });
   const redis = new Redis(url, { connectionName: `vmk-test@${prefix}` });
   const keys = createKeys(prefix);
-  const store = createStateStore(redis, keys);
+  const store = createSessionStore(redis, keys);
   const queue = new Queue(QUEUE_KEEPALIVE, { connection: redis, prefix });
   const queueEvents = new QueueEvents(QUEUE_KEEPALIVE, { connection: { url }, prefix });
   cleanups.push(
@@ -113,7 +106,7 @@ describe("keepalive worker", () => {
     await t.register("s1", session.sessionId);
     const lockRedis = new Redis(url, { connectionName: `vmk-test-lock@${prefix}` });
     cleanups.push(async () => lockRedis.quit());
-    const held = await createPairLocker([lockRedis], t.keys).tryLock("s1", "pw", 60_000);
+    const held = await createLocker([lockRedis]).tryLock(`${prefix}:lock:s1:pw`, 60_000);
     expect(held.acquired).toBe(true);
     const completed: unknown[] = [];
     t.queueEvents.on("completed", ({ returnvalue }) => completed.push(returnvalue));

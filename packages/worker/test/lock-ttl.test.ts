@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseConfig } from "@vmcp-keepalive/shared";
+import { parseConfig } from "@vmcp-keepalive/runtime";
 import { lockTtlMs } from "../src/index.js";
 
 describe("worker pair-lock TTL (lock.ttl)", () => {

@@ -1,8 +1,9 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { FAILURE_REASONS, LATENCY_BUCKETS_MS } from "@vmcp-keepalive/shared";
-import { expectNoLeakedConnections, freePort, openBackendSession, startMcpTestBackend, type McpTestBackend } from "@vmcp-keepalive/shared/testing";
+import { FAILURE_REASONS } from "@vmcp-keepalive/shared";
+import { LATENCY_BUCKETS_MS } from "../src/index.js";
+import { expectNoLeakedConnections, freePort, openBackendSession, startMcpTestBackend, type McpTestBackend } from "@vmcp-keepalive/testkit";
 import { createHarness, type Harness } from "./helpers.js";
 
 /*
@@ -89,7 +90,7 @@ describe("keepalive metrics", () => {
     trip.mode = "http_503";
 
     const { worker } = h.idleWorker();
-    const tick = (backendId: string) => worker.tick(`sess-${backendId}`, backendId);
+    const tick = (backendId: string) => worker._tick(`sess-${backendId}`, backendId);
     for (let i = 0; i < 3; i++) await tick("good");
     for (let i = 0; i < 2; i++) await tick("slow");
     for (const id of ["hang", "refused", "e503", "auth", "e429", "gone", "noping", "toolfail", "garbage", "fb"]) await tick(id);

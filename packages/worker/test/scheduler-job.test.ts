@@ -1,19 +1,10 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import {
-  closeRedis,
-  createKeys,
-  createLogger,
-  createRedis,
-  createStateStore,
-  KEEPALIVE_ID_PREFIX,
-  KEEPALIVE_JOB_NAME,
-  parseConfig,
-  queueOptions,
-  QUEUE_KEEPALIVE,
-  schedulerId,
-} from "@vmcp-keepalive/shared";
+import { closeRedis, createKeys, createRedis, KEEPALIVE_JOB_NAME, queueOptions, QUEUE_KEEPALIVE, schedulerId } from "@vmcp-keepalive/shared";
+import { createLogger, parseConfig } from "@vmcp-keepalive/runtime";
+import { createSessionStore } from "@vmcp-keepalive/scheduler";
+import { KEEPALIVE_ID_PREFIX } from "../src/index.js";
 import {
   expectNoLeakedConnections,
   flushPrefix,
@@ -22,7 +13,7 @@ import {
   testPrefix,
   waitFor,
   type McpTestBackend,
-} from "@vmcp-keepalive/shared/testing";
+} from "@vmcp-keepalive/testkit";
 import { createWorker, type KeepaliveWorker } from "../src/index.js";
 
 const url = inject("redisUrl");
@@ -52,7 +43,7 @@ describe("keepalive jobs without data", () => {
     const queue = new Queue(QUEUE_KEEPALIVE, queueOptions(redis, prefix));
     cleanups.push(() => closeRedis(redis), () => queue.close());
 
-    const store = createStateStore(redis, createKeys(prefix));
+    const store = createSessionStore(redis, createKeys(prefix));
     await store.applyRegistered(
       {
         type: "session.registered",

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { createLogger, parseConfig } from "@vmcp-keepalive/shared";
-import { expectNoLeakedConnections, flushPrefix, testPrefix } from "@vmcp-keepalive/shared/testing";
+import { createLogger, parseConfig } from "@vmcp-keepalive/runtime";
+import { expectNoLeakedConnections, flushPrefix, testPrefix } from "@vmcp-keepalive/testkit";
 import { createWorker, type KeepaliveWorker } from "../src/index.js";
 
 const logger = createLogger({ name: "worker-http-test", level: "silent" });

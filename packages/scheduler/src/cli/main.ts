@@ -1,14 +1,6 @@
-import {
-  closeRedis,
-  createKeys,
-  createRedis,
-  createSessionPublisher,
-  createStateStore,
-  exitOnStartupError,
-  findBackend,
-  resolveConfig,
-  UsageError,
-} from "@vmcp-keepalive/shared";
+import { closeRedis, createKeys, createRedis, createSessionPublisher } from "@vmcp-keepalive/shared";
+import { createSessionStore } from "../store/session-store.js";
+import { exitOnStartupError, findBackend, resolveConfig, UsageError } from "@vmcp-keepalive/runtime";
 import { CLI_USAGE, parseCli } from "./parse-cli.js";
 import { formatStatusTable, statusRows } from "./status.js";
 
@@ -34,7 +26,7 @@ async function main(): Promise<void> {
       throw new Error(`cannot reach Redis at ${config.redis.url}: ${(err as Error).message}`);
     });
     if (cmd.command === "status") {
-      const pairs = await createStateStore(redis, createKeys(config.redis.prefix)).listPairs();
+      const pairs = await createSessionStore(redis, createKeys(config.redis.prefix)).listPairs();
       process.stdout.write(cmd.json ? `${JSON.stringify(statusRows(pairs), null, 2)}\n` : `${formatStatusTable(pairs)}\n`);
       return;
     }

@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
-import { ID_PATTERN, ID_RULE, parseDuration, UsageError } from "@vmcp-keepalive/shared";
+import { ID_PATTERN, ID_RULE } from "@vmcp-keepalive/shared";
+import { parseDuration, UsageError } from "@vmcp-keepalive/runtime";
 
 export const CLI_USAGE = `usage: vmcp-keepalive <command> [options]
 

@@ -3,7 +3,7 @@ import { createBullBoard } from "@bull-board/api";
 import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
 import { ExpressAdapter } from "@bull-board/express";
 import type { Queue } from "bullmq";
-import type { MountedHandler } from "@vmcp-keepalive/shared";
+import type { MountedHandler } from "@vmcp-keepalive/runtime";
 import { checkBasicAuth, type BasicAuthCredentials } from "./basic-auth.js";
 
 /** Where Bull Board is served (contract: DESIGN.md "HTTP"). */

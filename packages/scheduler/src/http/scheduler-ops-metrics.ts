@@ -1,7 +1,8 @@
 import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { Gauge, type Registry } from "prom-client";
-import { withTimeout, type Keys } from "@vmcp-keepalive/shared";
+import { withTimeout } from "@vmcp-keepalive/runtime";
+import { type Keys } from "@vmcp-keepalive/shared";
 
 /** Queue states exported as `vmk_queue_jobs{queue,state}`. */
 export const QUEUE_STATES = ["waiting", "delayed", "active", "failed"] as const;

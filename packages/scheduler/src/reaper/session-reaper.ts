@@ -1,5 +1,6 @@
-import type { Redis } from "ioredis";
-import type { Logger, StateStore } from "@vmcp-keepalive/shared";
+import type { Logger } from "@vmcp-keepalive/runtime";
+import type { Locker } from "@vmcp-keepalive/shared";
+import type { SessionStore } from "../store/session-store.js";
 import type { PairScheduler } from "../scheduling/pair-scheduler.js";
 import { withSessionMutex } from "../registrations/session-mutex.js";
 
@@ -13,10 +14,10 @@ export interface SessionReaper {
 }
 
 export interface SessionReaperDeps {
-  readonly store: StateStore;
+  readonly store: SessionStore;
   readonly scheduler: PairScheduler;
   /** Connection for the per-session mutex (the registration consumer's state connection). */
-  readonly stateRedis: Redis;
+  readonly locker: Locker;
   readonly log: Logger;
   readonly now: () => number;
   /** `sessions.reap_interval`. */
@@ -51,7 +52,7 @@ export function createSessionReaper(deps: SessionReaperDeps): SessionReaper {
   const reapOne = async (sessionId: string): Promise<boolean> => {
     try {
       return await withSessionMutex(
-        deps.stateRedis,
+        deps.locker,
         store.keys,
         sessionId,
         async () => {

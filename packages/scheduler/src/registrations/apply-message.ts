@@ -1,12 +1,7 @@
-import {
-  decidePair,
-  findBackend,
-  type KeepaliveConfig,
-  type Logger,
-  type PairDecision,
-  type SessionMessage,
-  type StateStore,
-} from "@vmcp-keepalive/shared";
+import { type SessionMessage } from "@vmcp-keepalive/shared";
+import { decidePair } from "./decide-pair.js";
+import type { PairDecision, SessionStore } from "../store/session-store.js";
+import { findBackend, type KeepaliveConfig, type Logger } from "@vmcp-keepalive/runtime";
 import type { PairScheduler } from "../scheduling/pair-scheduler.js";
 
 /** Thrown for a message that can never succeed (unknown backend): the job fails without retry. */
@@ -33,7 +28,7 @@ export interface ApplyResult {
 
 export interface ApplyDeps {
   readonly config: KeepaliveConfig;
-  readonly store: StateStore;
+  readonly store: SessionStore;
   readonly scheduler: PairScheduler;
   readonly log: Logger;
   readonly now: () => number;

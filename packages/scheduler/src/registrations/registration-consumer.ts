@@ -1,12 +1,8 @@
 import { UnrecoverableError, Worker, type Job } from "bullmq";
 import type { Redis } from "ioredis";
-import {
-  parseSessionMessage,
-  QUEUE_SESSIONS,
-  type KeepaliveConfig,
-  type RegistrationEventMap,
-  type TypedEmitter,
-} from "@vmcp-keepalive/shared";
+import { parseSessionMessage, QUEUE_SESSIONS, type Locker } from "@vmcp-keepalive/shared";
+import type { RegistrationEventMap } from "./registration-events.js";
+import { type KeepaliveConfig, type TypedEmitter } from "@vmcp-keepalive/runtime";
 import { applyMessage, MessageRejectedError, type ApplyDeps, type ApplyResult } from "./apply-message.js";
 import { withSessionMutex } from "./session-mutex.js";
 
@@ -18,7 +14,7 @@ import { withSessionMutex } from "./session-mutex.js";
  */
 export function createRegistrationConsumer(deps: ApplyDeps & {
   readonly connection: Redis;
-  readonly stateRedis: Redis;
+  readonly locker: Locker;
   readonly events: TypedEmitter<RegistrationEventMap>;
   readonly config: KeepaliveConfig;
 }): Worker {
@@ -36,7 +32,7 @@ export function createRegistrationConsumer(deps: ApplyDeps & {
       if (!parsed.ok) return reject(job, parsed.reason, parsed.detail);
       const message = parsed.message;
       try {
-        const result = await withSessionMutex(deps.stateRedis, deps.store.keys, message.sessionId, () => applyMessage(deps, message));
+        const result = await withSessionMutex(deps.locker, deps.store.keys, message.sessionId, () => applyMessage(deps, message));
         events.emit("applied", { type: message.type, sessionId: message.sessionId, status: result.status, pairs: result.scheduled });
         log.info(
           { jobId: job.id, type: message.type, sessionId: message.sessionId, status: result.status, scheduled: result.scheduled, off: result.off, removed: result.removed },

@@ -42,6 +42,3 @@ export type OffReason = (typeof OFF_REASONS)[number];
 /** Why a breaker opened (`keepalive_auto_disabled_total{reason}`): the failure reason that tripped it. */
 export type AutoDisabledReason = FailureReason;
 
-export function isFailureReason(value: string): value is FailureReason {
-  return (FAILURE_REASONS as readonly string[]).includes(value);
-}

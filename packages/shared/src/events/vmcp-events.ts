@@ -2,22 +2,22 @@ import { Queue, type JobsOptions } from "bullmq";
 import type { Redis } from "ioredis";
 import { z } from "zod";
 import { FAILURE_REASONS } from "../errors/reasons.js";
-import { ID_PATTERN, ID_RULE, QUEUE_EVENTS } from "../names.js";
+import { QUEUE_EVENTS } from "../names.js";
+import { IdSchema } from "../validation.js";
 import { queueOptions } from "../queues.js";
 
 /**
  * Events published on `vmcp-events` for vMCP replicas (contract v1). Each event is one BullMQ
  * job whose name is the event type.
  */
-const Id = z.string().regex(ID_PATTERN, `must be ${ID_RULE}`);
 const At = z.iso.datetime({ offset: true });
 
 export const BackendSessionExpiredSchema = z.strictObject({
   type: z.literal("backend.session_expired"),
   v: z.literal(1),
   occurredAt: At,
-  sessionId: Id,
-  backendId: Id,
+  sessionId: IdSchema,
+  backendId: IdSchema,
   /** The backend session id that answered 404; the vMCP should re-initialize the backend. */
   backendSessionId: z.string(),
 });
@@ -26,7 +26,7 @@ export const BreakerOpenedSchema = z.strictObject({
   type: z.literal("backend.breaker_opened"),
   v: z.literal(1),
   occurredAt: At,
-  backendId: Id,
+  backendId: IdSchema,
   /** The failure reason that tripped it. */
   reason: z.enum(FAILURE_REASONS),
   consecutiveFailures: z.number().int(),
@@ -38,7 +38,7 @@ export const BreakerClosedSchema = z.strictObject({
   type: z.literal("backend.breaker_closed"),
   v: z.literal(1),
   occurredAt: At,
-  backendId: Id,
+  backendId: IdSchema,
 });
 
 export const VmcpEventSchema = z.discriminatedUnion("type", [BackendSessionExpiredSchema, BreakerOpenedSchema, BreakerClosedSchema]);

@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import { describeIssues } from "../validation.js";
 import { SessionMessageSchema, type SessionMessage } from "./schema.js";
 
 /** Why a registration message was rejected. Closed set: it is the label set of the rejection counter. */
@@ -9,17 +9,6 @@ export type ParseResult =
   | { readonly ok: true; readonly message: SessionMessage }
   | { readonly ok: false; readonly reason: RejectionReason; readonly detail: string };
 
-function describe(issues: readonly z.core.$ZodIssue[]): string {
-  return issues
-    .slice(0, 5)
-    .map((i) => {
-      const path = i.path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "");
-      if (i.code === "unrecognized_keys") return `${path ? path + ": " : ""}unknown field${i.keys.length > 1 ? "s" : ""} ${i.keys.join(", ")}`;
-      if (i.code === "invalid_type") return `${path || "message"}: ${i.message.replace(/^Invalid input: /, "").replace(/, received undefined$/, " (missing)")}`;
-      return `${path || "message"}: ${i.message}`;
-    })
-    .join("; ");
-}
 
 /**
  * Validates one raw job payload from `vmcp-sessions`. Accepts the message object itself or a
@@ -44,6 +33,6 @@ export function parseSessionMessage(payload: unknown, maxBytes: number): ParseRe
     return { ok: false, reason: "invalid_message", detail: "payload must be a JSON object with a type field" };
   }
   const result = SessionMessageSchema.safeParse(value);
-  if (!result.success) return { ok: false, reason: "invalid_message", detail: describe(result.error.issues) };
+  if (!result.success) return { ok: false, reason: "invalid_message", detail: describeIssues(result.error.issues.slice(0, 5), { noun: "field", root: "message" }).join("; ") };
   return { ok: true, message: result.data };
 }

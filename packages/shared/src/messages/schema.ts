@@ -1,12 +1,11 @@
 import { z } from "zod";
-import { ID_PATTERN, ID_RULE } from "../names.js";
+import { IdSchema } from "../validation.js";
 
 /**
  * Registration messages on the `vmcp-sessions` queue, contract v1. The JSON Schema in
  * docs/session-messages.schema.json is generated from these (a test keeps them equal), for vMCPs
  * written in other languages.
  */
-const Id = z.string().regex(ID_PATTERN, `must be ${ID_RULE}`);
 
 /** Backend session ids are opaque header values: visible ASCII only, so they are safe in a header. */
 const BackendSessionId = z
@@ -20,7 +19,7 @@ const ProtocolVersion = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "must be an MCP 
 const Base = {
   /** Contract version. */
   v: z.literal(1).default(1),
-  sessionId: Id,
+  sessionId: IdSchema,
   /** When the vMCP produced the message (ISO 8601). */
   occurredAt: z.iso.datetime({ offset: true }),
   /** Per-session, strictly increasing; stale and duplicate messages are ignored. */
@@ -28,7 +27,7 @@ const Base = {
 };
 
 export const BackendRegistrationSchema = z.strictObject({
-  backendId: Id,
+  backendId: IdSchema,
   /** Absent ⇒ the backend session is stateless (nothing to keep alive). */
   backendSessionId: BackendSessionId.optional(),
   /** The negotiated MCP revision, sent back as MCP-Protocol-Version. */
@@ -38,7 +37,7 @@ export const BackendRegistrationSchema = z.strictObject({
 export const SessionRegisteredSchema = z.strictObject({
   type: z.literal("session.registered"),
   ...Base,
-  replicaId: Id,
+  replicaId: IdSchema,
   /** Sliding vMCP session TTL: the session is reaped this long after its last activity. */
   sessionTtlMs: z.number().int().min(1_000).max(30 * 86_400_000),
   /** Hard cap on the vMCP session's lifetime, from registration. */
@@ -75,7 +74,7 @@ export const SessionEndedSchema = z.strictObject({
 export const SessionBackendReinitializedSchema = z.strictObject({
   type: z.literal("session.backend_reinitialized"),
   ...Base,
-  backendId: Id,
+  backendId: IdSchema,
 });
 
 export const SessionMessageSchema = z.discriminatedUnion("type", [

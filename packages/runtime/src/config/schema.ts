@@ -1,0 +1,180 @@
+import { z } from "zod";
+import { parseDuration } from "../duration.js";
+import { IdSchema } from "@vmcp-keepalive/shared";
+
+/** A duration key: `300s`, `5m`, `1h`, `250ms`, or a bare number of milliseconds. */
+function duration(min: number, what = "duration") {
+  return z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (ms === undefined) {
+      ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)} is not a ${what} (use e.g. 300s, 5m, 1h, 250ms)` });
+      return z.NEVER;
+    }
+    if (ms < min) {
+      ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)} is below the minimum of ${min} ms` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+}
+
+const redisUrl = z
+  .string()
+  .refine((u) => /^rediss?:\/\/.+/.test(u), { message: "must be a redis:// or rediss:// URL" });
+
+const KEEPALIVE_METHOD_RE = /^(ping|none|tool:[A-Za-z0-9._/-]{1,128})$/;
+
+export const BackendSchema = z
+  .strictObject({
+    id: IdSchema,
+    url: z
+      .string()
+      .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), {
+        message: "must be an http:// or https:// URL",
+      }),
+    /** Stateless backends (`false`) get no keepalive unless `keepalive_method` is set. @defaultValue true */
+    stateful: z.boolean().default(true),
+    /** The backend's idle session TTL, when known. */
+    session_ttl: duration(1_000).optional(),
+    /** `ping` | `tool:<name>` | `none`. Absent ⇒ `ping`, subject to the stateless/TTL rules. */
+    keepalive_method: z
+      .string()
+      .regex(KEEPALIVE_METHOD_RE, "must be ping, none, or tool:<name>")
+      .optional(),
+    /** Arguments of the fallback tool call. @defaultValue {} */
+    keepalive_tool_args: z.record(z.string(), z.unknown()).default({}),
+    /** Call the tool on every tick instead of ping (backends whose idle timer only tools reset). */
+    keepalive_tool_every_tick: z.boolean().default(false),
+    /** Per-backend interval; overrides `keepalive.interval`. */
+    interval: duration(1_000).optional(),
+    /** Extra HTTP headers (credentials via `${ENV}`); never logged, never stored in Redis. */
+    headers: z.record(z.string(), z.string()).default({}),
+  })
+  .superRefine((b, ctx) => {
+    if (b.keepalive_tool_every_tick && !b.keepalive_method?.startsWith("tool:")) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["keepalive_tool_every_tick"],
+        message: "needs keepalive_method: tool:<name>",
+      });
+    }
+  });
+
+export const ConfigFileSchema = z
+  .strictObject({
+    redis: z
+      .strictObject({
+        /** Main Redis. Absent ⇒ the dev command starts an embedded redis-server. */
+        url: redisUrl.optional(),
+        /** Key prefix of every key and queue; may be hash-tagged (`{vmk}`) for Redis Cluster. */
+        prefix: z
+          .string()
+          .regex(/^[A-Za-z0-9{}_.-]{1,64}$/, "must be 1-64 characters of A-Z a-z 0-9 { } _ . -")
+          .default("vmk"),
+      })
+      .default({ prefix: "vmk" }),
+    lock: z
+      .strictObject({
+        /** Independent Redis nodes for the Redlock quorum. Empty ⇒ the main Redis. */
+        redis_urls: z.array(redisUrl).default([]),
+        /**
+         * TTL of the pair lock a worker takes for one keepalive. Absent ⇒ `keepalive.timeout` + 1 s,
+         * so the lock outlives the call. Shorter than the timeout lets a slow call outlive its lock;
+         * epoch fencing keeps pair state correct even then (a late outcome is not recorded).
+         */
+        ttl: duration(100).optional(),
+      })
+      .default({ redis_urls: [] }),
+    sessions: z
+      .strictObject({
+        /** How often each scheduler reaps sessions whose sliding TTL or max lifetime has passed. */
+        reap_interval: duration(100).default(30_000),
+      })
+      .default({ reap_interval: 30_000 }),
+    keepalive: z
+      .strictObject({
+        interval: duration(1_000).default(300_000),
+        timeout: duration(100).default(10_000),
+        concurrency: z.number().int().min(1).max(10_000).default(50),
+      })
+      .default({ interval: 300_000, timeout: 10_000, concurrency: 50 }),
+    breaker: z
+      .strictObject({
+        /** Consecutive backend failures (all sessions, all workers) that open the breaker. */
+        failure_threshold: z.number().int().min(1).max(1_000).default(3),
+        /** How long an open breaker waits before its single probe. */
+        probe_after: duration(1_000).default(1_800_000),
+      })
+      .default({ failure_threshold: 3, probe_after: 1_800_000 }),
+    fallback: z
+      .strictObject({
+        /** Consecutive ping failures (tool working) before a `tool:<name>` backend switches. */
+        after_failures: z.number().int().min(1).max(1_000).default(3),
+      })
+      .default({ after_failures: 3 }),
+    registration: z
+      .strictObject({
+        /** Largest accepted message on `vmcp-sessions`, in bytes of JSON. */
+        max_message_bytes: z.number().int().min(1_024).max(16 * 1024 * 1024).default(65_536),
+        /**
+         * Lifecycle messages one scheduler applies at once. Each is a chain of Redis round trips,
+         * so more in flight hides their latency: 16 → 64 took registration from 2,400–2,600 to
+         * 3,300–3,600 pairs/s in one scheduler on 2 cores (docs/benchmarks.md).
+         * @defaultValue 64
+         */
+        concurrency: z.number().int().min(1).max(1_000).default(64),
+      })
+      .default({ max_message_bytes: 65_536, concurrency: 64 }),
+    http: z
+      .strictObject({
+        /**
+         * Interface of the HTTP server (/metrics, /healthz, /readyz, Bull Board). Loopback by
+         * default so that nothing is exposed by accident; containers set `0.0.0.0` (env HTTP_HOST).
+         */
+        host: z.string().min(1).default("127.0.0.1"),
+        /** One port for whichever program reads this file (env HTTP_PORT); `0` = ephemeral. Overrides the two below. */
+        port: z.number().int().min(0).max(65_535).optional(),
+        /** Default port of the scheduler. @defaultValue 9464 */
+        scheduler_port: z.number().int().min(0).max(65_535).default(9464),
+        /** Default port of the worker: differs from the scheduler's so both run side by side. @defaultValue 9465 */
+        worker_port: z.number().int().min(0).max(65_535).default(9465),
+      })
+      .default({ host: "127.0.0.1", scheduler_port: 9464, worker_port: 9465 }),
+    admin: z
+      .strictObject({
+        /** Bull Board basic-auth user. @defaultValue "admin" */
+        username: z.string().min(1).max(128).default("admin"),
+        /** Bull Board basic-auth password (use `${ENV}`). Without it Bull Board is served only on loopback. */
+        password: z.string().min(12, "must be at least 12 characters").max(1_024).optional(),
+      })
+      .default({ username: "admin" }),
+    log: z
+      .strictObject({
+        level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+      })
+      .default({ level: "info" }),
+    backends: z.array(BackendSchema).default([]),
+  })
+  .superRefine((file, ctx) => {
+    const seen = new Map<string, number>();
+    file.backends.forEach((b, i) => {
+      const first = seen.get(b.id);
+      if (first !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["backends", i, "id"], message: `duplicate backend id ${JSON.stringify(b.id)} (also backends[${first}])` });
+      }
+      seen.set(b.id, i);
+      const interval = b.interval ?? file.keepalive.interval;
+      if (b.session_ttl !== undefined && interval >= b.session_ttl && b.keepalive_method !== "none") {
+        ctx.addIssue({
+          code: "custom",
+          path: ["backends", i, b.interval !== undefined ? "interval" : "session_ttl"],
+          message: `backend ${JSON.stringify(b.id)}: keepalive interval ${interval} ms must be shorter than its session_ttl ${b.session_ttl} ms, or keepalives arrive after the session expired`,
+        });
+      }
+    });
+    if (file.keepalive.timeout >= file.keepalive.interval) {
+      ctx.addIssue({ code: "custom", path: ["keepalive", "timeout"], message: "must be shorter than keepalive.interval" });
+    }
+  });
+
+export type ConfigFile = z.infer<typeof ConfigFileSchema>;

@@ -1,0 +1,3 @@
+import { vitestPreset } from "@vmcp-keepalive/testkit/vitest-preset";
+
+export default vitestPreset();

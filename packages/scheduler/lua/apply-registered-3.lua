@@ -1,0 +1,62 @@
+--[[
+  Applies `session.registered`: the session's TTLs and expiry, and one pair hash per backend with
+  the status the scheduler decided. A pair whose backend session id changed gets epoch + 1 and
+  its outcome fields reset; backends no longer listed lose their pair.
+  Input:
+    KEYS[1] session hash            <prefix>:session:<sessionId>
+    KEYS[2] session backends set    <prefix>:session:<sessionId>:backends
+    KEYS[3] sessions by expiry      <prefix>:sessions
+    ARGV[1] sessionId    ARGV[2] sequence    ARGV[3] now (ms)    ARGV[4] replicaId
+    ARGV[5] ttlMs        ARGV[6] maxLifetimeMs or ''
+    ARGV[7] pair key prefix (<prefix>:pair:<sessionId>:)
+    ARGV[8] n, then n x (backendId, backendSessionId|'', protocolVersion|'', status, offReason|'')
+  Output: { 'applied' | 'stale' | 'ended', removedBackendId... }
+]]
+--- @include "expiry"
+local sessionKey, backendsKey, zkey = KEYS[1], KEYS[2], KEYS[3]
+local sid, seq, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local state = redis.call('HGET', sessionKey, 'state')
+if state == 'ended' then return {'ended'} end
+-- A registration is stale only against the last applied REGISTRATION ('regSeq'), not against a
+-- touch: touch(4) overtaking registered(3) must not discard the newer backend list of
+-- registered(3). 'seq' is the highest sequence applied.
+local s = redis.call('HMGET', sessionKey, 'regSeq', 'seq')
+local regSeq = tonumber(s[1] or s[2] or '-1')
+if regSeq >= seq then return {'stale'} end
+local maxSeq = math.max(tonumber(s[2] or '-1'), seq)
+local created = tonumber(redis.call('HGET', sessionKey, 'createdAt') or ARGV[3])
+local ttl = tonumber(ARGV[5])
+local maxLife = tonumber(ARGV[6])
+local expires = expiry(now, ttl, created, maxLife)
+redis.call('HSET', sessionKey, 'sid', sid, 'seq', maxSeq, 'regSeq', seq, 'state', 'active', 'replica', ARGV[4], 'ttl', ttl,
+  'createdAt', created, 'activeAt', now, 'expiresAt', expires)
+if maxLife then redis.call('HSET', sessionKey, 'maxLife', maxLife) else redis.call('HDEL', sessionKey, 'maxLife') end
+redis.call('ZADD', zkey, expires, sid)
+local pairPrefix, n = ARGV[7], tonumber(ARGV[8])
+local keep = {}
+for i = 0, n - 1 do
+  local base = 9 + i * 5
+  local bid, bsid, pv, status, off = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
+  keep[bid] = true
+  local pk = pairPrefix .. bid
+  local old = redis.call('HMGET', pk, 'bsid', 'status')
+  if old[1] == false or old[1] ~= bsid then
+    redis.call('HINCRBY', pk, 'epoch', 1)
+    redis.call('HDEL', pk, 'last', 'lastAt', 'okAt', 'failAt', 'failReason', 'latMs')
+    redis.call('HSET', pk, 'fails', 0, 'regAt', now)
+  elseif old[2] == 'expired' then
+    -- Same backend session as the one that already answered 404: it stays expired.
+    status = 'expired'
+  end
+  redis.call('HSET', pk, 'sid', sid, 'bid', bid, 'bsid', bsid, 'pv', pv, 'status', status, 'off', off)
+  redis.call('SADD', backendsKey, bid)
+end
+local result = {'applied'}
+for _, bid in ipairs(redis.call('SMEMBERS', backendsKey)) do
+  if not keep[bid] then
+    redis.call('DEL', pairPrefix .. bid)
+    redis.call('SREM', backendsKey, bid)
+    table.insert(result, bid)
+  end
+end
+return result

@@ -1,0 +1,18 @@
+--[[
+  end_session(sessionKey, backendsKey, zkey, sid, pairPrefix, seq, now, reason, tombstoneMs):
+  deletes a session's pairs and leaves a tombstone (state=ended, TTL tombstoneMs) so that a late
+  or duplicated `session.registered` cannot resurrect it.
+  Returns { 'applied', backendId... }: the backends the session had.
+]]
+local function end_session(sessionKey, backendsKey, zkey, sid, pairPrefix, seq, now, reason, tombstoneMs)
+  local result = {'applied'}
+  for _, bid in ipairs(redis.call('SMEMBERS', backendsKey)) do
+    redis.call('DEL', pairPrefix .. bid)
+    table.insert(result, bid)
+  end
+  redis.call('DEL', backendsKey, sessionKey)
+  redis.call('ZREM', zkey, sid)
+  redis.call('HSET', sessionKey, 'sid', sid, 'state', 'ended', 'seq', seq, 'endedAt', now, 'endReason', reason)
+  redis.call('PEXPIRE', sessionKey, tombstoneMs)
+  return result
+end

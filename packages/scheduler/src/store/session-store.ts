@@ -1,0 +1,132 @@
+import type { Redis } from "ioredis";
+import { decodePair, SESSION_FIELDS, type Keys, type OffReason, type PairState, type PairStatus, type SessionEnded, type SessionRegistered, type SessionTouched } from "@vmcp-keepalive/shared";
+import { APPLY_ENDED, APPLY_REGISTERED, APPLY_TOUCHED, REAP_SESSION } from "./scripts.js";
+
+/** What the scheduler decided for one registered pair before storing it. */
+export interface PairDecision {
+  readonly backendId: string;
+  readonly backendSessionId: string | undefined;
+  readonly protocolVersion: string | undefined;
+  readonly status: Exclude<PairStatus, "expired">;
+  readonly offReason: OffReason | undefined;
+}
+
+export type ApplyStatus = "applied" | "stale" | "ended" | "unknown";
+
+export interface SessionRecord {
+  readonly sessionId: string;
+  readonly state: "active" | "ended";
+  readonly sequence: number;
+  readonly replicaId: string | undefined;
+  readonly sessionTtlMs: number | undefined;
+  readonly maxLifetimeMs: number | undefined;
+  readonly createdAt: number | undefined;
+  readonly activeAt: number | undefined;
+  readonly expiresAt: number | undefined;
+}
+
+/** Result of one reap attempt: ended now (with its backends), still alive (touched meanwhile), or already gone. */
+export type ReapResult = { readonly status: "applied"; readonly backends: string[] } | { readonly status: "alive" | "gone" };
+
+/** How long an ended session's tombstone stays (blocks late duplicates). @defaultValue 24 h */
+export const DEFAULT_TOMBSTONE_MS = 86_400_000;
+
+/** Session and pair state as the scheduler writes it (scripts in packages/scheduler/lua/). */
+export interface SessionStore {
+  readonly keys: Keys;
+  applyRegistered(message: SessionRegistered, pairs: readonly PairDecision[], now: number): Promise<{ status: ApplyStatus; removedBackends: string[] }>;
+  applyTouched(message: SessionTouched, now: number): Promise<ApplyStatus>;
+  /** Ends a session (message, or the reaper with reason `expired`); returns the backends it had. */
+  applyEnded(message: Pick<SessionEnded, "sessionId" | "sequence" | "reason">, now: number): Promise<{ status: ApplyStatus; backends: string[] }>;
+  /** Session ids whose expiry (sliding TTL / max lifetime) is at or before `now`, oldest first. */
+  expiredSessions(now: number, limit: number): Promise<string[]>;
+  /** Ends one expired session if it is still expired (atomic check); the reaper's write. */
+  reapSession(sessionId: string, now: number): Promise<ReapResult>;
+  readPair(sessionId: string, backendId: string): Promise<PairState | undefined>;
+  readSession(sessionId: string): Promise<SessionRecord | undefined>;
+  /** Every pair (SCAN; for the status CLI and tests, not for hot paths). */
+  listPairs(): Promise<PairState[]>;
+}
+
+export function createSessionStore(redis: Redis, keys: Keys, options: { tombstoneMs?: number } = {}): SessionStore {
+  const tombstoneMs = options.tombstoneMs ?? DEFAULT_TOMBSTONE_MS;
+  const pairPrefix = (sessionId: string) => keys.pair(sessionId, "");
+
+  return {
+    keys,
+    async applyRegistered(m, pairs, now) {
+      const args: (string | number)[] = [
+        m.sessionId, m.sequence, now, m.replicaId, m.sessionTtlMs, m.maxLifetimeMs ?? "", pairPrefix(m.sessionId), pairs.length,
+      ];
+      for (const p of pairs) args.push(p.backendId, p.backendSessionId ?? "", p.protocolVersion ?? "", p.status, p.offReason ?? "");
+      const reply = (await APPLY_REGISTERED.run(
+        redis,
+        [keys.session(m.sessionId), keys.sessionBackends(m.sessionId), keys.sessionsByExpiry()],
+        args,
+      )) as string[];
+      return { status: reply[0] as ApplyStatus, removedBackends: reply.slice(1) };
+    },
+    async applyTouched(m, now) {
+      return (await APPLY_TOUCHED.run(redis, [keys.session(m.sessionId), keys.sessionsByExpiry()], [m.sessionId, m.sequence, now])) as ApplyStatus;
+    },
+    async applyEnded(m, now) {
+      const reply = (await APPLY_ENDED.run(
+        redis,
+        [keys.session(m.sessionId), keys.sessionBackends(m.sessionId), keys.sessionsByExpiry()],
+        [m.sessionId, m.sequence, now, pairPrefix(m.sessionId), tombstoneMs, m.reason ?? ""],
+      )) as string[];
+      return { status: reply[0] as ApplyStatus, backends: reply.slice(1) };
+    },
+    async expiredSessions(now, limit) {
+      return redis.zrangebyscore(keys.sessionsByExpiry(), "-inf", now, "LIMIT", 0, limit);
+    },
+    async reapSession(sessionId, now) {
+      const reply = (await REAP_SESSION.run(
+        redis,
+        [keys.session(sessionId), keys.sessionBackends(sessionId), keys.sessionsByExpiry()],
+        [sessionId, now, pairPrefix(sessionId), tombstoneMs],
+      )) as string[];
+      if (reply[0] === "applied") return { status: "applied", backends: reply.slice(1) };
+      return { status: reply[0] === "alive" ? "alive" : "gone" };
+    },
+    async readPair(sessionId, backendId) {
+      return decodePair(await redis.hgetall(keys.pair(sessionId, backendId)));
+    },
+    async readSession(sessionId) {
+      const h = await redis.hgetall(keys.session(sessionId));
+      const F = SESSION_FIELDS;
+      const sid = h[F.sessionId];
+      if (!sid) return undefined;
+      const n = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+      return {
+        sessionId: sid,
+        state: h[F.state] === "ended" ? "ended" : "active",
+        sequence: Number(h[F.sequence] ?? -1),
+        replicaId: h[F.replicaId],
+        sessionTtlMs: n(h[F.sessionTtlMs]),
+        maxLifetimeMs: n(h[F.maxLifetimeMs]),
+        createdAt: n(h[F.createdAt]),
+        activeAt: n(h[F.activeAt]),
+        expiresAt: n(h[F.expiresAt]),
+      };
+    },
+    async listPairs() {
+      const out: PairState[] = [];
+      let cursor = "0";
+      do {
+        const [next, batch] = await redis.scan(cursor, "MATCH", `${keys.prefix}:pair:*`, "COUNT", 1000);
+        cursor = next;
+        if (batch.length === 0) continue;
+        const pipe = redis.pipeline();
+        for (const k of batch) pipe.hgetall(k);
+        const replies = (await pipe.exec()) ?? [];
+        for (const [err, h] of replies) {
+          if (err) continue;
+          const p = decodePair(h as Record<string, string>);
+          if (p) out.push(p);
+        }
+      } while (cursor !== "0");
+      return out.sort((a, b) => a.sessionId.localeCompare(b.sessionId) || a.backendId.localeCompare(b.backendId));
+    },
+  };
+}

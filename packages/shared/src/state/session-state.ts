@@ -1,0 +1,21 @@
+/**
+ * Field names of the session hash `<prefix>:session:<sessionId>` (docs/contract.md), written by
+ * the scheduler's scripts; a live session, or the tombstone of an ended one.
+ */
+export const SESSION_FIELDS = {
+  sessionId: "sid",
+  /** `active` | `ended`. */
+  state: "state",
+  /** Highest message sequence applied. */
+  sequence: "seq",
+  /** Sequence of the last applied `session.registered` (a touch may overtake it). */
+  registrationSequence: "regSeq",
+  replicaId: "replica",
+  sessionTtlMs: "ttl",
+  maxLifetimeMs: "maxLife",
+  createdAt: "createdAt",
+  activeAt: "activeAt",
+  expiresAt: "expiresAt",
+  endedAt: "endedAt",
+  endReason: "endReason",
+} as const;

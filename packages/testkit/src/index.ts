@@ -1,0 +1,14 @@
+import type {} from "vitest";
+
+export { startMcpTestBackend, type McpTestBackend, type McpTestBackendOptions, type RecordedCall, type BackendMode } from "./mcp-test-backend.js";
+export { openBackendSession, callToolOnSession, type OpenedSession } from "./mcp-session.js";
+export { startEmbeddedRedis, freePort, REDIS_INSTALL_HINT, type EmbeddedRedis, type EmbeddedRedisOptions } from "./embedded-redis.js";
+export { waitFor, sleep } from "./wait.js";
+export { testPrefix, flushPrefix, openVmkConnections, expectNoLeakedConnections, captureLines, type CapturedLines } from "./harness.js";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** URL of the run's embedded redis-server (see the global setup). */
+    redisUrl: string;
+  }
+}

@@ -1,0 +1,187 @@
+import type { Redis } from "ioredis";
+import { decodePair, outcomeLabel, type BreakerState, type Keys, type KeepaliveOutcome, type LearnedMethod, type PairState, type PairStatus } from "@vmcp-keepalive/shared";
+import type { BreakerOp, MethodOp } from "../tick/plan.js";
+import { BEGIN_TICK, BEGIN_TICK_LOCKED, FINISH_TICK, FINISH_TICK_RELEASE, RELEASE_LOCK } from "./scripts.js";
+
+export type TickStart =
+  /** Single-node fast path only: another holder has the pair lock. */
+  | { readonly kind: "locked" }
+  /** The pair does not exist (session ended or reaped). */
+  | { readonly kind: "no_pair" }
+  /** The pair is off or expired, or has no backend session. */
+  | { readonly kind: "inactive"; readonly pair: PairState }
+  /** The breaker is open (or another tick holds the probe): no backend call. */
+  | { readonly kind: "skip_open"; readonly pair: PairState; readonly breaker: BreakerState }
+  /**
+   * Call the backend. `probe`: this tick holds the backend's single probe. `pingRetry`: this
+   * tick holds the ping retry of a backend that learned its tool.
+   */
+  | {
+      readonly kind: "call";
+      readonly pair: PairState;
+      readonly breaker: BreakerState;
+      readonly probe: boolean;
+      readonly learnedMethod: LearnedMethod;
+      readonly pingRetry: boolean;
+    };
+
+export interface BeginOptions {
+  /** Unique per tick; proves probe ownership in {@link TickStore.finish}, and is the lock token on the fast path. */
+  readonly token: string;
+  /** How long a probe claim lasts before another worker may take it over (≥ the tick's longest run). */
+  readonly probeLeaseMs: number;
+  /** Next ping retry of a backend on its tool, from now (the probe window, jittered). */
+  readonly pingRetryDelayMs: number;
+  /** The backend is `tool:<name>` without every-tick: it may switch between ping and the tool. */
+  readonly fallback: boolean;
+  /**
+   * Single-node fast path: take the pair lock in the same script. Held afterwards for `call` and
+   * `inactive`; released in the script otherwise.
+   */
+  readonly lockTtlMs?: number;
+}
+
+/** The finish record (ARGV[1] of lua/finish-tick-2.lua, as JSON): names, not positions. */
+export interface FinishRecord {
+  readonly epoch: number;
+  readonly now: number;
+  readonly kind: "success" | "failure";
+  readonly reason?: string;
+  readonly label: string;
+  readonly latencyMs?: number;
+  readonly pairStatus?: PairStatus;
+  readonly breakerOp: BreakerOp;
+  readonly failureThreshold: number;
+  readonly probeDelayMs: number;
+  readonly probeToken?: string;
+  readonly methodOp?: MethodOp;
+  readonly afterFailures: number;
+  readonly pingRetryDelayMs: number;
+}
+
+export interface FinishInput {
+  readonly pair: Pick<PairState, "sessionId" | "backendId" | "epoch">;
+  readonly outcome: Exclude<KeepaliveOutcome, { kind: "skipped" }>;
+  readonly now: number;
+  readonly latencyMs?: number;
+  readonly pairStatus?: PairStatus;
+  readonly breakerOp: BreakerOp;
+  readonly failureThreshold: number;
+  /** Time from now to the next probe if this tick opens or re-opens the breaker (jittered). */
+  readonly probeDelayMs: number;
+  /** The token of a tick that holds the probe. */
+  readonly probeToken?: string;
+  readonly methodOp?: MethodOp;
+  /** `fallback.after_failures` (K). */
+  readonly afterFailures: number;
+  /** Time from now to the next ping retry if this tick switches to the tool (jittered). */
+  readonly pingRetryDelayMs: number;
+  /** Single-node fast path: release the pair lock held with this token in the same script. */
+  readonly releaseLockToken?: string;
+}
+
+export type BreakerTransition = "opened" | "closed" | "reopened" | "released";
+export type MethodTransition = "to_tool" | "to_ping";
+
+export interface FinishResult {
+  /** False when the pair moved on (fenced) or is gone; the breaker accounting happened anyway. */
+  readonly recorded: boolean;
+  readonly why?: "fenced" | "gone";
+  /** Set only in the one tick whose write made the transition: that worker logs it. */
+  readonly breakerTransition: BreakerTransition | undefined;
+  /** Consecutive backend failures after this tick. */
+  readonly breakerFailures: number;
+  readonly methodTransition: MethodTransition | undefined;
+}
+
+/**
+ * The Redis side of one keepalive tick: `begin` reads the pair and decides against the backend's
+ * breaker (claiming the probe or the ping retry when due), `finish` records the outcome fenced on
+ * the pair epoch and does the breaker and method accounting — one script each, shared by every
+ * worker (backend hash `keys.backend(id)`; docs/keepalive-policy.md has the state machine).
+ */
+export interface TickStore {
+  begin(sessionId: string, backendId: string, now: number, options: BeginOptions): Promise<TickStart>;
+  finish(input: FinishInput): Promise<FinishResult>;
+  /** Releases a pair lock taken by `begin` with `lockTtlMs`, if `token` still holds it. */
+  releaseLock(sessionId: string, backendId: string, token: string): Promise<void>;
+}
+
+function flatToRecord(flat: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!Array.isArray(flat)) return out;
+  for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = String(flat[i + 1]);
+  return out;
+}
+
+export function createTickStore(redis: Redis, keys: Keys): TickStore {
+  return {
+    async begin(sessionId, backendId, now, o) {
+      const args: (string | number)[] = [now, o.token, Math.round(o.probeLeaseMs), Math.round(o.pingRetryDelayMs), o.fallback ? "1" : "0"];
+      const pairKeys = [keys.pair(sessionId, backendId), keys.backend(backendId)];
+      const reply = (
+        o.lockTtlMs === undefined
+          ? await BEGIN_TICK.run(redis, pairKeys, args)
+          : await BEGIN_TICK_LOCKED.run(redis, [...pairKeys, keys.pairLock(sessionId, backendId)], [...args, Math.max(1, Math.round(o.lockTtlMs))])
+      ) as [string, string, string, number, unknown];
+      const [decision, state, method, pingRetry, flat] = reply;
+      if (decision === "locked") return { kind: "locked" };
+      const pair = decodePair(flatToRecord(flat));
+      if (decision === "no_pair" || !pair) return { kind: "no_pair" };
+      if (decision === "inactive") return { kind: "inactive", pair };
+      const breaker = (state || "closed") as BreakerState;
+      if (decision === "skip_open") return { kind: "skip_open", pair, breaker };
+      return {
+        kind: "call",
+        pair,
+        breaker,
+        probe: decision === "probe",
+        learnedMethod: method === "tool" ? "tool" : "ping",
+        pingRetry: Number(pingRetry) === 1,
+      };
+    },
+    async finish(i) {
+      const o = i.outcome;
+      const record: FinishRecord = {
+        epoch: i.pair.epoch,
+        now: i.now,
+        kind: o.kind,
+        ...(o.kind === "failure" ? { reason: o.reason } : {}),
+        label: outcomeLabel(o),
+        ...(i.latencyMs === undefined ? {} : { latencyMs: Math.round(i.latencyMs) }),
+        ...(i.pairStatus ? { pairStatus: i.pairStatus } : {}),
+        breakerOp: i.breakerOp,
+        failureThreshold: i.failureThreshold,
+        probeDelayMs: Math.round(i.probeDelayMs),
+        ...(i.probeToken ? { probeToken: i.probeToken } : {}),
+        ...(i.methodOp ? { methodOp: i.methodOp } : {}),
+        afterFailures: i.afterFailures,
+        pingRetryDelayMs: Math.round(i.pingRetryDelayMs),
+      };
+      const pairKeys = [keys.pair(i.pair.sessionId, i.pair.backendId), keys.backend(i.pair.backendId)];
+      const json = JSON.stringify(record);
+      const reply = (
+        i.releaseLockToken === undefined
+          ? await FINISH_TICK.run(redis, pairKeys, [json])
+          : await FINISH_TICK_RELEASE.run(redis, [...pairKeys, keys.pairLock(i.pair.sessionId, i.pair.backendId)], [json, i.releaseLockToken])
+      ) as [number, string, number, string];
+      const [rec, bt, bfails, mt] = reply;
+      const recNum = Number(rec);
+      return {
+        recorded: recNum >= 0,
+        ...(recNum === -1 ? { why: "fenced" as const } : recNum === -2 ? { why: "gone" as const } : {}),
+        breakerTransition: (bt || undefined) as BreakerTransition | undefined,
+        breakerFailures: Number(bfails),
+        methodTransition: (mt || undefined) as MethodTransition | undefined,
+      };
+    },
+    async releaseLock(sessionId, backendId, token) {
+      await RELEASE_LOCK.run(redis, [keys.pairLock(sessionId, backendId)], [token]);
+    },
+  };
+}
+
+/** `base` stretched by a random 0-10 %: spreads the probes of backends that opened together. */
+export function jittered(baseMs: number, random: () => number = Math.random): number {
+  return Math.round(baseMs * (1 + 0.1 * random()));
+}

@@ -1,0 +1,135 @@
+import { afterEach, describe, expect, inject, it } from "vitest";
+import type { Redis } from "ioredis";
+import { closeRedis, createKeys, createRedis, readBackendState, type BackendState } from "@vmcp-keepalive/shared";
+import { createSessionStore, type SessionStore } from "@vmcp-keepalive/scheduler";
+import { createTickStore, jittered, type FinishInput, type TickStore } from "../src/index.js";
+import { expectNoLeakedConnections, flushPrefix, testPrefix } from "@vmcp-keepalive/testkit";
+
+/*
+ * The breaker scripts against a real Redis, with concurrent callers on separate connections (as
+ * separate workers are): exactly one transition wins however many race for it.
+ */
+
+const redisUrl = inject("redisUrl");
+const opened: Redis[] = [];
+let prefix = "";
+
+afterEach(async () => {
+  for (const r of opened.splice(0)) await closeRedis(r);
+  await flushPrefix(redisUrl, prefix);
+  await expectNoLeakedConnections(redisUrl);
+});
+
+/** `n` breakers on `n` connections (n workers) plus a store to register pairs. */
+async function setup(n: number, pairs: number): Promise<{ breakers: TickStore[]; store: SessionStore; readBackend: (id: string) => Promise<BackendState> }> {
+  prefix = testPrefix("brk");
+  const keys = createKeys(prefix);
+  const conns = Array.from({ length: n }, (_, i) => createRedis(redisUrl, "client", `vmk-test-breaker-${i}@${prefix}`));
+  opened.push(...conns);
+  const store = createSessionStore(conns[0]!, keys);
+  for (let i = 0; i < pairs; i++) {
+    const m = { type: "session.registered" as const, v: 1 as const, sessionId: `s${i}`, occurredAt: new Date().toISOString(), sequence: 1, replicaId: "r", sessionTtlMs: 60_000, backends: [] };
+    await store.applyRegistered(m, [{ backendId: "b", backendSessionId: `bs${i}`, protocolVersion: "2025-06-18", status: "active", offReason: undefined }], Date.now());
+  }
+  return { breakers: conns.map((c) => createTickStore(c, keys)), store, readBackend: (id) => readBackendState(conns[0]!, keys, id) };
+}
+
+const begin = (b: TickStore, i: number, now = Date.now()) =>
+  b.begin(`s${i}`, "b", now, { token: `tok-${i}`, probeLeaseMs: 5_000, pingRetryDelayMs: 60_000, fallback: false });
+
+function finish(b: TickStore, i: number, epoch: number, over: Partial<FinishInput>): Promise<Awaited<ReturnType<TickStore["finish"]>>> {
+  return b.finish({
+    pair: { sessionId: `s${i}`, backendId: "b", epoch },
+    outcome: { kind: "failure", reason: "http_5xx" },
+    now: Date.now(),
+    breakerOp: "count",
+    failureThreshold: 3,
+    probeDelayMs: 1_000,
+    afterFailures: 3,
+    pingRetryDelayMs: 60_000,
+    ...over,
+  });
+}
+
+describe("tick store scripts: breaker, probe, outcome fence", () => {
+  it("20 concurrent failures from 10 workers: exactly one of them opens the breaker", async () => {
+    const { breakers, readBackend } = await setup(10, 20);
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => finish(breakers[i % 10]!, i, 1, {})));
+    expect(results.filter((r) => r.breakerTransition === "opened")).toHaveLength(1);
+    expect(results.find((r) => r.breakerTransition === "opened")?.breakerFailures).toBe(3);
+    const state = await readBackend("b");
+    // Failures after the opening are late results: they change nothing.
+    expect(state).toMatchObject({ state: "open", consecutiveFailures: 3, openReason: "http_5xx" });
+  });
+
+  it("when the probe is due, exactly one of 20 concurrent ticks claims it; the rest skip", async () => {
+    const { breakers, readBackend } = await setup(10, 20);
+    for (let i = 0; i < 3; i++) await finish(breakers[0]!, i, 1, { probeDelayMs: 0 });
+    expect((await readBackend("b")).state).toBe("open");
+    const decisions = await Promise.all(Array.from({ length: 20 }, (_, i) => begin(breakers[i % 10]!, i)));
+    const probes = decisions.filter((d) => d.kind === "call" && d.probe);
+    expect(probes).toHaveLength(1);
+    expect(decisions.filter((d) => d.kind === "skip_open")).toHaveLength(19);
+    expect((await readBackend("b")).state).toBe("probing");
+  });
+
+  it("only the probe's own result closes or re-opens; a probe that got 404 hands the probe back", async () => {
+    const { breakers, readBackend } = await setup(2, 3);
+    const [w1] = breakers as [TickStore, TickStore];
+    for (let i = 0; i < 3; i++) await finish(w1, i, 1, { probeDelayMs: 0 });
+    const d = await begin(w1, 0);
+    expect(d).toMatchObject({ kind: "call", probe: true });
+    // A late success from another pair (not the probe) does not close it.
+    expect((await finish(w1, 1, 1, { outcome: { kind: "success" }, breakerOp: "reset" })).breakerTransition).toBeUndefined();
+    expect((await readBackend("b")).state).toBe("probing");
+    // The probe's pair answered 404: no verdict, the probe is due again at once.
+    expect((await finish(w1, 0, 1, { outcome: { kind: "failure", reason: "session_not_found" }, breakerOp: "none", probeToken: "tok-0" })).breakerTransition).toBe("released");
+    const again = await begin(w1, 2);
+    expect(again).toMatchObject({ kind: "call", probe: true });
+    // Failure re-opens for another window; success of the next probe closes it.
+    expect((await finish(w1, 2, 1, { probeToken: "tok-2", probeDelayMs: 0 })).breakerTransition).toBe("reopened");
+    expect(await begin(w1, 1)).toMatchObject({ kind: "call", probe: true });
+    const closed = await finish(w1, 1, 1, { outcome: { kind: "success" }, breakerOp: "reset", probeToken: "tok-1" });
+    expect(closed).toMatchObject({ breakerTransition: "closed", breakerFailures: 0 });
+    expect(await readBackend("b")).toMatchObject({ state: "closed", consecutiveFailures: 0, probeAt: undefined });
+  });
+
+  it("a probe claim whose lease ran out (its worker died) is taken over", async () => {
+    const { breakers } = await setup(1, 2);
+    const b = breakers[0]!;
+    for (let i = 0; i < 3; i++) await finish(b, i % 2, 1, { probeDelayMs: 0 });
+    const t0 = Date.now();
+    expect(await begin(b, 0, t0)).toMatchObject({ probe: true });
+    expect(await begin(b, 1, t0 + 1_000)).toMatchObject({ kind: "skip_open" });
+    expect(await begin(b, 1, t0 + 5_001)).toMatchObject({ kind: "call", probe: true });
+  });
+
+  it("outcomes are fenced on the pair epoch, breaker accounting is not", async () => {
+    const { breakers } = await setup(1, 1);
+    const r = await finish(breakers[0]!, 0, 99, {});
+    expect(r).toMatchObject({ recorded: false, why: "fenced", breakerFailures: 1 });
+  });
+
+  it("records outcomes on the pair, fenced on its epoch; a pair that is gone records nothing", async () => {
+    const { breakers, store } = await setup(1, 1);
+    const t = breakers[0]!;
+    const pair = (await store.readPair("s0", "b"))!;
+    const record = (p: typeof pair, outcome: FinishInput["outcome"], now: number, latencyMs?: number) =>
+      t.finish({ pair: p, outcome, now, breakerOp: "none", failureThreshold: 3, probeDelayMs: 1_000, afterFailures: 3, pingRetryDelayMs: 60_000, ...(latencyMs === undefined ? {} : { latencyMs }) });
+    expect(await record(pair, { kind: "failure", reason: "timeout" }, 5, 12.4)).toMatchObject({ recorded: true });
+    expect(await store.readPair("s0", "b")).toMatchObject({ consecutiveFailures: 1 });
+    expect(await record(pair, { kind: "failure", reason: "http_5xx" }, 6)).toMatchObject({ recorded: true });
+    expect(await store.readPair("s0", "b")).toMatchObject({ lastOutcome: "failure:http_5xx", lastFailureReason: "http_5xx", lastFailureAt: 6, consecutiveFailures: 2, lastLatencyMs: 12 });
+    const m = { type: "session.registered" as const, v: 1 as const, sessionId: "s0", occurredAt: new Date().toISOString(), sequence: 2, replicaId: "r", sessionTtlMs: 60_000, backends: [] };
+    await store.applyRegistered(m, [{ backendId: "b", backendSessionId: "bs-new", protocolVersion: "2025-06-18", status: "active", offReason: undefined }], 7);
+    expect(await record(pair, { kind: "success" }, 8)).toMatchObject({ recorded: false, why: "fenced" });
+    expect(await store.readPair("s0", "b")).toMatchObject({ backendSessionId: "bs-new", epoch: 2, lastOutcome: undefined, consecutiveFailures: 0 });
+    await store.applyEnded({ sessionId: "s0", sequence: 3 }, 9);
+    expect(await record({ ...pair, epoch: 2 }, { kind: "success" }, 10)).toMatchObject({ recorded: false, why: "gone" });
+  });
+
+  it("jitter stays within +10 %", () => {
+    expect(jittered(1_000, () => 0)).toBe(1_000);
+    expect(jittered(1_000, () => 0.999)).toBe(1_100);
+  });
+});
