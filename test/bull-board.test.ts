@@ -13,16 +13,7 @@ import { httpUrlOf, startProgram, waitForLog, writeConfig, type RunningProcess }
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const ARTIFACTS = join(ROOT, "test-artifacts");
 const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
+const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
 /**
  * Acceptance 2 (issue 5): headless Chromium on Bull Board at /admin/queues of a real scheduler.
@@ -123,7 +114,10 @@ describe("Bull Board on the scheduler", () => {
     await page.screenshot({ path: join(ARTIFACTS, "bull-board-job-schedulers.png"), fullPage: true });
 
     await page.goto(`${base}/admin/queues/queue/vmcp-sessions?status=failed`);
-    await page.getByText(/unknown_backend/).first().waitFor({ timeout: 20_000 });
+    await page
+      .getByText(/unknown_backend/)
+      .first()
+      .waitFor({ timeout: 20_000 });
     await page.screenshot({ path: join(ARTIFACTS, "bull-board-rejected-registration.png"), fullPage: true });
     expect(await page.content()).toContain("not-configured");
   });

@@ -18,7 +18,10 @@ describe("demo backend + demo vMCP programs", () => {
   const children: ChildProcess[] = [];
   const procs: RunningProcess[] = [];
   const run = (bin: string, args: string[], env: NodeJS.ProcessEnv = {}) => {
-    const child = spawn(process.execPath, [join(ROOT, "packages/demo/bin", bin), ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, [join(ROOT, "packages/demo/bin", bin), ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...env },
+    });
     let out = "";
     child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
     child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
@@ -38,7 +41,11 @@ describe("demo backend + demo vMCP programs", () => {
     const backend = run("vmcp-keepalive-demo-backend.js", ["--port", String(port), "--idle-ttl", "30s"]);
     const backendUrl = `http://127.0.0.1:${port}/mcp`;
     await waitFor("demo backend listening", () => backend.output().includes("demo backend listening"), 20_000);
-    const config = writeConfig({ redis: { url: redisUrl, prefix }, keepalive: { interval: "2s", timeout: "1s" }, backends: [{ id: "demo-stateful", url: backendUrl, session_ttl: "30s" }] });
+    const config = writeConfig({
+      redis: { url: redisUrl, prefix },
+      keepalive: { interval: "2s", timeout: "1s" },
+      backends: [{ id: "demo-stateful", url: backendUrl, session_ttl: "30s" }],
+    });
     const scheduler = startProgram("scheduler", ["--config", config]);
     const worker = startProgram("worker", ["--config", config]);
     procs.push(scheduler, worker);

@@ -33,7 +33,11 @@ interface DockerStage {
   lines: string[];
 }
 function parseDockerfile(text: string): { args: Map<string, string>; stages: DockerStage[] } {
-  const logical = text.replace(/\\\n/g, " ").split("\n").map((l) => l.trim()).filter((l) => l && !l.startsWith("#"));
+  const logical = text
+    .replace(/\\\n/g, " ")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#"));
   const args = new Map<string, string>();
   const stages: DockerStage[] = [];
   for (const line of logical) {
@@ -117,7 +121,11 @@ describe("deployment files", () => {
         }
       }
     }
-    const expose = (t: string) => targets.get(t)!.lines.find((l) => l.startsWith("EXPOSE"))?.split(/\s+/)[1];
+    const expose = (t: string) =>
+      targets
+        .get(t)!
+        .lines.find((l) => l.startsWith("EXPOSE"))
+        ?.split(/\s+/)[1];
     expect(Number(expose("scheduler"))).toBe(defaults.http.schedulerPort);
     expect(Number(expose("worker"))).toBe(defaults.http.workerPort);
     expect(read(".dockerignore")).toMatch(/node_modules/);
@@ -126,7 +134,10 @@ describe("deployment files", () => {
   it("docker-compose.yml: Redis with AOF, 2 schedulers, 3 workers, demo backend and vMCP, Prometheus", () => {
     const compose = obj(parseYaml(read("docker-compose.yml"), { merge: true }));
     const services = obj(compose["services"]);
-    const byTarget = (t: string) => Object.entries(services).filter(([, s]) => obj(obj(s)["build"])["target"] === t).map(([n]) => n);
+    const byTarget = (t: string) =>
+      Object.entries(services)
+        .filter(([, s]) => obj(obj(s)["build"])["target"] === t)
+        .map(([n]) => n);
     const schedulers = byTarget("scheduler");
     const workers = byTarget("worker");
     expect(schedulers).toHaveLength(2);
@@ -231,9 +242,13 @@ describe("deployment files", () => {
       expect(Number(obj(obj(tpl["metadata"])["annotations"])["prometheus.io/port"])).toBe(portOf(config, program));
       // Config: the ConfigMap mounted where KEEPALIVE_CONFIG points; secrets from the Secret.
       const env = Object.fromEntries(arr(c["env"]).map((e) => [String(obj(e)["name"]), String(obj(e)["value"])]));
-      const mount = arr(c["volumeMounts"]).map(obj).find((m) => `${String(m["mountPath"])}/config.yaml` === env["KEEPALIVE_CONFIG"]);
+      const mount = arr(c["volumeMounts"])
+        .map(obj)
+        .find((m) => `${String(m["mountPath"])}/config.yaml` === env["KEEPALIVE_CONFIG"]);
       expect(mount, `${name}: config mounted at KEEPALIVE_CONFIG`).toBeDefined();
-      const vol = arr(podSpec["volumes"]).map(obj).find((v) => v["name"] === mount!["name"]);
+      const vol = arr(podSpec["volumes"])
+        .map(obj)
+        .find((v) => v["name"] === mount!["name"]);
       expect(named("ConfigMap", String(obj(vol!["configMap"])["name"]))).toBeDefined();
       for (const ef of arr(c["envFrom"])) expect(named("Secret", String(obj(obj(ef)["secretRef"])["name"]))).toBeDefined();
       // The grace period covers draining in-flight calls (at most one call timeout).
@@ -279,10 +294,11 @@ describe("deployment files", () => {
     const exprs = arr(dash["panels"]).flatMap((p) => arr(obj(p)["targets"]).map((t) => String(obj(t)["expr"])));
     expect(exprs.length).toBeGreaterThanOrEqual(10);
     const used = new Set<string>();
-    for (const e of exprs) for (const m of metricNames(e)) {
-      used.add(m);
-      expect(exported, `dashboard expr ${e}`).toContain(m);
-    }
+    for (const e of exprs)
+      for (const m of metricNames(e)) {
+        used.add(m);
+        expect(exported, `dashboard expr ${e}`).toContain(m);
+      }
     // The five contract metrics are all on the dashboard.
     for (const m of ["keepalive_attempt_count", "keepalive_success_count", "keepalive_failure_count", "keepalive_latency_ms", "keepalive_auto_disabled_total"]) expect(used).toContain(m);
   });

@@ -2,16 +2,7 @@ import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { createKeys, createSessionPublisher, QUEUE_KEEPALIVE, schedulerId } from "@vmcp-keepalive/shared";
-import {
-  callToolOnSession,
-  flushPrefix,
-  openBackendSession,
-  sleep,
-  startMcpTestBackend,
-  testPrefix,
-  waitFor,
-  type McpTestBackend,
-} from "@vmcp-keepalive/testkit";
+import { callToolOnSession, flushPrefix, openBackendSession, sleep, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
 import { startProgram, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
 
 /**
@@ -93,7 +84,10 @@ describe("keepalive end to end", () => {
     for (let i = 0; i < 12; i++) {
       const opened = await openBackendSession(s.backend.url);
       sessions.push(opened);
-      await s.publisher.register(`multi-${i}`, { sessionTtlMs: 600_000, backends: [{ backendId: "pw", backendSessionId: opened.sessionId, protocolVersion: opened.protocolVersion }] });
+      await s.publisher.register(`multi-${i}`, {
+        sessionTtlMs: 600_000,
+        backends: [{ backendId: "pw", backendSessionId: opened.sessionId, protocolVersion: opened.protocolVersion }],
+      });
     }
     await waitFor("12 schedulers", async () => (await s.queue.getJobSchedulersCount()) === 12, 15_000);
     await sleep(2_000);

@@ -52,11 +52,27 @@ describe("keepalive off by default", () => {
     await waitForLog(worker, "worker started");
 
     const sessions = await Promise.all([active, none, stateless, ttl].map((b) => openBackendSession(b.url)));
-    const [sa, sn, ss, st] = sessions as [typeof sessions[0], typeof sessions[0], typeof sessions[0], typeof sessions[0]];
+    const [sa, sn, ss, st] = sessions as [(typeof sessions)[0], (typeof sessions)[0], (typeof sessions)[0], (typeof sessions)[0]];
     const reg = await runCli([
-      "register", "--config", config, "--session", "vs1", "--max-lifetime", "1h", "--protocol-version", sa.protocolVersion,
-      "--backend", `active=${sa.sessionId}`, "--backend", `none=${sn.sessionId}`, "--backend", `stateless=${ss.sessionId}`,
-      "--backend", "nosession", "--backend", `ttl=${st.sessionId}`,
+      "register",
+      "--config",
+      config,
+      "--session",
+      "vs1",
+      "--max-lifetime",
+      "1h",
+      "--protocol-version",
+      sa.protocolVersion,
+      "--backend",
+      `active=${sa.sessionId}`,
+      "--backend",
+      `none=${sn.sessionId}`,
+      "--backend",
+      `stateless=${ss.sessionId}`,
+      "--backend",
+      "nosession",
+      "--backend",
+      `ttl=${st.sessionId}`,
     ]);
     expect(reg.code, reg.stderr).toBe(0);
 

@@ -3,15 +3,7 @@ import type { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { closeRedis, createKeys, createRedis, createVmcpClient, QUEUE_KEEPALIVE, schedulerId, type VmcpClient } from "@vmcp-keepalive/shared";
 import { createSessionStore } from "@vmcp-keepalive/scheduler";
-import {
-  expectNoLeakedConnections,
-  flushPrefix,
-  openBackendSession,
-  startMcpTestBackend,
-  testPrefix,
-  waitFor,
-  type McpTestBackend,
-} from "@vmcp-keepalive/testkit";
+import { expectNoLeakedConnections, flushPrefix, openBackendSession, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
 import { startSchedulerAndWorker, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
 
 const redisUrl = inject("redisUrl");
@@ -53,7 +45,10 @@ describe("epoch fencing when a worker's lock expires mid-call", () => {
 
     const old = await openBackendSession(backend.url);
     client = createVmcpClient({ redisUrl, prefix, replicaId: "r1", lockTimeoutMs: 5_000 });
-    await client.registerSession("s1", { sessionTtlMs: 600_000, backends: [{ backendId: "b1", backendSessionId: old.sessionId, protocolVersion: old.protocolVersion }] });
+    await client.registerSession("s1", {
+      sessionTtlMs: 600_000,
+      backends: [{ backendId: "b1", backendSessionId: old.sessionId, protocolVersion: old.protocolVersion }],
+    });
     await waitFor("pair registered", () => store.readPair("s1", "b1"), 20_000);
     const registered = (await store.readPair("s1", "b1"))!;
 
@@ -113,7 +108,10 @@ describe("epoch fencing when a worker's lock expires mid-call", () => {
     const store = createSessionStore(redis, createKeys(prefix));
     const old = await openBackendSession(backend.url);
     client = createVmcpClient({ redisUrl, prefix, replicaId: "r1" });
-    await client.registerSession("s1", { sessionTtlMs: 600_000, backends: [{ backendId: "b1", backendSessionId: old.sessionId, protocolVersion: old.protocolVersion }] });
+    await client.registerSession("s1", {
+      sessionTtlMs: 600_000,
+      backends: [{ backendId: "b1", backendSessionId: old.sessionId, protocolVersion: old.protocolVersion }],
+    });
     await waitFor("job scheduler", () => queue!.getJobScheduler(schedulerId("s1", "b1")), 20_000);
 
     // The backend answers after 1.5 s and the session is gone: the next keepalive gets a late 404.

@@ -49,7 +49,10 @@ describe("Redlock quorum over lock.redis_urls", () => {
     client = createVmcpClient({ redisUrl, prefix, replicaId: "r1", lockRedisUrls: nodes.map((n) => n.url) });
     for (let i = 0; i < 3; i++) {
       const s = await openBackendSession(backend.url);
-      await client.registerSession(`s${i}`, { sessionTtlMs: 600_000, backends: [{ backendId: "b1", backendSessionId: s.sessionId, protocolVersion: s.protocolVersion }] });
+      await client.registerSession(`s${i}`, {
+        sessionTtlMs: 600_000,
+        backends: [{ backendId: "b1", backendSessionId: s.sessionId, protocolVersion: s.protocolVersion }],
+      });
     }
     const pings = () => backend!.count("ping");
     await waitFor("keepalives with 3 lock nodes", () => pings() >= 3, 20_000);
@@ -84,9 +87,15 @@ describe("Redlock quorum over lock.redis_urls", () => {
     await waitFor("keepalives resume", () => pings() >= mark + 6, 30_000);
     await waitFor("the re-initialized session is kept alive", () => backend!.count("ping", fresh.sessionId) >= 1, 20_000);
     const skippedLogs = worker.logs().filter((l) => l["msg"] === UNAVAILABLE);
-    console.log(`acceptance 4: lock_unavailable skips with 1 node down: ${unavailableWithOneDown}; with 2 down: ${skippedLogs.length - before}; pings total ${pings()}; backend failures ${JSON.stringify(failures().map((l) => [l["reason"], l["detail"]]))}`);
+    console.log(
+      `acceptance 4: lock_unavailable skips with 1 node down: ${unavailableWithOneDown}; with 2 down: ${skippedLogs.length - before}; pings total ${pings()}; backend failures ${JSON.stringify(failures().map((l) => [l["reason"], l["detail"]]))}`,
+    );
     expect(unavailableWithOneDown).toBe(0);
     // Backend failures on this loaded machine can only be slow answers, never lock problems.
-    expect(failures().map((l) => l["reason"]).filter((r) => r !== "timeout")).toEqual([]);
+    expect(
+      failures()
+        .map((l) => l["reason"])
+        .filter((r) => r !== "timeout"),
+    ).toEqual([]);
   }, 120_000);
 });

@@ -76,7 +76,10 @@ describe("ops /metrics, /healthz, /readyz (real programs)", () => {
     await waitFor("every pair pinged twice", () => backend.count("ping") >= SESSIONS * 2 * 2, 40_000, 200);
     const w = (await get(`${workerUrl}/metrics`)).body;
     const s = (await get(`${schedulerUrl}/metrics`)).body;
-    for (const [name, text] of [["worker", w], ["scheduler", s]] as const) {
+    for (const [name, text] of [
+      ["worker", w],
+      ["scheduler", s],
+    ] as const) {
       const check = promtoolProblems(text);
       expect(check.problems, `${name}: promtool said:\n${check.raw}`).toEqual([]);
       // Process default metrics are there.
@@ -99,7 +102,10 @@ describe("ops /metrics, /healthz, /readyz (real programs)", () => {
       for (const state of ["waiting", "delayed", "active", "failed"]) expect(sample(s, "vmk_queue_jobs", { queue, state }), `${queue} ${state}`).toBeDefined();
     }
     // Each pair scheduler holds exactly one pending (delayed or waiting) job.
-    const pending = (sample(s, "vmk_queue_jobs", { queue: "keepalive", state: "delayed" }) ?? 0) + (sample(s, "vmk_queue_jobs", { queue: "keepalive", state: "waiting" }) ?? 0) + (sample(s, "vmk_queue_jobs", { queue: "keepalive", state: "active" }) ?? 0);
+    const pending =
+      (sample(s, "vmk_queue_jobs", { queue: "keepalive", state: "delayed" }) ?? 0) +
+      (sample(s, "vmk_queue_jobs", { queue: "keepalive", state: "waiting" }) ?? 0) +
+      (sample(s, "vmk_queue_jobs", { queue: "keepalive", state: "active" }) ?? 0);
     expect(pending).toBeGreaterThanOrEqual(SESSIONS * 2 - 5);
   });
 

@@ -56,7 +56,10 @@ describe("orphaned sessions", () => {
     for (let i = 0; i < SESSIONS; i++) {
       const r = await replica.registerSession(`s${i}`, {
         sessionTtlMs: TTL_MS,
-        backends: [{ backendId: "files", backendSessionId: `f-${i}` }, { backendId: "browser", backendSessionId: `b-${i}` }],
+        backends: [
+          { backendId: "files", backendSessionId: `f-${i}` },
+          { backendId: "browser", backendSessionId: `b-${i}` },
+        ],
       });
       expect(r.ok).toBe(true);
     }
@@ -76,7 +79,9 @@ describe("orphaned sessions", () => {
     const goneAfter = Date.now() - lastRegistration;
     // Both schedulers reaped (each logs the sessions it ended); together exactly once each.
     const reaped = programs.map((p) => p.logs().filter((l) => l["msg"] === "session expired without session.ended; reaped").length);
-    console.log(`acceptance 2: schedulers in place ${readyAt} ms after the last registration; all gone ${goneAfter} ms after it (TTL ${TTL_MS} + reap period ${REAP_MS}); reaped per scheduler ${JSON.stringify(reaped)}`);
+    console.log(
+      `acceptance 2: schedulers in place ${readyAt} ms after the last registration; all gone ${goneAfter} ms after it (TTL ${TTL_MS} + reap period ${REAP_MS}); reaped per scheduler ${JSON.stringify(reaped)}`,
+    );
     expect(reaped.reduce((a, b) => a + b, 0)).toBe(SESSIONS);
     // TTL + one reaper period, plus the time the schedulers took to apply the registrations
     // (each session's TTL starts when its registration is applied) and slack for a loaded machine.

@@ -23,7 +23,7 @@ describe("programs refuse bad input", () => {
     const path = badFile("redis:\n  url: redis://127.0.0.1:1\nkeepalive:\n  interval: soon\nbackends:\n  - id: pw\n    url: not-a-url\n");
     const p = startProgram(program, ["--config", path]);
     expect(await p.exited()).toBe(2);
-    expect(p.output()).toContain("keepalive.interval: \"soon\" is not a duration");
+    expect(p.output()).toContain('keepalive.interval: "soon" is not a duration');
     expect(p.output()).toContain("backends[0].url: must be an http:// or https:// URL");
   });
 
@@ -42,10 +42,22 @@ describe("programs refuse bad input", () => {
   it("the admin CLI exits 2 on bad arguments and an unknown backend, and registers and reports valid ones", async () => {
     const prefix = testPrefix("cli");
     const backend = await startMcpTestBackend({ idleTtlMs: 60_000 });
-    const config = writeConfig({ redis: { url, prefix }, keepalive: { interval: "1s", timeout: "500ms" }, backends: [{ id: "pw", url: backend.url }, { id: "search", url: backend.url, stateful: false }] });
+    const config = writeConfig({
+      redis: { url, prefix },
+      keepalive: { interval: "1s", timeout: "500ms" },
+      backends: [
+        { id: "pw", url: backend.url },
+        { id: "search", url: backend.url, stateful: false },
+      ],
+    });
     const scheduler = startProgram("scheduler", ["--config", config]);
     const worker = startProgram("worker", ["--config", config]);
-    cleanups.push(() => flushPrefix(url, prefix), () => backend.stop(), () => scheduler.stop(), () => worker.stop());
+    cleanups.push(
+      () => flushPrefix(url, prefix),
+      () => backend.stop(),
+      () => scheduler.stop(),
+      () => worker.stop(),
+    );
 
     const noSession = await runCli(["register", "--config", config, "--backend", "pw=1"]);
     expect(noSession.code).toBe(2);

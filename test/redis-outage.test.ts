@@ -50,7 +50,10 @@ describe("Redis outage of 10 s", () => {
     for (let i = 0; i < SESSIONS; i++) {
       const s = await openBackendSession(backend.url);
       backendSessions.push(s.sessionId);
-      await publisher.register(`s${i}`, { sessionTtlMs: 600_000, backends: [{ backendId: "b", backendSessionId: s.sessionId, protocolVersion: s.protocolVersion }] });
+      await publisher.register(`s${i}`, {
+        sessionTtlMs: 600_000,
+        backends: [{ backendId: "b", backendSessionId: s.sessionId, protocolVersion: s.protocolVersion }],
+      });
     }
     await publisher.close();
     conn.disconnect();
@@ -91,7 +94,9 @@ describe("Redis outage of 10 s", () => {
       expect(p.output()).not.toMatch(/unhandled rejection|uncaught/i);
     }
     const errorLines = [scheduler, worker].map((p) => p.logs().filter((l) => l["level"] === "error" || l["level"] === "warn").length);
-    process.stdout.write(`[outage] ready again ${readyMs} ms after restart; every pair pinged within ${lastFirstPing} ms; warn/error lines during the run: scheduler ${errorLines[0]}, worker ${errorLines[1]}\n`);
+    process.stdout.write(
+      `[outage] ready again ${readyMs} ms after restart; every pair pinged within ${lastFirstPing} ms; warn/error lines during the run: scheduler ${errorLines[0]}, worker ${errorLines[1]}\n`,
+    );
     expect(await scheduler.stop()).toBe(0);
     expect(await worker.stop()).toBe(0);
   });

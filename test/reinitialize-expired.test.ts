@@ -3,15 +3,7 @@ import type { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { closeRedis, createKeys, createRedis, createVmcpClient, QUEUE_KEEPALIVE, schedulerId, type VmcpClient } from "@vmcp-keepalive/shared";
 import { createSessionStore } from "@vmcp-keepalive/scheduler";
-import {
-  expectNoLeakedConnections,
-  flushPrefix,
-  openBackendSession,
-  startMcpTestBackend,
-  testPrefix,
-  waitFor,
-  type McpTestBackend,
-} from "@vmcp-keepalive/testkit";
+import { expectNoLeakedConnections, flushPrefix, openBackendSession, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
 import { startSchedulerAndWorker, writeConfig, type RunningProcess } from "./helpers/processes.js";
 
 const redisUrl = inject("redisUrl");
@@ -53,7 +45,10 @@ describe("re-initializing an expired pair", () => {
     client = createVmcpClient({ redisUrl, prefix, replicaId: "r1", lockTimeoutMs: 2_500 });
 
     const old = await openBackendSession(backend.url);
-    await client.registerSession("s1", { sessionTtlMs: 600_000, backends: [{ backendId: "b1", backendSessionId: old.sessionId, protocolVersion: old.protocolVersion }] });
+    await client.registerSession("s1", {
+      sessionTtlMs: 600_000,
+      backends: [{ backendId: "b1", backendSessionId: old.sessionId, protocolVersion: old.protocolVersion }],
+    });
     await waitFor("a keepalive on the first session", () => backend!.count("ping", old.sessionId) >= 1, 20_000);
 
     // The backend drops the session (restart, idle TTL...): the next keepalive gets 404.

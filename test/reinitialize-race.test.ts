@@ -3,14 +3,7 @@ import { createTickStore, type KeepaliveEventMap } from "@vmcp-keepalive/worker"
 import { closeRedis, createKeys, createLocker, createRedis, createVmcpClient, type VmcpEvent, type VmcpClient } from "@vmcp-keepalive/shared";
 import { createLogger, parseConfig, TypedEmitter } from "@vmcp-keepalive/runtime";
 import { createSessionStore } from "@vmcp-keepalive/scheduler";
-import {
-  expectNoLeakedConnections,
-  flushPrefix,
-  startMcpTestBackend,
-  testPrefix,
-  waitFor,
-  type McpTestBackend,
-} from "@vmcp-keepalive/testkit";
+import { expectNoLeakedConnections, flushPrefix, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
 import { createScheduler, type Scheduler } from "@vmcp-keepalive/scheduler";
 import { runKeepalive, type KeepaliveDeps, type KeepaliveJobResult } from "@vmcp-keepalive/worker";
 
@@ -34,7 +27,12 @@ async function initializeSession(url: string): Promise<{ sessionId: string; prot
   const res = await fetch(url, {
     method: "POST",
     headers,
-    body: JSON.stringify({ jsonrpc: "2.0", id: "vmcp-init", method: "initialize", params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "race-vmcp", version: "1.0.0" } } }),
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: "vmcp-init",
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "race-vmcp", version: "1.0.0" } },
+    }),
   });
   const sessionId = res.headers.get("mcp-session-id");
   const body = (await res.json()) as { result?: { protocolVersion?: string } };
@@ -108,7 +106,10 @@ describe("reinitializeBackend racing keepalive ticks", () => {
     };
 
     const first = await initializeSession(backend.url);
-    await client.registerSession("s1", { sessionTtlMs: 3_600_000, backends: [{ backendId: "b1", backendSessionId: first.sessionId, protocolVersion: first.protocolVersion }] });
+    await client.registerSession("s1", {
+      sessionTtlMs: 3_600_000,
+      backends: [{ backendId: "b1", backendSessionId: first.sessionId, protocolVersion: first.protocolVersion }],
+    });
     await waitFor("pair registered", async () => (await store.readPair("s1", "b1"))?.backendSessionId === first.sessionId);
 
     const replacedAt = new Map<string, number>();

@@ -22,14 +22,27 @@ describe("re-initialize reconciliation", () => {
     const config = parseConfig({
       redis: { url: redisUrl, prefix },
       keepalive: { interval: "1h", timeout: "10s" },
-      backends: [{ id: "b1", url: "http://127.0.0.1:9/mcp" }, { id: "b2", url: "http://127.0.0.1:9/mcp" }],
+      backends: [
+        { id: "b1", url: "http://127.0.0.1:9/mcp" },
+        { id: "b2", url: "http://127.0.0.1:9/mcp" },
+      ],
     });
     const redis = createRedis(redisUrl, "client", `vmk-test-restore@${prefix}`);
     const s: Scheduler = createScheduler({ config, logger: createLogger({ name: "test", level: "silent" }) });
     const client: VmcpClient = createVmcpClient({ redisUrl, prefix, replicaId: "r1" });
-    cleanups.push(() => closeRedis(redis), () => s.stop(), () => client.close());
+    cleanups.push(
+      () => closeRedis(redis),
+      () => s.stop(),
+      () => client.close(),
+    );
     await s.start();
-    await client.registerSession("s1", { sessionTtlMs: 60_000, backends: [{ backendId: "b1", backendSessionId: "x-s1" }, { backendId: "b2", backendSessionId: "y-s1" }] });
+    await client.registerSession("s1", {
+      sessionTtlMs: 60_000,
+      backends: [
+        { backendId: "b1", backendSessionId: "x-s1" },
+        { backendId: "b2", backendSessionId: "y-s1" },
+      ],
+    });
     await waitFor("registered", async () => (await s.keepaliveQueue.getJobSchedulersCount()) === 2);
     // What a worker does on 404: record `expired` (fenced) and remove the pair's job scheduler.
     const pair = (await s.store.readPair("s1", "b1"))!;

@@ -59,9 +59,7 @@ describe("backend credentials never leak", () => {
       log: { level: "trace" },
       // Independent of the circuit breaker: this test is about failures being logged safely.
       breaker: { failure_threshold: 1000 },
-      backends: [
-        { id: "guarded", url: backend.url, headers: { Authorization: "Bearer ${VMK_PLANTED_TOKEN}", "X-Api-Key": "${VMK_PLANTED_TOKEN}" } },
-      ],
+      backends: [{ id: "guarded", url: backend.url, headers: { Authorization: "Bearer ${VMK_PLANTED_TOKEN}", "X-Api-Key": "${VMK_PLANTED_TOKEN}" } }],
     });
     const scheduler = startProgram("scheduler", ["--config", config], env);
     const worker = startProgram("worker", ["--config", config], env);
@@ -75,10 +73,21 @@ describe("backend credentials never leak", () => {
     }
     const publisher = createSessionPublisher({ connection: redis, prefix, replicaId: "secret-test" });
     for (const [i, s] of sessions.entries()) {
-      await publisher.register(`s${i}`, { sessionTtlMs: 600_000, backends: [{ backendId: "guarded", backendSessionId: s.sessionId, protocolVersion: s.protocolVersion }] });
+      await publisher.register(`s${i}`, {
+        sessionTtlMs: 600_000,
+        backends: [{ backendId: "guarded", backendSessionId: s.sessionId, protocolVersion: s.protocolVersion }],
+      });
     }
     // A rejected message too (its failure reason lands in Redis and the logs).
-    await publisher.publish({ type: "session.registered", sessionId: "bad", replicaId: "secret-test", occurredAt: new Date().toISOString(), sequence: 1, sessionTtlMs: 60_000, backends: [{ backendId: "nope", backendSessionId: "x" }] });
+    await publisher.publish({
+      type: "session.registered",
+      sessionId: "bad",
+      replicaId: "secret-test",
+      occurredAt: new Date().toISOString(),
+      sequence: 1,
+      sessionTtlMs: 60_000,
+      backends: [{ backendId: "nope", backendSessionId: "x" }],
+    });
     await publisher.close();
 
     const b = backend;

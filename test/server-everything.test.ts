@@ -73,14 +73,11 @@ async function recordingProxy(target: string): Promise<{ url: string; seen: Seen
       } catch {}
       const entry: Seen = { method, sessionId: req.headers["mcp-session-id"] as string | undefined, status: undefined };
       seen.push(entry);
-      const up = request(
-        { host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers },
-        (ur) => {
-          entry.status = ur.statusCode;
-          res.writeHead(ur.statusCode ?? 502, ur.headers);
-          ur.pipe(res);
-        },
-      );
+      const up = request({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers }, (ur) => {
+        entry.status = ur.statusCode;
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        ur.pipe(res);
+      });
       up.on("error", () => res.destroy());
       up.end(body);
     });

@@ -47,7 +47,10 @@ describe("worker shutdown on SIGTERM with 200 keepalives in flight", () => {
     const publisher = createSessionPublisher({ connection: redis, prefix, replicaId: "shutdown-test" });
     for (let i = 0; i < PAIRS; i++) {
       const s = await openBackendSession(backend.url);
-      await publisher.register(`s${i}`, { sessionTtlMs: 600_000, backends: [{ backendId: "slow", backendSessionId: s.sessionId, protocolVersion: s.protocolVersion }] });
+      await publisher.register(`s${i}`, {
+        sessionTtlMs: 600_000,
+        backends: [{ backendId: "slow", backendSessionId: s.sessionId, protocolVersion: s.protocolVersion }],
+      });
     }
     await publisher.close();
     await waitFor("200 job schedulers", async () => (await queue.getJobSchedulersCount()) === PAIRS, 30_000, 200);

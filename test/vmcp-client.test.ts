@@ -2,17 +2,7 @@ import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { createSessionStore, type SessionStore } from "@vmcp-keepalive/scheduler";
-import {
-  closeRedis,
-  createKeys,
-  createLocker,
-  createRedis,
-  createVmcpClient,
-  createVmcpEventPublisher,
-  QUEUE_SESSIONS,
-  type VmcpClient,
-  type VmcpEvent,
-} from "@vmcp-keepalive/shared";
+import { closeRedis, createKeys, createLocker, createRedis, createVmcpClient, createVmcpEventPublisher, QUEUE_SESSIONS, type VmcpClient, type VmcpEvent } from "@vmcp-keepalive/shared";
 import { expectNoLeakedConnections, flushPrefix, freePort, sleep, startEmbeddedRedis, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
 import { recordOutcome } from "./helpers/worker-writes.js";
 
@@ -35,7 +25,16 @@ describe("createVmcpClient", () => {
   };
   const register = (sessionId: string, backendSessionId = "bs-1", status: "active" | "off" = "active") =>
     store.applyRegistered(
-      { type: "session.registered", v: 1, sessionId, replicaId: "replica-a", occurredAt: new Date().toISOString(), sequence: Date.now() * 1000, sessionTtlMs: 60_000, backends: [{ backendId: "b1", backendSessionId }] },
+      {
+        type: "session.registered",
+        v: 1,
+        sessionId,
+        replicaId: "replica-a",
+        occurredAt: new Date().toISOString(),
+        sequence: Date.now() * 1000,
+        sessionTtlMs: 60_000,
+        backends: [{ backendId: "b1", backendSessionId }],
+      },
       [{ backendId: "b1", backendSessionId, protocolVersion: "2025-06-18", status, offReason: status === "off" ? "method_none" : undefined }],
       Date.now(),
     );
@@ -128,7 +127,14 @@ describe("createVmcpClient", () => {
     const publisher = createVmcpEventPublisher(redis, prefix);
     try {
       for (let i = 0; i < 20; i++) {
-        await publisher.publish({ type: "backend.session_expired", v: 1, occurredAt: new Date().toISOString(), sessionId: `s${i}`, backendId: "b1", backendSessionId: `old-${i}` });
+        await publisher.publish({
+          type: "backend.session_expired",
+          v: 1,
+          occurredAt: new Date().toISOString(),
+          sessionId: `s${i}`,
+          backendId: "b1",
+          backendSessionId: `old-${i}`,
+        });
       }
       await waitFor("20 events", () => seen.length >= 20, 15_000);
       await sleep(500);
@@ -164,7 +170,13 @@ describe("createVmcpClient", () => {
       const result = await c.reinitializeBackend("s1", "b1", async () => ({ backendSessionId: "new", protocolVersion: "2025-11-25", extra: 7 }));
       expect(result).toMatchObject({ lock: "held", state: "written", epoch: before.epoch + 1, schedulerRestoreRequested: false, value: { extra: 7 } });
       const after = (await store.readPair("s1", "b1"))!;
-      expect(after).toMatchObject({ backendSessionId: "new", protocolVersion: "2025-11-25", epoch: before.epoch + 1, status: "active", consecutiveFailures: 0 });
+      expect(after).toMatchObject({
+        backendSessionId: "new",
+        protocolVersion: "2025-11-25",
+        epoch: before.epoch + 1,
+        status: "active",
+        consecutiveFailures: 0,
+      });
       expect(after.lastFailureReason).toBeUndefined();
       // The lock was released: a worker can take it at once.
       const locker = createLocker([redis]);

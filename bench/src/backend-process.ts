@@ -39,7 +39,10 @@ export interface BenchBackend {
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), "clients/backend-server.js");
 
 export async function startBackendProcess(options: { readonly jsonResponse: boolean }): Promise<BenchBackend> {
-  const child: ChildProcess = fork(SCRIPT, [JSON.stringify(options)], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: process.env["BENCH_BACKEND_NODE_FLAGS"]?.split(" ").filter(Boolean) ?? [] });
+  const child: ChildProcess = fork(SCRIPT, [JSON.stringify(options)], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    execArgv: process.env["BENCH_BACKEND_NODE_FLAGS"]?.split(" ").filter(Boolean) ?? [],
+  });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
     const onMessage = (m: { ready?: string }) => {

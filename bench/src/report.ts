@@ -72,14 +72,13 @@ function fmt(v: number): string {
 
 /** The table printed at the end of a run: every figure next to its goal. */
 export function formatTable(figures: readonly Figure[]): string {
-  const rows = figures.map((f) => [
-    f.label,
-    `${fmt(f.value)}${f.unit ? ` ${f.unit}` : ""}`,
-    f.goal ? `${f.goal.op} ${fmt(f.goal.value)}` : "",
-    f.met === null ? "" : f.met ? "met" : "MISSED",
-  ]);
+  const rows = figures.map((f) => [f.label, `${fmt(f.value)}${f.unit ? ` ${f.unit}` : ""}`, f.goal ? `${f.goal.op} ${fmt(f.goal.value)}` : "", f.met === null ? "" : f.met ? "met" : "MISSED"]);
   const header = ["figure", "measured", "goal", ""];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }

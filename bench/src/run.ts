@@ -48,7 +48,13 @@ function machine(redisVersion: string) {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { smoke: { type: "boolean" }, sse: { type: "boolean" }, out: { type: "string" }, "profile-throughput": { type: "boolean" }, "only-flatness": { type: "boolean" } },
+    options: {
+      smoke: { type: "boolean" },
+      sse: { type: "boolean" },
+      out: { type: "string" },
+      "profile-throughput": { type: "boolean" },
+      "only-flatness": { type: "boolean" },
+    },
     strict: true,
   });
   const smoke = values.smoke === true || process.env["BENCH_SMOKE"] === "1";
@@ -138,7 +144,12 @@ async function main(): Promise<void> {
       figure("redis.pairs_per_core_at_5min", "pairs one Redis core serves at a 5 min interval", "pairs", perCore * 300),
       figure("memory.bytes_per_pair_small", `Redis bytes per pair at ${sizes.memoryPairsSmall.toLocaleString("en-US")} (via scheduler)`, "B", mem.bytesPerPairSmall, { op: "<=", value: 1500 }),
       figure("memory.bytes_per_pair_large", `Redis bytes per pair at ${sizes.memoryPairsLarge.toLocaleString("en-US")} (in-process)`, "B", mem.bytesPerPairLarge, { op: "<=", value: 1500 }),
-      figure("memory.bytes_per_pair_listpack_1024", `Redis bytes per pair, hash-max-listpack-value 1024 (${sizes.memoryPairsSmall.toLocaleString("en-US")}, in-process)`, "B", mem.bytesPerPairListpack),
+      figure(
+        "memory.bytes_per_pair_listpack_1024",
+        `Redis bytes per pair, hash-max-listpack-value 1024 (${sizes.memoryPairsSmall.toLocaleString("en-US")}, in-process)`,
+        "B",
+        mem.bytesPerPairListpack,
+      ),
       figure("registration.pairs_per_s", "registration, queue → job scheduler", "pairs/s", mem.registrationPairsPerSecond, { op: ">=", value: 5000 }),
       figure("registration.pairs_per_s_with_worker", "registration while a worker runs", "pairs/s", flat.registrationPairsPerSecond),
       figure("registration.in_process_pairs_per_s", "registration in-process (no queue hop)", "pairs/s", mem.inProcessPairsPerSecond),

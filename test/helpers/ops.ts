@@ -16,13 +16,7 @@ export async function isReady(baseUrl: string): Promise<boolean> {
 }
 
 /** The five metric names fixed by the user's contract: promtool's suffix lint is ignored for them only. */
-export const CONTRACT_METRICS = [
-  "keepalive_attempt_count",
-  "keepalive_success_count",
-  "keepalive_failure_count",
-  "keepalive_latency_ms",
-  "keepalive_auto_disabled_total",
-];
+export const CONTRACT_METRICS = ["keepalive_attempt_count", "keepalive_success_count", "keepalive_failure_count", "keepalive_latency_ms", "keepalive_auto_disabled_total"];
 
 /**
  * Runs `promtool check metrics` (Debian `prometheus` package) on an exposition. Returns the
@@ -32,7 +26,10 @@ export function promtoolProblems(exposition: string): { problems: string[]; raw:
   const r = spawnSync("promtool", ["check", "metrics"], { input: exposition, encoding: "utf8" });
   if (r.error) throw new Error(`promtool could not run (install Debian's prometheus package): ${r.error.message}`);
   const raw = `${r.stdout}${r.stderr}`;
-  const lines = raw.split("\n").map((l) => l.trim()).filter(Boolean);
+  const lines = raw
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean);
   const problems = lines.filter((l) => !CONTRACT_METRICS.some((name) => l.startsWith(`${name} `)));
   return { problems, raw, status: r.status };
 }

@@ -26,9 +26,12 @@ for (let i = 0; i < pairs; i++) {
   const tick = () => void callMcp(target, { method: "ping" }, timeoutMs);
   // Uniform phase over the interval, then a steady interval per pair.
   timers.push(
-    setTimeout(() => {
-      tick();
-      timers.push(setInterval(tick, intervalMs));
-    }, Math.floor((i / pairs) * intervalMs)),
+    setTimeout(
+      () => {
+        tick();
+        timers.push(setInterval(tick, intervalMs));
+      },
+      Math.floor((i / pairs) * intervalMs),
+    ),
   );
 }

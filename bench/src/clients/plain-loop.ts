@@ -10,9 +10,7 @@ const args = parseClientArgs(process.argv);
 const concurrency = args.concurrency ?? 32;
 let stopping = false;
 
-const clients = await Promise.all(
-  Array.from({ length: concurrency }, (_, i) => attachClient(args.url, args.sessions[((args.firstSession ?? 0) + i) % args.sessions.length]!)),
-);
+const clients = await Promise.all(Array.from({ length: concurrency }, (_, i) => attachClient(args.url, args.sessions[((args.firstSession ?? 0) + i) % args.sessions.length]!)));
 exitOnSignal(clients, () => (stopping = true));
 process.stdout.write("ready\n");
 for (const client of clients) {

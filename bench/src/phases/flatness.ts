@@ -160,7 +160,8 @@ export async function runFlatness(ctx: BenchContext): Promise<FlatnessResult> {
 
 /** A separate node process that only runs a 10 ms timer and reports the most it was late. */
 function startIdleWatch(): { stop(): Promise<number> } {
-  const code = "let last=performance.now(),max=0;setInterval(()=>{const n=performance.now();max=Math.max(max,n-last-10);last=n},10);process.on('SIGTERM',()=>{process.stdout.write(String(Math.round(max)));process.exit(0)})";
+  const code =
+    "let last=performance.now(),max=0;setInterval(()=>{const n=performance.now();max=Math.max(max,n-last-10);last=n},10);process.on('SIGTERM',()=>{process.stdout.write(String(Math.round(max)));process.exit(0)})";
   const child = spawn(process.execPath, ["-e", code], { stdio: ["ignore", "pipe", "ignore"] });
   let out = "";
   child.stdout.on("data", (d: Buffer) => (out += d.toString()));

@@ -32,9 +32,7 @@ export async function measureWindow(ctx: BenchContext, pids: readonly number[], 
 }
 
 async function startClients(ctx: BenchContext, script: string, name: string, count: number, args: ClientArgs): Promise<Child[]> {
-  const children = Array.from({ length: count }, (_, i) =>
-    startChild(`${name}-${i}`, script, [JSON.stringify({ ...args, firstSession: i * (args.concurrency ?? 0) })]),
-  );
+  const children = Array.from({ length: count }, (_, i) => startChild(`${name}-${i}`, script, [JSON.stringify({ ...args, firstSession: i * (args.concurrency ?? 0) })]));
   try {
     await Promise.all(children.map((c) => waitForOutput(c, "ready\n")));
   } catch (err) {
@@ -55,7 +53,11 @@ export async function runPlainLoop(ctx: BenchContext, processes: number): Promis
   });
   try {
     await sleep(sizes.warmupMs);
-    return await measureWindow(ctx, children.map((c) => c.pid), sizes.windowMs);
+    return await measureWindow(
+      ctx,
+      children.map((c) => c.pid),
+      sizes.windowMs,
+    );
   } finally {
     await Promise.all(children.map((c) => c.stop()));
     await ctx.backend.clear();

@@ -53,7 +53,11 @@ export async function runThroughput(ctx: BenchContext): Promise<ThroughputResult
 
     workers.push(await startWorker(ctx, configPath, "worker-2"));
     await sleep(sizes.warmupMs);
-    const twoWorkers = await measureWindow(ctx, workers.map((w) => w.pid), sizes.windowMs);
+    const twoWorkers = await measureWindow(
+      ctx,
+      workers.map((w) => w.pid),
+      sizes.windowMs,
+    );
     return {
       oneWorker,
       twoWorkers,

@@ -72,14 +72,24 @@ async function main(): Promise<void> {
   say(`registered ${live.length} sessions`);
 
   const guard = (what: string, fn: () => Promise<void>) => () => void fn().catch((err: unknown) => say(`${what} failed: ${(err as Error).message}`));
-  timers.push(setInterval(guard("touch", async () => {
-    for (const id of live) await publisher.touch(id);
-  }), touchMs));
-  timers.push(setInterval(guard("churn", async () => {
-    const oldest = live.shift();
-    if (oldest) await publisher.end(oldest, "demo churn");
-    await openOne();
-  }), churnMs));
+  timers.push(
+    setInterval(
+      guard("touch", async () => {
+        for (const id of live) await publisher.touch(id);
+      }),
+      touchMs,
+    ),
+  );
+  timers.push(
+    setInterval(
+      guard("churn", async () => {
+        const oldest = live.shift();
+        if (oldest) await publisher.end(oldest, "demo churn");
+        await openOne();
+      }),
+      churnMs,
+    ),
+  );
 }
 
 main().catch((err: unknown) => {

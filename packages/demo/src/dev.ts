@@ -109,7 +109,10 @@ async function main(): Promise<void> {
     const children: ChildProcess[] = [];
     const startChild = (name: string, bin: string) => {
       const log = createWriteStream(join(dir, "logs", `${name}.log`));
-      const child = spawn(process.execPath, [bin, "--config", configPath], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, REDIS_URL: redisUrl, HTTP_PORT: "", HTTP_HOST: "" } });
+      const child = spawn(process.execPath, [bin, "--config", configPath], {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, REDIS_URL: redisUrl, HTTP_PORT: "", HTTP_HOST: "" },
+      });
       child.stdout?.pipe(log);
       child.stderr?.pipe(log);
       child.on("exit", (code, signal) => {
@@ -146,10 +149,7 @@ async function main(): Promise<void> {
       opened.push({ id, session });
       await publisher.register(id, {
         sessionTtlMs: 3_600_000,
-        backends: [
-          { backendId: "demo-stateful", backendSessionId: session.sessionId, protocolVersion: session.protocolVersion },
-          { backendId: "demo-stateless" },
-        ],
+        backends: [{ backendId: "demo-stateful", backendSessionId: session.sessionId, protocolVersion: session.protocolVersion }, { backendId: "demo-stateless" }],
       });
     }
     cleanups.push(async () => {
@@ -178,8 +178,16 @@ async function main(): Promise<void> {
       if (!verified && Date.now() - started > IDLE_TTL_MS + 3_000) {
         verified = true;
         const first = opened[0];
-        const kept = first ? await echoOnSession(backend.url, first.session, "still here").then(() => "usable", (e: unknown) => `FAILED (${String(e)})`) : "n/a";
-        const lost = await echoOnSession(backend.url, control, "hello?").then(() => "still usable (unexpected)", () => "expired (404), as expected without keepalive");
+        const kept = first
+          ? await echoOnSession(backend.url, first.session, "still here").then(
+              () => "usable",
+              (e: unknown) => `FAILED (${String(e)})`,
+            )
+          : "n/a";
+        const lost = await echoOnSession(backend.url, control, "hello?").then(
+          () => "still usable (unexpected)",
+          () => "expired (404), as expected without keepalive",
+        );
         say(`after ${Math.round((Date.now() - started) / 1000)}s: registered session demo-1 is ${kept}; control session ${lost}`);
       }
     };

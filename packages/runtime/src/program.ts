@@ -36,7 +36,7 @@ export function resolveConfig(configPath: string | undefined, env: NodeJS.Proces
 /** Prints a fatal start-up error and exits: 2 for usage/config problems, 1 otherwise. */
 export function exitOnStartupError(program: string, err: unknown): never {
   const usage = err instanceof UsageError;
-  process.stderr.write(`${program}: ${usage ? err.message : (err as Error)?.stack ?? String(err)}\n`);
+  process.stderr.write(`${program}: ${usage ? err.message : ((err as Error)?.stack ?? String(err))}\n`);
   process.exit(usage ? EXIT_USAGE : EXIT_FAILURE);
 }
 

@@ -50,9 +50,7 @@ describe("parseConfig", () => {
   it("accepts durations like 300s and 5m, with a 1 s minimum interval", () => {
     expect(parseConfig({ keepalive: { interval: "300s" } }).keepalive.intervalMs).toBe(300_000);
     expect(parseConfig({ keepalive: { interval: "1s", timeout: "500ms" } }).keepalive.intervalMs).toBe(1000);
-    expect(problemsOf(() => parseConfig({ keepalive: { interval: "500ms", timeout: "100ms" } }))).toEqual([
-      'keepalive.interval: "500ms" is below the minimum of 1000 ms',
-    ]);
+    expect(problemsOf(() => parseConfig({ keepalive: { interval: "500ms", timeout: "100ms" } }))).toEqual(['keepalive.interval: "500ms" is below the minimum of 1000 ms']);
   });
 
   it("interpolates ${ENV} and ${ENV:-default} and names the key of an unset variable", () => {
@@ -62,9 +60,7 @@ describe("parseConfig", () => {
     );
     expect(c.redis.url).toBe("redis://h:1");
     expect(c.backends[0]!.headers).toEqual({ Authorization: "Bearer s3cret", X: "fallback" });
-    expect(problemsOf(() => parseConfig({ backends: [{ ...backend, headers: { A: "${NOPE}" } }] }, {}))).toEqual([
-      "backends[0].headers.A: environment variable NOPE is not set",
-    ]);
+    expect(problemsOf(() => parseConfig({ backends: [{ ...backend, headers: { A: "${NOPE}" } }] }, {}))).toEqual(["backends[0].headers.A: environment variable NOPE is not set"]);
   });
 
   it("lets REDIS_URL and friends override the file, and names the variable when it is bad", () => {
@@ -106,11 +102,7 @@ describe("parseConfig", () => {
     const problems = problemsOf(() =>
       parseConfig({
         keepalive: { interval: "5m" },
-        backends: [
-          { ...backend, session_ttl: "5m" },
-          { ...backend, id: "other", session_ttl: "10m", interval: "10m" },
-          { ...backend },
-        ],
+        backends: [{ ...backend, session_ttl: "5m" }, { ...backend, id: "other", session_ttl: "10m", interval: "10m" }, { ...backend }],
       }),
     );
     expect(problems).toEqual([
@@ -130,9 +122,7 @@ describe("parseConfig", () => {
     expect(c.backends[0]!.method).toEqual({ kind: "none" });
     expect(c.backends[1]!.method).toEqual({ kind: "tool", tool: "browser_tabs", args: { action: "list" }, everyTick: true });
     expect(c.backends[1]!.methodExplicit).toBe(true);
-    expect(problemsOf(() => parseConfig({ backends: [{ ...backend, keepalive_tool_every_tick: true }] }))).toEqual([
-      "backends[0].keepalive_tool_every_tick: needs keepalive_method: tool:<name>",
-    ]);
+    expect(problemsOf(() => parseConfig({ backends: [{ ...backend, keepalive_tool_every_tick: true }] }))).toEqual(["backends[0].keepalive_tool_every_tick: needs keepalive_method: tool:<name>"]);
   });
 });
 

@@ -70,7 +70,14 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   const pairs = createPairScheduler(keepaliveQueue);
   const events = new TypedEmitter<RegistrationEventMap>((event, err) => log.error({ err, event }, "event listener failed"));
   createSchedulerMetrics(registry, events);
-  const reaper = createSessionReaper({ store, scheduler: pairs, locker, log: log.child({ component: "reaper" }), now, intervalMs: config.sessions.reapIntervalMs });
+  const reaper = createSessionReaper({
+    store,
+    scheduler: pairs,
+    locker,
+    log: log.child({ component: "reaper" }),
+    now,
+    intervalMs: config.sessions.reapIntervalMs,
+  });
 
   // Producers of the other two queues, for Bull Board and the queue-depth gauges only.
   const sessionsQueue = new Queue(QUEUE_SESSIONS, queueOptions(clientRedis, config.redis.prefix));

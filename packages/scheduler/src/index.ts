@@ -8,13 +8,5 @@ export { createPairScheduler, type PairScheduler } from "./scheduling/pair-sched
 export { applyMessage, MessageRejectedError, type ApplyResult } from "./registrations/apply-message.js";
 export { decidePair } from "./registrations/decide-pair.js";
 export type { RegistrationEventMap } from "./registrations/registration-events.js";
-export {
-  createSessionStore,
-  DEFAULT_TOMBSTONE_MS,
-  type SessionStore,
-  type PairDecision,
-  type ApplyStatus,
-  type SessionRecord,
-  type ReapResult,
-} from "./store/session-store.js";
+export { createSessionStore, DEFAULT_TOMBSTONE_MS, type SessionStore, type PairDecision, type ApplyStatus, type SessionRecord, type ReapResult } from "./store/session-store.js";
 export { createSessionReaper, type SessionReaper, type SessionReaperDeps } from "./reaper/session-reaper.js";

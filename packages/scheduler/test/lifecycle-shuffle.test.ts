@@ -32,9 +32,29 @@ function lifecycle(i: number): SessionMessageInput[] {
   const sessionId = `s${i}`;
   const base = 1_000_000 + i * 100;
   const m: SessionMessageInput[] = [
-    { type: "session.registered", sessionId, occurredAt: at, sequence: base + 1, replicaId: "r1", sessionTtlMs: 3_600_000, backends: [{ backendId: "b1", backendSessionId: `a-${i}`, protocolVersion: "2025-06-18" }, { backendId: "b2", backendSessionId: `c-${i}`, protocolVersion: "2025-06-18" }] },
+    {
+      type: "session.registered",
+      sessionId,
+      occurredAt: at,
+      sequence: base + 1,
+      replicaId: "r1",
+      sessionTtlMs: 3_600_000,
+      backends: [
+        { backendId: "b1", backendSessionId: `a-${i}`, protocolVersion: "2025-06-18" },
+        { backendId: "b2", backendSessionId: `c-${i}`, protocolVersion: "2025-06-18" },
+      ],
+    },
     { type: "session.touched", sessionId, occurredAt: at, sequence: base + 2 },
-    { type: "session.registered", sessionId, occurredAt: at, sequence: base + 3, replicaId: i % 2 ? "r2" : "r1", sessionTtlMs: 3_600_000, maxLifetimeMs: 7_200_000, backends: [{ backendId: "b1", backendSessionId: `a2-${i}`, protocolVersion: "2025-11-25" }, { backendId: "b3" }] },
+    {
+      type: "session.registered",
+      sessionId,
+      occurredAt: at,
+      sequence: base + 3,
+      replicaId: i % 2 ? "r2" : "r1",
+      sessionTtlMs: 3_600_000,
+      maxLifetimeMs: 7_200_000,
+      backends: [{ backendId: "b1", backendSessionId: `a2-${i}`, protocolVersion: "2025-11-25" }, { backendId: "b3" }],
+    },
     { type: "session.touched", sessionId, occurredAt: at, sequence: base + 4 },
   ];
   if (i % 4 === 0) m.push({ type: "session.ended", sessionId, occurredAt: at, sequence: base + 5, reason: "closed" });

@@ -55,10 +55,7 @@ describe("registration consumer", () => {
     const { scheduler, publisher, store } = await setup();
     await publisher.register("s1", {
       sessionTtlMs: 600_000,
-      backends: [
-        { backendId: "pw", backendSessionId: "abc", protocolVersion: "2025-06-18" },
-        { backendId: "search" },
-      ],
+      backends: [{ backendId: "pw", backendSessionId: "abc", protocolVersion: "2025-06-18" }, { backendId: "search" }],
     });
     const sched = await waitFor("job scheduler", () => scheduler.keepaliveQueue.getJobScheduler(schedulerId("s1", "pw")));
     expect(sched).toMatchObject({ key: "ka:s1:pw", every: 10_000, offset: phaseOffset("s1", "pw", 10_000) });
@@ -86,7 +83,11 @@ describe("registration consumer", () => {
       ["mistyped", { ...base, sessionId: "m2", sequence: "one", backends: [{ backendId: "pw", backendSessionId: "x" }] }, /^invalid_message: sequence: expected number, received string$/],
       ["unknown-backend", { ...base, sessionId: "m3", backends: [{ backendId: "nope", backendSessionId: "x" }] }, /^unknown_backend: backend "nope" not in the config \(known: pw, search\)$/],
       ["illegal-id", { ...base, sessionId: "a:b{c}", backends: [{ backendId: "pw", backendSessionId: "x" }] }, /^invalid_message: sessionId: must be 1-128 characters/],
-      ["too-large", { ...base, sessionId: "m5", backends: Array.from({ length: 10 }, (_, i) => ({ backendId: `b${i}`, backendSessionId: "x".repeat(300) })) }, /^too_large: payload is \d+ bytes, over the 2048-byte limit$/],
+      [
+        "too-large",
+        { ...base, sessionId: "m5", backends: Array.from({ length: 10 }, (_, i) => ({ backendId: `b${i}`, backendSessionId: "x".repeat(300) })) },
+        /^too_large: payload is \d+ bytes, over the 2048-byte limit$/,
+      ],
       ["not-json", "{this is not json", /^invalid_json: payload is not valid JSON/],
     ];
     const valid = Array.from({ length: 6 }, (_, i) => `ok${i}`);
@@ -121,7 +122,11 @@ describe("registration consumer", () => {
       await b.publisher.register(`s${i}`, { sessionTtlMs: 60_000, backends: [{ backendId: "pw", backendSessionId: `x${i}` }] });
       if (i % 2 === 0) await a.publisher.end(`s${i}`);
     }
-    await waitFor("20 schedulers", async () => (await a.scheduler.keepaliveQueue.getJobSchedulersCount()) === 20 && (await a.raw.getWaitingCount()) === 0 && (await a.raw.getActiveCount()) === 0, 20_000);
+    await waitFor(
+      "20 schedulers",
+      async () => (await a.scheduler.keepaliveQueue.getJobSchedulersCount()) === 20 && (await a.raw.getWaitingCount()) === 0 && (await a.raw.getActiveCount()) === 0,
+      20_000,
+    );
     const pairs = await a.store.listPairs();
     expect(pairs.map((p) => p.sessionId).sort()).toEqual(Array.from({ length: 20 }, (_, i) => `s${2 * i + 1}`).sort());
   });

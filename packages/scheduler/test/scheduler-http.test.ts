@@ -19,7 +19,11 @@ describe("scheduler ops HTTP (in process)", () => {
 
   it("serves readiness, metrics and Bull Board behind basic auth; stop() closes the port", async () => {
     prefix = testPrefix("sched-http");
-    const config = parseConfig({ redis: { url: redisUrl, prefix }, admin: { username: "ops", password: "a-long-enough-secret" }, backends: [{ id: "b1", url: "http://127.0.0.1:9/mcp" }] });
+    const config = parseConfig({
+      redis: { url: redisUrl, prefix },
+      admin: { username: "ops", password: "a-long-enough-secret" },
+      backends: [{ id: "b1", url: "http://127.0.0.1:9/mcp" }],
+    });
     scheduler = createScheduler({ config, logger, http: { host: "127.0.0.1", port: 0 } });
     expect(scheduler.http).toBeUndefined();
     await scheduler.start();
@@ -27,7 +31,15 @@ describe("scheduler ops HTTP (in process)", () => {
     expect(await scheduler.readiness()).toEqual({ ready: true, checks: { redis: true, consumer: true } });
     expect((await fetch(`${url}/readyz`)).status).toBe(200);
     const metrics = await (await fetch(`${url}/metrics`)).text();
-    for (const name of ["vmk_registration_messages_total", "vmk_registration_rejected_total", "vmk_queue_jobs", "vmk_scheduled_pairs", "vmk_registered_sessions", "vmk_breaker_state", "vmk_redis_up"]) {
+    for (const name of [
+      "vmk_registration_messages_total",
+      "vmk_registration_rejected_total",
+      "vmk_queue_jobs",
+      "vmk_scheduled_pairs",
+      "vmk_registered_sessions",
+      "vmk_breaker_state",
+      "vmk_redis_up",
+    ]) {
       expect(metrics).toContain(`# TYPE ${name} `);
     }
     expect(metrics).toContain('vmk_breaker_state{backend="b1",state="closed"} 1');

@@ -24,7 +24,10 @@ describe("session reaper", () => {
       redis: { url: redisUrl, prefix },
       keepalive: { interval: "1h", timeout: "10s" },
       sessions: { reap_interval: reapInterval },
-      backends: [{ id: "b1", url: "http://127.0.0.1:9/mcp" }, { id: "b2", url: "http://127.0.0.1:9/mcp" }],
+      backends: [
+        { id: "b1", url: "http://127.0.0.1:9/mcp" },
+        { id: "b2", url: "http://127.0.0.1:9/mcp" },
+      ],
     });
     for (let i = 0; i < count; i++) schedulers.push(createScheduler({ config, logger }));
     const client = createVmcpClient({ redisUrl, prefix, replicaId: "r1", touchIntervalMs: 200 });
@@ -36,7 +39,10 @@ describe("session reaper", () => {
     client.registerSession(sessionId, {
       sessionTtlMs: o.ttl ?? 1_000,
       ...(o.maxLife === undefined ? {} : { maxLifetimeMs: o.maxLife }),
-      backends: [{ backendId: "b1", backendSessionId: `x-${sessionId}` }, { backendId: "b2", backendSessionId: `y-${sessionId}` }],
+      backends: [
+        { backendId: "b1", backendSessionId: `x-${sessionId}` },
+        { backendId: "b2", backendSessionId: `y-${sessionId}` },
+      ],
     });
 
   it("two schedulers reaping the same expired sessions at once end each exactly once", async () => {

@@ -22,7 +22,13 @@ const reg = (sessionId: string, sequence: number, bsid = "b-1", extra: Partial<S
   backends: [{ backendId: "pw", backendSessionId: bsid }],
   ...extra,
 });
-const active = (backendSessionId: string, backendId = "pw"): PairDecision => ({ backendId, backendSessionId, protocolVersion: "2025-06-18", status: "active", offReason: undefined });
+const active = (backendSessionId: string, backendId = "pw"): PairDecision => ({
+  backendId,
+  backendSessionId,
+  protocolVersion: "2025-06-18",
+  status: "active",
+  offReason: undefined,
+});
 
 describe("state store", () => {
   it("applies a registration once; replays and older sequences are stale", async () => {

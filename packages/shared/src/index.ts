@@ -61,15 +61,7 @@ export { createRedis, closeRedis, whenReady, type RedisRole } from "./redis/conn
 export { createKeys, type Keys } from "./redis/keys.js";
 export { LuaScript, loadLuaScript } from "./redis/lua-script.js";
 export { decodePair, outcomeLabel, PAIR_FIELDS, type PairState, type PairStatus, type KeepaliveOutcome } from "./state/pair-state.js";
-export {
-  BACKEND_FIELDS,
-  decodeBackend,
-  readBackendState,
-  type BackendState,
-  type BreakerState,
-  type LearnedMethod,
-  type SwitchReason,
-} from "./state/backend-state.js";
+export { BACKEND_FIELDS, decodeBackend, readBackendState, type BackendState, type BreakerState, type LearnedMethod, type SwitchReason } from "./state/backend-state.js";
 export { reinitializePair, type ReinitializeStateResult } from "./state/reinitialize-pair.js";
 export { SESSION_FIELDS } from "./state/session-state.js";
 export { createLocker, type Locker, type HeldLock, type TryLockResult } from "./lock/locker.js";

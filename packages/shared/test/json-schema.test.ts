@@ -25,8 +25,7 @@ describe("published JSON Schemas", () => {
   }
 
   it("lists every message type and every event type the zod unions accept", () => {
-    const types = (s: Record<string, unknown>) =>
-      ((s["oneOf"] ?? s["anyOf"]) as { properties: { type: { const: string } } }[]).map((o) => o.properties.type.const).sort();
+    const types = (s: Record<string, unknown>) => ((s["oneOf"] ?? s["anyOf"]) as { properties: { type: { const: string } } }[]).map((o) => o.properties.type.const).sort();
     expect(types(schemas["session-messages.schema.json"]!)).toEqual(SessionMessageSchema.options.map((o) => o.shape.type.value).sort());
     expect(types(schemas["vmcp-events.schema.json"]!)).toEqual(VmcpEventSchema.options.map((o) => o.shape.type.value).sort());
   });

@@ -53,15 +53,24 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Pr
   const ownDir = options.dir === undefined;
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), "vmk-redis-"));
   const args = [
-    "--port", String(port),
-    "--bind", "127.0.0.1",
-    "--dir", dir,
-    "--save", "",
-    "--appendonly", options.appendOnly ? "yes" : "no",
-    "--appendfsync", "everysec",
-    "--daemonize", "no",
-    "--protected-mode", "yes",
-    "--loglevel", "warning",
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--dir",
+    dir,
+    "--save",
+    "",
+    "--appendonly",
+    options.appendOnly ? "yes" : "no",
+    "--appendfsync",
+    "everysec",
+    "--daemonize",
+    "no",
+    "--protected-mode",
+    "yes",
+    "--loglevel",
+    "warning",
   ];
   const child: ChildProcess = spawn(options.binary ?? "redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";

@@ -123,15 +123,18 @@ export async function startMcpTestBackend(options: McpTestBackendOptions = {}): 
   };
 
   const sweep = options.idleTtlMs
-    ? setInterval(() => {
-        const cutoff = Date.now() - (options.idleTtlMs ?? 0);
-        for (const [id, entry] of sessions) {
-          if (entry.lastActivity < cutoff) {
-            sessions.delete(id);
-            void entry.transport.close().catch(() => {});
+    ? setInterval(
+        () => {
+          const cutoff = Date.now() - (options.idleTtlMs ?? 0);
+          for (const [id, entry] of sessions) {
+            if (entry.lastActivity < cutoff) {
+              sessions.delete(id);
+              void entry.transport.close().catch(() => {});
+            }
           }
-        }
-      }, Math.max(25, Math.min(250, Math.floor(options.idleTtlMs / 10))))
+        },
+        Math.max(25, Math.min(250, Math.floor(options.idleTtlMs / 10))),
+      )
     : undefined;
   sweep?.unref();
 

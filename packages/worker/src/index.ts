@@ -16,6 +16,7 @@ export {
   type FinishInput,
   type FinishResult,
   type FinishRecord,
+  type FinishAccounting,
   type BreakerTransition,
   type MethodTransition,
 } from "./store/tick-store.js";

@@ -1,8 +1,8 @@
-import { afterEach, describe, expect, inject, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import type { Registry } from "prom-client";
 import { schedulerId } from "@vmcp-keepalive/shared";
-import { expectNoLeakedConnections, openBackendSession, sleep, startMcpTestBackend, waitFor, type McpTestBackend, type OpenedSession } from "@vmcp-keepalive/testkit";
-import { createHarness, logsMatching, type Harness } from "./helpers.js";
+import { openBackendSession, sleep, startMcpTestBackend, waitFor, type McpTestBackend, type OpenedSession } from "@vmcp-keepalive/testkit";
+import { closeAfterEach, createHarness, logsMatching, type Harness } from "./helpers.js";
 
 /*
  * Acceptance 4, 5 and 6 of issue 3: the per-backend circuit breaker shared by 3 workers, its
@@ -14,18 +14,12 @@ import { createHarness, logsMatching, type Harness } from "./helpers.js";
 
 const redisUrl = inject("redisUrl");
 let h: Harness | undefined;
-const backends: McpTestBackend[] = [];
+const cleanups: (() => Promise<unknown>)[] = [];
+closeAfterEach(redisUrl, () => [h, (h = undefined)][0], cleanups);
 
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-  for (const b of backends.splice(0)) await b.stop();
-  await expectNoLeakedConnections(redisUrl);
-});
-
-async function backend(options: Parameters<typeof startMcpTestBackend>[0] = {}) {
+async function backend(options: Parameters<typeof startMcpTestBackend>[0] = {}): Promise<McpTestBackend> {
   const b = await startMcpTestBackend(options);
-  backends.push(b);
+  cleanups.push(() => b.stop());
   return b;
 }
 

@@ -15,7 +15,8 @@ import {
   schedulerId,
   type BackendState,
 } from "@vmcp-keepalive/shared";
-import { captureLines, flushPrefix, testPrefix } from "@vmcp-keepalive/testkit";
+import { afterEach } from "vitest";
+import { captureLines, expectNoLeakedConnections, flushPrefix, testPrefix } from "@vmcp-keepalive/testkit";
 import { createWorker, type KeepaliveWorker } from "../src/index.js";
 
 /**
@@ -89,11 +90,15 @@ export function createHarness(redisUrl: string, document: Record<string, unknown
     },
     async schedule(sessionId, backendId) {
       const every = findBackend(config, backendId)!.intervalMs;
-      await queue.upsertJobScheduler(schedulerId(sessionId, backendId), { every }, {
-        name: KEEPALIVE_JOB_NAME,
-        data: { sessionId, backendId },
-        opts: KEEPALIVE_JOB_OPTIONS,
-      });
+      await queue.upsertJobScheduler(
+        schedulerId(sessionId, backendId),
+        { every },
+        {
+          name: KEEPALIVE_JOB_NAME,
+          data: { sessionId, backendId },
+          opts: KEEPALIVE_JOB_OPTIONS,
+        },
+      );
     },
     async startWorker(name = "worker") {
       const w = make(name);
@@ -116,5 +121,18 @@ export function logsMatching(lines: readonly Record<string, unknown>[], text: st
   return lines.filter((l) => {
     const msg = String(l["msg"] ?? "");
     return typeof text === "string" ? msg.includes(text) : text.test(msg);
+  });
+}
+
+/**
+ * The per-test cleanup of harness tests: `take()` hands over (and forgets) the test's harness,
+ * which is closed first, then whatever the test started (last first), then no connection may be
+ * left open.
+ */
+export function closeAfterEach(redisUrl: string, take: () => Harness | undefined, cleanups: (() => Promise<unknown>)[]): void {
+  afterEach(async () => {
+    await take()?.close();
+    while (cleanups.length) await cleanups.pop()!();
+    await expectNoLeakedConnections(redisUrl);
   });
 }

@@ -1,8 +1,8 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterEach, describe, expect, inject, it } from "vitest";
-import { expectNoLeakedConnections, freePort, openBackendSession, sleep, startMcpTestBackend, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
-import { createHarness, type Harness } from "./helpers.js";
+import { describe, expect, inject, it } from "vitest";
+import { freePort, openBackendSession, sleep, startMcpTestBackend, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
+import { closeAfterEach, createHarness, type Harness } from "./helpers.js";
 
 /*
  * Issue 3 "Isolation": nothing a backend does throws out of the job handler or crashes the
@@ -13,14 +13,8 @@ import { createHarness, type Harness } from "./helpers.js";
 
 const redisUrl = inject("redisUrl");
 let h: Harness | undefined;
-const cleanups: (() => Promise<void>)[] = [];
-
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-  while (cleanups.length) await cleanups.pop()!();
-  await expectNoLeakedConnections(redisUrl);
-});
+const cleanups: (() => Promise<unknown>)[] = [];
+closeAfterEach(redisUrl, () => [h, (h = undefined)][0], cleanups);
 
 describe("isolation", () => {
   it("misbehaving backends never fail a job or stop the worker", async () => {
@@ -42,11 +36,7 @@ describe("isolation", () => {
     h = createHarness(redisUrl, {
       keepalive: { interval: "1s", timeout: "400ms", concurrency: 8 },
       breaker: { failure_threshold: 1_000 },
-      backends: [
-        ...Object.entries(backends).map(([id, b]) => ({ id, url: b.url })),
-        { id: "garbage", url: garbageUrl },
-        { id: "refused", url: refusedUrl },
-      ],
+      backends: [...Object.entries(backends).map(([id, b]) => ({ id, url: b.url })), { id: "garbage", url: garbageUrl }, { id: "refused", url: refusedUrl }],
     });
     const healthy = await openBackendSession(backends["healthy"]!.url);
     const pairs: { backendId: string; backendSessionId: string }[] = [{ backendId: "healthy", backendSessionId: healthy.sessionId }];
@@ -62,8 +52,9 @@ describe("isolation", () => {
     const outcomes: string[] = [];
     worker.events.on("failure", (e) => outcomes.push(`${e.backendId}:${e.reason}`));
     await sleep(4_000);
-    await waitFor("a failure from each broken backend", () =>
-      ["hang:timeout", "reset:connection_error", "e503:http_5xx", "gone:session_not_found", "refused:connection_error"].every((o) => outcomes.includes(o)),
+    await waitFor(
+      "a failure from each broken backend",
+      () => ["hang:timeout", "reset:connection_error", "e503:http_5xx", "gone:session_not_found", "refused:connection_error"].every((o) => outcomes.includes(o)),
       20_000,
     );
     // The SSE stream with a bad event never yields an answer: a timeout or a protocol error, never a throw.

@@ -34,7 +34,10 @@ describe("keep-alive fetch (the HTTP layer under the SDK transport)", () => {
     for (const fn of cleanup.splice(0).reverse()) await fn();
   });
   const track = (pool: KeepAliveFetch, server: Server) => {
-    cleanup.push(() => new Promise<void>((resolve) => server.close(() => resolve())), () => server.closeAllConnections());
+    cleanup.push(
+      () => new Promise<void>((resolve) => server.close(() => resolve())),
+      () => server.closeAllConnections(),
+    );
     cleanup.push(() => pool.close());
   };
 

@@ -4,15 +4,7 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import { createKeys, createLocker, KEEPALIVE_JOB_NAME, KEEPALIVE_JOB_OPTIONS, QUEUE_KEEPALIVE, schedulerId, type SessionRegistered } from "@vmcp-keepalive/shared";
 import { createSessionStore } from "@vmcp-keepalive/scheduler";
 import { createLogger, parseConfig } from "@vmcp-keepalive/runtime";
-import {
-  captureLines,
-  expectNoLeakedConnections,
-  flushPrefix,
-  openBackendSession,
-  startMcpTestBackend,
-  testPrefix,
-  waitFor,
-} from "@vmcp-keepalive/testkit";
+import { captureLines, expectNoLeakedConnections, flushPrefix, openBackendSession, startMcpTestBackend, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
 import { createWorker } from "../src/create-worker.js";
 
 const url = inject("redisUrl");
@@ -60,11 +52,15 @@ async function setup(everyMs = 1_000) {
       backends: [{ backendId: "pw", backendSessionId }],
     };
     await store.applyRegistered(message, [{ backendId: "pw", backendSessionId, protocolVersion, status: "active", offReason: undefined }], Date.now());
-    await queue.upsertJobScheduler(schedulerId(sessionId, "pw"), { every: everyMs, offset: 1 + (sessionId.length * 97) % (everyMs - 1) }, {
-      name: KEEPALIVE_JOB_NAME,
-      data: { sessionId, backendId: "pw" },
-      opts: KEEPALIVE_JOB_OPTIONS,
-    });
+    await queue.upsertJobScheduler(
+      schedulerId(sessionId, "pw"),
+      { every: everyMs, offset: 1 + ((sessionId.length * 97) % (everyMs - 1)) },
+      {
+        name: KEEPALIVE_JOB_NAME,
+        data: { sessionId, backendId: "pw" },
+        opts: KEEPALIVE_JOB_OPTIONS,
+      },
+    );
   };
   return { backend, config, worker, redis, keys, store, queue, queueEvents, register, lines };
 }

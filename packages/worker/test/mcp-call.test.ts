@@ -40,7 +40,9 @@ describe("callMcp against a real SDK server", () => {
 
   it("calls a tool on the session and reports isError as tool_error", async () => {
     const session = await openBackendSession(backend.url);
-    expect(await callMcp({ url: backend.url, sessionId: session.sessionId }, { method: "tools/call", tool: "noop", args: {} }, 2_000)).toMatchObject({ ok: true });
+    expect(await callMcp({ url: backend.url, sessionId: session.sessionId }, { method: "tools/call", tool: "noop", args: {} }, 2_000)).toMatchObject({
+      ok: true,
+    });
     expect(await callMcp({ url: backend.url, sessionId: session.sessionId }, { method: "tools/call", tool: "fail", args: {} }, 2_000)).toMatchObject({
       ok: false,
       reason: "tool_error",
@@ -86,7 +88,9 @@ describe("callMcp against a real SDK server", () => {
         const session = await openBackendSession(b.url);
         const before = b.connectionCount();
         for (let i = 0; i < 30; i++) {
-          const r = await callMcp({ url: b.url, sessionId: session.sessionId, protocolVersion: session.protocolVersion }, { method: "ping" }, 2_000, { fetch: pool.fetch });
+          const r = await callMcp({ url: b.url, sessionId: session.sessionId, protocolVersion: session.protocolVersion }, { method: "ping" }, 2_000, {
+            fetch: pool.fetch,
+          });
           expect(r.ok).toBe(true);
         }
         // Reused, not one per call. A connection goes back to the pool a moment after its

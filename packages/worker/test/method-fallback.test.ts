@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, inject, it } from "vitest";
-import { expectNoLeakedConnections, openBackendSession, sleep, startMcpTestBackend, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
-import { createHarness, logsMatching, type Harness } from "./helpers.js";
+import { describe, expect, inject, it } from "vitest";
+import { openBackendSession, sleep, startMcpTestBackend, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
+import { closeAfterEach, createHarness, logsMatching, type Harness } from "./helpers.js";
 
 /*
  * Acceptance 1 and 2 of issue 3 (worker level; the second-worker-PROCESS part of 2 is in
@@ -11,18 +11,12 @@ import { createHarness, logsMatching, type Harness } from "./helpers.js";
 
 const redisUrl = inject("redisUrl");
 let h: Harness | undefined;
-const backends: McpTestBackend[] = [];
+const cleanups: (() => Promise<unknown>)[] = [];
+closeAfterEach(redisUrl, () => [h, (h = undefined)][0], cleanups);
 
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-  for (const b of backends.splice(0)) await b.stop();
-  await expectNoLeakedConnections(redisUrl);
-});
-
-async function backend(options: Parameters<typeof startMcpTestBackend>[0] = {}) {
+async function backend(options: Parameters<typeof startMcpTestBackend>[0] = {}): Promise<McpTestBackend> {
   const b = await startMcpTestBackend(options);
-  backends.push(b);
+  cleanups.push(() => b.stop());
   return b;
 }
 
@@ -31,7 +25,9 @@ async function backend(options: Parameters<typeof startMcpTestBackend>[0] = {}) 
  * without the opener's initialize handshake and its standalone GET stream.
  */
 const seen = (b: McpTestBackend, sessionId: string) =>
-  b.calls.filter((c) => c.sessionId === sessionId && c.method !== "initialize" && c.method !== "notifications/initialized" && c.method !== "GET").map((c) => (c.method === "tools/call" ? `tool:${c.tool}` : c.method));
+  b.calls
+    .filter((c) => c.sessionId === sessionId && c.method !== "initialize" && c.method !== "notifications/initialized" && c.method !== "GET")
+    .map((c) => (c.method === "tools/call" ? `tool:${c.tool}` : c.method));
 
 describe("keepalive method", () => {
   it("1: a backend with no keepalive_method receives ping and never a tool call (queue-driven worker)", async () => {

@@ -1,10 +1,10 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterEach, describe, expect, inject, it } from "vitest";
+import { describe, expect, inject, it } from "vitest";
 import { FAILURE_REASONS } from "@vmcp-keepalive/shared";
 import { LATENCY_BUCKETS_MS } from "../src/index.js";
-import { expectNoLeakedConnections, freePort, openBackendSession, startMcpTestBackend, type McpTestBackend } from "@vmcp-keepalive/testkit";
-import { createHarness, type Harness } from "./helpers.js";
+import { freePort, openBackendSession, startMcpTestBackend, type McpTestBackend } from "@vmcp-keepalive/testkit";
+import { closeAfterEach, createHarness, type Harness } from "./helpers.js";
 
 /*
  * Acceptance 7 of issue 3: after a scripted mix of successes, every failure reason, a fallback
@@ -15,14 +15,8 @@ import { createHarness, type Harness } from "./helpers.js";
 
 const redisUrl = inject("redisUrl");
 let h: Harness | undefined;
-const cleanups: (() => Promise<void>)[] = [];
-
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-  while (cleanups.length) await cleanups.pop()!();
-  await expectNoLeakedConnections(redisUrl);
-});
+const cleanups: (() => Promise<unknown>)[] = [];
+closeAfterEach(redisUrl, () => [h, (h = undefined)][0], cleanups);
 
 async function backend(options: Parameters<typeof startMcpTestBackend>[0] = {}): Promise<McpTestBackend> {
   const b = await startMcpTestBackend(options);
@@ -81,8 +75,19 @@ describe("keepalive metrics", () => {
       await h!.register(id, [{ backendId, backendSessionId: s.sessionId, protocolVersion: s.protocolVersion }]);
     };
     const plan: [string, McpTestBackend | undefined][] = [
-      ["good", good], ["slow", slow], ["hang", hang], ["refused", undefined], ["e503", e503], ["auth", auth], ["e429", undefined],
-      ["gone", undefined], ["noping", noping], ["toolfail", toolfail], ["garbage", undefined], ["fb", fb], ["trip", trip],
+      ["good", good],
+      ["slow", slow],
+      ["hang", hang],
+      ["refused", undefined],
+      ["e503", e503],
+      ["auth", auth],
+      ["e429", undefined],
+      ["gone", undefined],
+      ["noping", noping],
+      ["toolfail", toolfail],
+      ["garbage", undefined],
+      ["fb", fb],
+      ["trip", trip],
     ];
     for (const [backendId, b] of plan) await session(`sess-${backendId}`, b, backendId);
     hang.mode = "hang";
@@ -108,7 +113,8 @@ describe("keepalive metrics", () => {
       ["keepalive_failure_count", "counter"],
       ["keepalive_latency_ms", "histogram"],
       ["keepalive_auto_disabled_total", "counter"],
-    ]) has(`# TYPE ${name} ${type}`);
+    ])
+      has(`# TYPE ${name} ${type}`);
 
     // Attempts and successes, per backend and the call actually made.
     has('keepalive_attempt_count{backend="good",method="ping"} 3');

@@ -23,7 +23,10 @@ function tick(method: KeepaliveMethod, state: TickState, answers: CallResult[]) 
 
 describe("tick plan", () => {
   it("ping by default; success resets the breaker and teaches nothing", () => {
-    expect(tick(ping, fresh, [ok])).toEqual({ calls: ["ping"], record: { method: "ping", result: ok, breakerOp: "reset", methodOp: undefined, expired: false } });
+    expect(tick(ping, fresh, [ok])).toEqual({
+      calls: ["ping"],
+      record: { method: "ping", result: ok, breakerOp: "reset", methodOp: undefined, expired: false },
+    });
   });
 
   it("a ping failure counts toward the breaker; a ping backend never calls a tool", () => {
@@ -50,7 +53,10 @@ describe("tick plan", () => {
   });
 
   it("fallback backend: ping and tool both fail → a backend failure, nothing learned", () => {
-    expect(tick(fallback, fresh, [fail("timeout"), fail("timeout")])).toMatchObject({ calls: ["ping", "tool"], record: { breakerOp: "count", methodOp: undefined } });
+    expect(tick(fallback, fresh, [fail("timeout"), fail("timeout")])).toMatchObject({
+      calls: ["ping", "tool"],
+      record: { breakerOp: "count", methodOp: undefined },
+    });
   });
 
   it("fallback backend: -32601 → ping_unsupported, whatever the tool answered", () => {
@@ -58,7 +64,10 @@ describe("tick plan", () => {
   });
 
   it("fallback backend: ping 404 → no tool call (the session is gone), expired", () => {
-    expect(tick(fallback, fresh, [fail("session_not_found")])).toMatchObject({ calls: ["ping"], record: { expired: true, breakerOp: "none", methodOp: undefined } });
+    expect(tick(fallback, fresh, [fail("session_not_found")])).toMatchObject({
+      calls: ["ping"],
+      record: { expired: true, breakerOp: "none", methodOp: undefined },
+    });
   });
 
   it("on its learned tool: the tool only, unless this tick holds the ping retry", () => {

@@ -5,15 +5,7 @@ import { closeRedis, createKeys, createRedis, KEEPALIVE_JOB_NAME, queueOptions, 
 import { createLogger, parseConfig } from "@vmcp-keepalive/runtime";
 import { createSessionStore } from "@vmcp-keepalive/scheduler";
 import { KEEPALIVE_ID_PREFIX } from "../src/index.js";
-import {
-  expectNoLeakedConnections,
-  flushPrefix,
-  openBackendSession,
-  startMcpTestBackend,
-  testPrefix,
-  waitFor,
-  type McpTestBackend,
-} from "@vmcp-keepalive/testkit";
+import { expectNoLeakedConnections, flushPrefix, openBackendSession, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
 import { createWorker, type KeepaliveWorker } from "../src/index.js";
 
 const url = inject("redisUrl");
@@ -32,7 +24,10 @@ describe("keepalive jobs without data", () => {
   it("pings the pair named by the scheduler id ka:<sessionId>:<backendId>, with the lock fast path", async () => {
     const prefix = testPrefix("sjob");
     const backend: McpTestBackend = await startMcpTestBackend({ jsonResponse: true });
-    cleanups.push(() => flushPrefix(url, prefix), () => backend.stop());
+    cleanups.push(
+      () => flushPrefix(url, prefix),
+      () => backend.stop(),
+    );
     const session = await openBackendSession(backend.url);
     const config = parseConfig({
       redis: { url, prefix },
@@ -41,7 +36,10 @@ describe("keepalive jobs without data", () => {
     });
     const redis: Redis = createRedis(url, "client", `vmk-test@${prefix}`);
     const queue = new Queue(QUEUE_KEEPALIVE, queueOptions(redis, prefix));
-    cleanups.push(() => closeRedis(redis), () => queue.close());
+    cleanups.push(
+      () => closeRedis(redis),
+      () => queue.close(),
+    );
 
     const store = createSessionStore(redis, createKeys(prefix));
     await store.applyRegistered(

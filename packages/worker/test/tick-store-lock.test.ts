@@ -23,7 +23,16 @@ async function setup(): Promise<{ redis: Redis; keys: Keys; breaker: TickStore }
   const keys = createKeys(prefix);
   const redis = createRedis(redisUrl, "client", `vmk-test-lock@${prefix}`);
   opened.push(redis);
-  const m = { type: "session.registered" as const, v: 1 as const, sessionId: "s1", occurredAt: new Date().toISOString(), sequence: 1, replicaId: "r", sessionTtlMs: 60_000, backends: [] };
+  const m = {
+    type: "session.registered" as const,
+    v: 1 as const,
+    sessionId: "s1",
+    occurredAt: new Date().toISOString(),
+    sequence: 1,
+    replicaId: "r",
+    sessionTtlMs: 60_000,
+    backends: [],
+  };
   await createSessionStore(redis, keys).applyRegistered(m, [{ backendId: "b", backendSessionId: "bs1", protocolVersion: undefined, status: "active", offReason: undefined }], Date.now());
   return { redis, keys, breaker: createTickStore(redis, keys) };
 }
@@ -79,7 +88,17 @@ describe("pair lock inside the tick scripts", () => {
     await new Promise((r) => setTimeout(r, 120));
     await redis.set(lockKey, "someone-else", "PX", 5_000);
     if (d.kind !== "call") return;
-    await breaker.finish({ pair: d.pair, outcome: { kind: "success" }, now: Date.now(), breakerOp: "reset", failureThreshold: 3, probeDelayMs: 1_000, afterFailures: 3, pingRetryDelayMs: 60_000, releaseLockToken: "t3" });
+    await breaker.finish({
+      pair: d.pair,
+      outcome: { kind: "success" },
+      now: Date.now(),
+      breakerOp: "reset",
+      failureThreshold: 3,
+      probeDelayMs: 1_000,
+      afterFailures: 3,
+      pingRetryDelayMs: 60_000,
+      releaseLockToken: "t3",
+    });
     await breaker.releaseLock("s1", "b", "t3");
     expect(await redis.get(lockKey)).toBe("someone-else");
   });

@@ -28,14 +28,22 @@ async function setup(n: number, pairs: number): Promise<{ breakers: TickStore[];
   opened.push(...conns);
   const store = createSessionStore(conns[0]!, keys);
   for (let i = 0; i < pairs; i++) {
-    const m = { type: "session.registered" as const, v: 1 as const, sessionId: `s${i}`, occurredAt: new Date().toISOString(), sequence: 1, replicaId: "r", sessionTtlMs: 60_000, backends: [] };
+    const m = {
+      type: "session.registered" as const,
+      v: 1 as const,
+      sessionId: `s${i}`,
+      occurredAt: new Date().toISOString(),
+      sequence: 1,
+      replicaId: "r",
+      sessionTtlMs: 60_000,
+      backends: [],
+    };
     await store.applyRegistered(m, [{ backendId: "b", backendSessionId: `bs${i}`, protocolVersion: "2025-06-18", status: "active", offReason: undefined }], Date.now());
   }
   return { breakers: conns.map((c) => createTickStore(c, keys)), store, readBackend: (id) => readBackendState(conns[0]!, keys, id) };
 }
 
-const begin = (b: TickStore, i: number, now = Date.now()) =>
-  b.begin(`s${i}`, "b", now, { token: `tok-${i}`, probeLeaseMs: 5_000, pingRetryDelayMs: 60_000, fallback: false });
+const begin = (b: TickStore, i: number, now = Date.now()) => b.begin(`s${i}`, "b", now, { token: `tok-${i}`, probeLeaseMs: 5_000, pingRetryDelayMs: 60_000, fallback: false });
 
 function finish(b: TickStore, i: number, epoch: number, over: Partial<FinishInput>): Promise<Awaited<ReturnType<TickStore["finish"]>>> {
   return b.finish({
@@ -115,12 +123,37 @@ describe("tick store scripts: breaker, probe, outcome fence", () => {
     const t = breakers[0]!;
     const pair = (await store.readPair("s0", "b"))!;
     const record = (p: typeof pair, outcome: FinishInput["outcome"], now: number, latencyMs?: number) =>
-      t.finish({ pair: p, outcome, now, breakerOp: "none", failureThreshold: 3, probeDelayMs: 1_000, afterFailures: 3, pingRetryDelayMs: 60_000, ...(latencyMs === undefined ? {} : { latencyMs }) });
+      t.finish({
+        pair: p,
+        outcome,
+        now,
+        breakerOp: "none",
+        failureThreshold: 3,
+        probeDelayMs: 1_000,
+        afterFailures: 3,
+        pingRetryDelayMs: 60_000,
+        ...(latencyMs === undefined ? {} : { latencyMs }),
+      });
     expect(await record(pair, { kind: "failure", reason: "timeout" }, 5, 12.4)).toMatchObject({ recorded: true });
     expect(await store.readPair("s0", "b")).toMatchObject({ consecutiveFailures: 1 });
     expect(await record(pair, { kind: "failure", reason: "http_5xx" }, 6)).toMatchObject({ recorded: true });
-    expect(await store.readPair("s0", "b")).toMatchObject({ lastOutcome: "failure:http_5xx", lastFailureReason: "http_5xx", lastFailureAt: 6, consecutiveFailures: 2, lastLatencyMs: 12 });
-    const m = { type: "session.registered" as const, v: 1 as const, sessionId: "s0", occurredAt: new Date().toISOString(), sequence: 2, replicaId: "r", sessionTtlMs: 60_000, backends: [] };
+    expect(await store.readPair("s0", "b")).toMatchObject({
+      lastOutcome: "failure:http_5xx",
+      lastFailureReason: "http_5xx",
+      lastFailureAt: 6,
+      consecutiveFailures: 2,
+      lastLatencyMs: 12,
+    });
+    const m = {
+      type: "session.registered" as const,
+      v: 1 as const,
+      sessionId: "s0",
+      occurredAt: new Date().toISOString(),
+      sequence: 2,
+      replicaId: "r",
+      sessionTtlMs: 60_000,
+      backends: [],
+    };
     await store.applyRegistered(m, [{ backendId: "b", backendSessionId: "bs-new", protocolVersion: "2025-06-18", status: "active", offReason: undefined }], 7);
     expect(await record(pair, { kind: "success" }, 8)).toMatchObject({ recorded: false, why: "fenced" });
     expect(await store.readPair("s0", "b")).toMatchObject({ backendSessionId: "bs-new", epoch: 2, lastOutcome: undefined, consecutiveFailures: 0 });

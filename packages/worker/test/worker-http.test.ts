@@ -26,7 +26,16 @@ describe("worker ops HTTP (in process)", () => {
     expect(ready.status).toBe(200);
     expect(await ready.json()).toEqual({ ready: true, checks: { redis: true, consumer: true } });
     const metrics = await (await fetch(`${url}/metrics`)).text();
-    for (const name of ["keepalive_attempt_count", "keepalive_success_count", "keepalive_failure_count", "keepalive_latency_ms", "keepalive_auto_disabled_total", "keepalive_skipped_total", "keepalive_schedule_lag_seconds", "process_cpu_user_seconds_total"]) {
+    for (const name of [
+      "keepalive_attempt_count",
+      "keepalive_success_count",
+      "keepalive_failure_count",
+      "keepalive_latency_ms",
+      "keepalive_auto_disabled_total",
+      "keepalive_skipped_total",
+      "keepalive_schedule_lag_seconds",
+      "process_cpu_user_seconds_total",
+    ]) {
       expect(metrics).toContain(`# TYPE ${name} `);
     }
     // Bull Board lives on the scheduler only.

@@ -34,7 +34,6 @@ const NUMERIC_ENV_KEYS = new Set(["concurrency", "port"]);
 
 const INTERPOLATION_RE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
-
 /** Replaces `${VAR}` and `${VAR:-default}` in every string value; unset variables are problems. */
 function interpolate(value: unknown, env: NodeJS.ProcessEnv, path: PropertyKey[], problems: string[]): unknown {
   if (typeof value === "string") {
@@ -48,9 +47,7 @@ function interpolate(value: unknown, env: NodeJS.ProcessEnv, path: PropertyKey[]
   }
   if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, [...path, i], problems));
   if (value !== null && typeof value === "object") {
-    return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, interpolate(v, env, [...path, k], problems)]),
-    );
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, env, [...path, k], problems)]));
   }
   return value;
 }
@@ -61,8 +58,7 @@ function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv)
     const value = env[name];
     if (value === undefined || value === "") continue;
     const existing = raw[section];
-    const target: Record<string, unknown> =
-      existing !== null && typeof existing === "object" && !Array.isArray(existing) ? { ...(existing as Record<string, unknown>) } : {};
+    const target: Record<string, unknown> = existing !== null && typeof existing === "object" && !Array.isArray(existing) ? { ...(existing as Record<string, unknown>) } : {};
     target[key] = NUMERIC_ENV_KEYS.has(key) && /^\d+$/.test(value) ? Number(value) : value;
     raw[section] = target;
     origins.set(`${section}.${key}`, name);
@@ -145,7 +141,6 @@ export function parseConfig(document: unknown, env: NodeJS.ProcessEnv = {}, sour
   };
   return deepFreeze(config);
 }
-
 
 /** Reads and validates a YAML config file. Throws {@link ConfigError}. */
 export function loadConfig(path: string, env: NodeJS.ProcessEnv): KeepaliveConfig {

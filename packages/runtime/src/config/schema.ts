@@ -18,29 +18,22 @@ function duration(min: number, what = "duration") {
   });
 }
 
-const redisUrl = z
-  .string()
-  .refine((u) => /^rediss?:\/\/.+/.test(u), { message: "must be a redis:// or rediss:// URL" });
+const redisUrl = z.string().refine((u) => /^rediss?:\/\/.+/.test(u), { message: "must be a redis:// or rediss:// URL" });
 
 const KEEPALIVE_METHOD_RE = /^(ping|none|tool:[A-Za-z0-9._/-]{1,128})$/;
 
 export const BackendSchema = z
   .strictObject({
     id: IdSchema,
-    url: z
-      .string()
-      .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), {
-        message: "must be an http:// or https:// URL",
-      }),
+    url: z.string().refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), {
+      message: "must be an http:// or https:// URL",
+    }),
     /** Stateless backends (`false`) get no keepalive unless `keepalive_method` is set. @defaultValue true */
     stateful: z.boolean().default(true),
     /** The backend's idle session TTL, when known. */
     session_ttl: duration(1_000).optional(),
     /** `ping` | `tool:<name>` | `none`. Absent ⇒ `ping`, subject to the stateless/TTL rules. */
-    keepalive_method: z
-      .string()
-      .regex(KEEPALIVE_METHOD_RE, "must be ping, none, or tool:<name>")
-      .optional(),
+    keepalive_method: z.string().regex(KEEPALIVE_METHOD_RE, "must be ping, none, or tool:<name>").optional(),
     /** Arguments of the fallback tool call. @defaultValue {} */
     keepalive_tool_args: z.record(z.string(), z.unknown()).default({}),
     /** Call the tool on every tick instead of ping (backends whose idle timer only tools reset). */
@@ -115,7 +108,12 @@ export const ConfigFileSchema = z
     registration: z
       .strictObject({
         /** Largest accepted message on `vmcp-sessions`, in bytes of JSON. */
-        max_message_bytes: z.number().int().min(1_024).max(16 * 1024 * 1024).default(65_536),
+        max_message_bytes: z
+          .number()
+          .int()
+          .min(1_024)
+          .max(16 * 1024 * 1024)
+          .default(65_536),
         /**
          * Lifecycle messages one scheduler applies at once. Each is a chain of Redis round trips,
          * so more in flight hides their latency: 16 → 64 took registration from 2,400–2,600 to

@@ -147,11 +147,18 @@ export async function startOpsHttpServer(options: OpsHttpServerOptions): Promise
 /** A Redis connection answers PING within `ms` (and is connected: queued commands don't count). */
 export async function redisAnswers(redis: { status: string; ping(): Promise<string> }, ms = 1_000): Promise<boolean> {
   if (redis.status !== "ready") return false;
-  return withTimeout(redis.ping().then((r) => r === "PONG"), ms, false);
+  return withTimeout(
+    redis.ping().then((r) => r === "PONG"),
+    ms,
+    false,
+  );
 }
 
 /** Where one program's ops HTTP server listens: `http.port` (HTTP_PORT) if set, else the program's own default port. */
-export function httpListenFor(config: { readonly http: { readonly host: string; readonly port: number | undefined; readonly schedulerPort: number; readonly workerPort: number } }, program: "scheduler" | "worker"): { host: string; port: number } {
+export function httpListenFor(
+  config: { readonly http: { readonly host: string; readonly port: number | undefined; readonly schedulerPort: number; readonly workerPort: number } },
+  program: "scheduler" | "worker",
+): { host: string; port: number } {
   const port = config.http.port ?? (program === "scheduler" ? config.http.schedulerPort : config.http.workerPort);
   return { host: config.http.host, port };
 }

@@ -6,16 +6,7 @@ export type { Logger } from "pino";
  * Paths never written to logs: backend headers carry credentials (`${ENV}` in the config).
  * Code never logs a BackendConfig whole, and these paths catch the slips.
  */
-export const REDACT_PATHS = [
-  "headers",
-  "*.headers",
-  "backend.headers",
-  "config.backends[*].headers",
-  "authorization",
-  "*.authorization",
-  "password",
-  "*.password",
-];
+export const REDACT_PATHS = ["headers", "*.headers", "backend.headers", "config.backends[*].headers", "authorization", "*.authorization", "password", "*.password"];
 
 /** One JSON logger per process; child loggers per component and per job. */
 export function createLogger(options: { name: string; level: string; destination?: DestinationStream }): Logger {

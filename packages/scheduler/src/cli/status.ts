@@ -30,6 +30,10 @@ export function formatStatusTable(pairs: readonly PairState[]): string {
   const rows = statusRows(pairs).map((r) => [r.sessionId, r.backendId, r.why, r.lastOutcome ?? "-", r.lastAttemptAt ?? "-", String(r.consecutiveFailures)]);
   const head = ["SESSION", "BACKEND", "KEEPALIVE", "LAST OUTCOME", "LAST ATTEMPT", "FAILS"];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join("  ")
+      .trimEnd();
   return [line(head), ...rows.map(line)].join("\n");
 }

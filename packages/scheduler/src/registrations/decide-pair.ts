@@ -10,11 +10,7 @@ import type { PairDecision } from "../store/session-store.js";
  * - `stateful: false`, or a `session_ttl` ≥ the vMCP session's maximum lifetime: off unless the
  *   backend sets `keepalive_method` explicitly.
  */
-export function decidePair(
-  backend: BackendConfig,
-  registration: BackendRegistration,
-  session: Pick<SessionRegistered, "maxLifetimeMs">,
-): PairDecision {
+export function decidePair(backend: BackendConfig, registration: BackendRegistration, session: Pick<SessionRegistered, "maxLifetimeMs">): PairDecision {
   const off = (reason: OffReason): PairDecision => ({
     backendId: backend.id,
     backendSessionId: registration.backendSessionId,
@@ -26,11 +22,7 @@ export function decidePair(
   if (!registration.backendSessionId) return off("no_backend_session");
   if (!backend.methodExplicit) {
     if (!backend.stateful) return off("stateless_backend");
-    if (
-      backend.sessionTtlMs !== undefined &&
-      session.maxLifetimeMs !== undefined &&
-      backend.sessionTtlMs >= session.maxLifetimeMs
-    ) {
+    if (backend.sessionTtlMs !== undefined && session.maxLifetimeMs !== undefined && backend.sessionTtlMs >= session.maxLifetimeMs) {
       return off("ttl_covers_session");
     }
   }

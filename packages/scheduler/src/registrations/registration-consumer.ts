@@ -12,12 +12,14 @@ import { withSessionMutex } from "./session-mutex.js";
  * names the problem (visible in Bull Board's failed list), is logged and counted, and never
  * affects other messages. Transient errors (Redis) throw normally and BullMQ retries.
  */
-export function createRegistrationConsumer(deps: ApplyDeps & {
-  readonly connection: Redis;
-  readonly locker: Locker;
-  readonly events: TypedEmitter<RegistrationEventMap>;
-  readonly config: KeepaliveConfig;
-}): Worker {
+export function createRegistrationConsumer(
+  deps: ApplyDeps & {
+    readonly connection: Redis;
+    readonly locker: Locker;
+    readonly events: TypedEmitter<RegistrationEventMap>;
+    readonly config: KeepaliveConfig;
+  },
+): Worker {
   const { config, log, events } = deps;
   const reject = (job: Job, reason: RegistrationEventMap["rejected"]["reason"], detail: string): never => {
     log.warn({ jobId: job.id, reason, detail, queue: QUEUE_SESSIONS }, "registration message rejected");
@@ -35,7 +37,15 @@ export function createRegistrationConsumer(deps: ApplyDeps & {
         const result = await withSessionMutex(deps.locker, deps.store.keys, message.sessionId, () => applyMessage(deps, message));
         events.emit("applied", { type: message.type, sessionId: message.sessionId, status: result.status, pairs: result.scheduled });
         log.info(
-          { jobId: job.id, type: message.type, sessionId: message.sessionId, status: result.status, scheduled: result.scheduled, off: result.off, removed: result.removed },
+          {
+            jobId: job.id,
+            type: message.type,
+            sessionId: message.sessionId,
+            status: result.status,
+            scheduled: result.scheduled,
+            off: result.off,
+            removed: result.removed,
+          },
           "session message applied",
         );
         return result;

@@ -16,11 +16,7 @@ export function createPairScheduler(queue: Queue): PairScheduler {
       // retention (KEEPALIVE_JOB_OPTIONS) is a worker option. Both would otherwise be stored in
       // the scheduler template and again in every pending job, and a template value over 64
       // bytes makes Redis store the scheduler hash as a hashtable instead of a listpack.
-      await queue.upsertJobScheduler(
-        schedulerId(sessionId, backendId),
-        { every: everyMs, offset: phaseOffset(sessionId, backendId, everyMs) },
-        { name: KEEPALIVE_JOB_NAME },
-      );
+      await queue.upsertJobScheduler(schedulerId(sessionId, backendId), { every: everyMs, offset: phaseOffset(sessionId, backendId, everyMs) }, { name: KEEPALIVE_JOB_NAME });
     },
     async remove(sessionId, backendId) {
       await queue.removeJobScheduler(schedulerId(sessionId, backendId));

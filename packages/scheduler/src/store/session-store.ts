@@ -55,15 +55,9 @@ export function createSessionStore(redis: Redis, keys: Keys, options: { tombston
   return {
     keys,
     async applyRegistered(m, pairs, now) {
-      const args: (string | number)[] = [
-        m.sessionId, m.sequence, now, m.replicaId, m.sessionTtlMs, m.maxLifetimeMs ?? "", pairPrefix(m.sessionId), pairs.length,
-      ];
+      const args: (string | number)[] = [m.sessionId, m.sequence, now, m.replicaId, m.sessionTtlMs, m.maxLifetimeMs ?? "", pairPrefix(m.sessionId), pairs.length];
       for (const p of pairs) args.push(p.backendId, p.backendSessionId ?? "", p.protocolVersion ?? "", p.status, p.offReason ?? "");
-      const reply = (await APPLY_REGISTERED.run(
-        redis,
-        [keys.session(m.sessionId), keys.sessionBackends(m.sessionId), keys.sessionsByExpiry()],
-        args,
-      )) as string[];
+      const reply = (await APPLY_REGISTERED.run(redis, [keys.session(m.sessionId), keys.sessionBackends(m.sessionId), keys.sessionsByExpiry()], args)) as string[];
       return { status: reply[0] as ApplyStatus, removedBackends: reply.slice(1) };
     },
     async applyTouched(m, now) {

@@ -38,12 +38,7 @@ export interface SessionPublisher {
   close(): Promise<void>;
 }
 
-export function createSessionPublisher(options: {
-  connection: Redis;
-  prefix: string;
-  replicaId: string;
-  now?: () => number;
-}): SessionPublisher {
+export function createSessionPublisher(options: { connection: Redis; prefix: string; replicaId: string; now?: () => number }): SessionPublisher {
   const now = options.now ?? Date.now;
   const queue = new Queue(QUEUE_SESSIONS, queueOptions(options.connection, options.prefix));
   queue.on("error", () => {});
@@ -76,8 +71,7 @@ export function createSessionPublisher(options: {
         ...(o.maxLifetimeMs === undefined ? {} : { maxLifetimeMs: o.maxLifetimeMs }),
         backends: [...o.backends],
       }),
-    touch: (sessionId) =>
-      publish({ type: "session.touched", sessionId, occurredAt: new Date(now()).toISOString(), sequence: nextSequence(sessionId) }),
+    touch: (sessionId) => publish({ type: "session.touched", sessionId, occurredAt: new Date(now()).toISOString(), sequence: nextSequence(sessionId) }),
     backendReinitialized: (sessionId, backendId) =>
       publish({
         type: "session.backend_reinitialized",

@@ -153,9 +153,7 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
   if (!options.connection) owned.push(connection);
   const lockUrls = options.lockRedisUrls ?? [];
   // Lock nodes fail fast (no offline queue): a down node must vote against at once.
-  const lockClients = lockUrls.length > 0
-    ? lockUrls.map((u, i) => createRedis(u, "client", `vmk-vmcp-lock-${i}@${prefix}`, { enableOfflineQueue: false, maxRetriesPerRequest: 0 }))
-    : [connection];
+  const lockClients = lockUrls.length > 0 ? lockUrls.map((u, i) => createRedis(u, "client", `vmk-vmcp-lock-${i}@${prefix}`, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })) : [connection];
   if (lockUrls.length > 0) owned.push(...lockClients);
 
   const keys = createKeys(prefix);
@@ -220,7 +218,16 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
       async (job: Job) => {
         const parsed = VmcpEventSchema.safeParse(job.data);
         if (!parsed.success) {
-          log.warn({ jobId: job.id, detail: parsed.error.issues.slice(0, 3).map((i) => i.message).join("; ") }, "vmcp-events job does not match the schema; dropped");
+          log.warn(
+            {
+              jobId: job.id,
+              detail: parsed.error.issues
+                .slice(0, 3)
+                .map((i) => i.message)
+                .join("; "),
+            },
+            "vmcp-events job does not match the schema; dropped",
+          );
           throw new UnrecoverableError("invalid vmcp event");
         }
         for (const handler of [...handlers]) await handler(parsed.data);
@@ -284,10 +291,7 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
         acquired = { acquired: false, reason: "lock_unavailable", error: asError(err) };
       }
       if (!acquired.acquired) {
-        log.warn(
-          { sessionId, backendId, reason: acquired.reason, err: acquired.reason === "lock_unavailable" ? acquired.error : undefined },
-          "pair lock not obtained; re-initializing without it",
-        );
+        log.warn({ sessionId, backendId, reason: acquired.reason, err: acquired.reason === "lock_unavailable" ? acquired.error : undefined }, "pair lock not obtained; re-initializing without it");
       }
       try {
         const value = await fn();
@@ -334,12 +338,7 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
         const pending = [...touches.keys()].filter((s) => dropTouch(s));
         await Promise.all(pending.map((s) => sendTouch(s)));
         await Promise.all([...inFlight]);
-        await closeInOrder([
-          eventWorker && (() => eventWorker!.close()),
-          eventConnection && (() => closeRedis(eventConnection!)),
-          () => publisher.close(),
-          ...owned.map((r) => () => closeRedis(r)),
-        ]);
+        await closeInOrder([eventWorker && (() => eventWorker!.close()), eventConnection && (() => closeRedis(eventConnection!)), () => publisher.close(), ...owned.map((r) => () => closeRedis(r))]);
       })();
       return closing;
     },

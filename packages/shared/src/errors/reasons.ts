@@ -3,17 +3,7 @@
  * (`keepalive_failure_count{reason}`, skipped ticks) and are listed in docs/keepalive-policy.md;
  * packages/shared/test/policy-doc.test.ts keeps the doc and these arrays in step.
  */
-export const FAILURE_REASONS = [
-  "timeout",
-  "connection_error",
-  "http_5xx",
-  "http_4xx",
-  "unauthorized",
-  "session_not_found",
-  "method_not_found",
-  "tool_error",
-  "protocol_error",
-] as const;
+export const FAILURE_REASONS = ["timeout", "connection_error", "http_5xx", "http_4xx", "unauthorized", "session_not_found", "method_not_found", "tool_error", "protocol_error"] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 export const SKIP_REASONS = [
@@ -31,14 +21,8 @@ export const SKIP_REASONS = [
 export type SkipReason = (typeof SKIP_REASONS)[number];
 
 /** Why keepalive is off for a pair from the start (status CLI, pair state). */
-export const OFF_REASONS = [
-  "method_none",
-  "stateless_backend",
-  "no_backend_session",
-  "ttl_covers_session",
-] as const;
+export const OFF_REASONS = ["method_none", "stateless_backend", "no_backend_session", "ttl_covers_session"] as const;
 export type OffReason = (typeof OFF_REASONS)[number];
 
 /** Why a breaker opened (`keepalive_auto_disabled_total{reason}`): the failure reason that tripped it. */
 export type AutoDisabledReason = FailureReason;
-

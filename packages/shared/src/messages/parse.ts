@@ -5,10 +5,7 @@ import { SessionMessageSchema, type SessionMessage } from "./schema.js";
 export const REJECTION_REASONS = ["invalid_json", "too_large", "invalid_message", "unknown_backend"] as const;
 export type RejectionReason = (typeof REJECTION_REASONS)[number];
 
-export type ParseResult =
-  | { readonly ok: true; readonly message: SessionMessage }
-  | { readonly ok: false; readonly reason: RejectionReason; readonly detail: string };
-
+export type ParseResult = { readonly ok: true; readonly message: SessionMessage } | { readonly ok: false; readonly reason: RejectionReason; readonly detail: string };
 
 /**
  * Validates one raw job payload from `vmcp-sessions`. Accepts the message object itself or a

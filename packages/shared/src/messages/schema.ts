@@ -39,9 +39,18 @@ export const SessionRegisteredSchema = z.strictObject({
   ...Base,
   replicaId: IdSchema,
   /** Sliding vMCP session TTL: the session is reaped this long after its last activity. */
-  sessionTtlMs: z.number().int().min(1_000).max(30 * 86_400_000),
+  sessionTtlMs: z
+    .number()
+    .int()
+    .min(1_000)
+    .max(30 * 86_400_000),
   /** Hard cap on the vMCP session's lifetime, from registration. */
-  maxLifetimeMs: z.number().int().min(1_000).max(365 * 86_400_000).optional(),
+  maxLifetimeMs: z
+    .number()
+    .int()
+    .min(1_000)
+    .max(365 * 86_400_000)
+    .optional(),
   backends: z
     .array(BackendRegistrationSchema)
     .min(1)
@@ -77,12 +86,7 @@ export const SessionBackendReinitializedSchema = z.strictObject({
   backendId: IdSchema,
 });
 
-export const SessionMessageSchema = z.discriminatedUnion("type", [
-  SessionRegisteredSchema,
-  SessionTouchedSchema,
-  SessionEndedSchema,
-  SessionBackendReinitializedSchema,
-]);
+export const SessionMessageSchema = z.discriminatedUnion("type", [SessionRegisteredSchema, SessionTouchedSchema, SessionEndedSchema, SessionBackendReinitializedSchema]);
 
 export type BackendRegistration = z.infer<typeof BackendRegistrationSchema>;
 export type SessionRegistered = z.infer<typeof SessionRegisteredSchema>;

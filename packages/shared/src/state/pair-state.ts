@@ -3,10 +3,7 @@ import type { FailureReason, OffReason, SkipReason } from "../errors/reasons.js"
 /** Status of a pair: kept alive, off from the start (with a reason), or its backend session expired. */
 export type PairStatus = "active" | "off" | "expired";
 
-export type KeepaliveOutcome =
-  | { readonly kind: "success" }
-  | { readonly kind: "failure"; readonly reason: FailureReason }
-  | { readonly kind: "skipped"; readonly reason: SkipReason };
+export type KeepaliveOutcome = { readonly kind: "success" } | { readonly kind: "failure"; readonly reason: FailureReason } | { readonly kind: "skipped"; readonly reason: SkipReason };
 
 /** One session×backend pair as stored in Redis (hash `<prefix>:pair:<sessionId>:<backendId>`). */
 export interface PairState {

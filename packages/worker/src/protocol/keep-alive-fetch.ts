@@ -168,8 +168,7 @@ function bufferedResponse(url: URL, res: http.IncomingMessage, bytes: Buffer): R
     used = true;
     return bytes;
   };
-  const text = (value: string | string[] | undefined): string | null =>
-    value === undefined ? null : Array.isArray(value) ? value.join(", ") : String(value);
+  const text = (value: string | string[] | undefined): string | null => (value === undefined ? null : Array.isArray(value) ? value.join(", ") : String(value));
   const headers = {
     get: (name: string): string | null => text(nodeHeaders[name.toLowerCase()]),
     has(name: string): boolean {
@@ -210,8 +209,7 @@ function toNodeHeaders(h: RequestInit["headers"]): http.OutgoingHttpHeaders {
   if (h instanceof Headers) h.forEach((value, key) => (out[key] = value));
   else if (Array.isArray(h)) {
     for (const [key, value] of h) if (key !== undefined && value !== undefined) out[key.toLowerCase()] = value;
-  }
-  else for (const [key, value] of Object.entries(h as Record<string, string>)) out[key.toLowerCase()] = value;
+  } else for (const [key, value] of Object.entries(h as Record<string, string>)) out[key.toLowerCase()] = value;
   return out;
 }
 

@@ -14,9 +14,7 @@ export interface McpTarget {
   readonly headers?: Readonly<Record<string, string>> | undefined;
 }
 
-export type McpRequest =
-  | { readonly method: "ping" }
-  | { readonly method: "tools/call"; readonly tool: string; readonly args: Readonly<Record<string, unknown>> };
+export type McpRequest = { readonly method: "ping" } | { readonly method: "tools/call"; readonly tool: string; readonly args: Readonly<Record<string, unknown>> };
 
 export type McpCallResult =
   | { readonly ok: true; readonly latencyMs: number; readonly result: Record<string, unknown> }
@@ -98,9 +96,7 @@ export async function callMcp(target: McpTarget, request: McpRequest, timeoutMs:
     // reply stream that ends early is not reconnected (we would not want that either). The SDK
     // version is pinned; mcp-call.test.ts and classify.test.ts cover JSON, SSE and failures.
     const message: JSONRPCMessage =
-      request.method === "ping"
-        ? { jsonrpc: "2.0", id, method: "ping" }
-        : { jsonrpc: "2.0", id, method: "tools/call", params: { name: request.tool, arguments: { ...request.args } } };
+      request.method === "ping" ? { jsonrpc: "2.0", id, method: "ping" } : { jsonrpc: "2.0", id, method: "tools/call", params: { name: request.tool, arguments: { ...request.args } } };
     await transport.send(message);
     const reply = await answer;
     if ("error" in reply) {

@@ -41,31 +41,10 @@ export interface BeginOptions {
   readonly lockTtlMs?: number;
 }
 
-/** The finish record (ARGV[1] of lua/finish-tick-2.lua, as JSON): names, not positions. */
-export interface FinishRecord {
-  readonly epoch: number;
-  readonly now: number;
-  readonly kind: "success" | "failure";
-  readonly reason?: string;
-  readonly label: string;
-  readonly latencyMs?: number;
-  readonly pairStatus?: PairStatus;
+/** The breaker and method accounting of a finished tick: the plan's operations and the policy's numbers. */
+export interface FinishAccounting {
   readonly breakerOp: BreakerOp;
-  readonly failureThreshold: number;
-  readonly probeDelayMs: number;
-  readonly probeToken?: string;
-  readonly methodOp?: MethodOp;
-  readonly afterFailures: number;
-  readonly pingRetryDelayMs: number;
-}
-
-export interface FinishInput {
-  readonly pair: Pick<PairState, "sessionId" | "backendId" | "epoch">;
-  readonly outcome: Exclude<KeepaliveOutcome, { kind: "skipped" }>;
-  readonly now: number;
-  readonly latencyMs?: number;
-  readonly pairStatus?: PairStatus;
-  readonly breakerOp: BreakerOp;
+  /** `breaker.failure_threshold`. */
   readonly failureThreshold: number;
   /** Time from now to the next probe if this tick opens or re-opens the breaker (jittered). */
   readonly probeDelayMs: number;
@@ -76,6 +55,27 @@ export interface FinishInput {
   readonly afterFailures: number;
   /** Time from now to the next ping retry if this tick switches to the tool (jittered). */
   readonly pingRetryDelayMs: number;
+}
+
+/** The finish record (ARGV[1] of lua/finish-tick-2.lua, as JSON): names, not positions. */
+export interface FinishRecord extends FinishAccounting {
+  /** The pair epoch read under the lock: the fence. */
+  readonly epoch: number;
+  readonly now: number;
+  readonly kind: "success" | "failure";
+  readonly reason?: string;
+  /** The pair's `last` field (`success`, `failure:timeout`). */
+  readonly label: string;
+  readonly latencyMs?: number;
+  readonly pairStatus?: PairStatus;
+}
+
+export interface FinishInput extends FinishAccounting {
+  readonly pair: Pick<PairState, "sessionId" | "backendId" | "epoch">;
+  readonly outcome: Exclude<KeepaliveOutcome, { kind: "skipped" }>;
+  readonly now: number;
+  readonly latencyMs?: number;
+  readonly pairStatus?: PairStatus;
   /** Single-node fast path: release the pair lock held with this token in the same script. */
   readonly releaseLockToken?: string;
 }
@@ -141,29 +141,23 @@ export function createTickStore(redis: Redis, keys: Keys): TickStore {
       };
     },
     async finish(i) {
-      const o = i.outcome;
+      const { pair, outcome: o, releaseLockToken, latencyMs, ...accounting } = i;
       const record: FinishRecord = {
-        epoch: i.pair.epoch,
-        now: i.now,
+        ...accounting,
+        epoch: pair.epoch,
         kind: o.kind,
         ...(o.kind === "failure" ? { reason: o.reason } : {}),
         label: outcomeLabel(o),
-        ...(i.latencyMs === undefined ? {} : { latencyMs: Math.round(i.latencyMs) }),
-        ...(i.pairStatus ? { pairStatus: i.pairStatus } : {}),
-        breakerOp: i.breakerOp,
-        failureThreshold: i.failureThreshold,
+        ...(latencyMs === undefined ? {} : { latencyMs: Math.round(latencyMs) }),
         probeDelayMs: Math.round(i.probeDelayMs),
-        ...(i.probeToken ? { probeToken: i.probeToken } : {}),
-        ...(i.methodOp ? { methodOp: i.methodOp } : {}),
-        afterFailures: i.afterFailures,
         pingRetryDelayMs: Math.round(i.pingRetryDelayMs),
       };
-      const pairKeys = [keys.pair(i.pair.sessionId, i.pair.backendId), keys.backend(i.pair.backendId)];
+      const pairKeys = [keys.pair(pair.sessionId, pair.backendId), keys.backend(pair.backendId)];
       const json = JSON.stringify(record);
       const reply = (
-        i.releaseLockToken === undefined
+        releaseLockToken === undefined
           ? await FINISH_TICK.run(redis, pairKeys, [json])
-          : await FINISH_TICK_RELEASE.run(redis, [...pairKeys, keys.pairLock(i.pair.sessionId, i.pair.backendId)], [json, i.releaseLockToken])
+          : await FINISH_TICK_RELEASE.run(redis, [...pairKeys, keys.pairLock(pair.sessionId, pair.backendId)], [json, releaseLockToken])
       ) as [number, string, number, string];
       const [rec, bt, bfails, mt] = reply;
       const recNum = Number(rec);

@@ -153,14 +153,7 @@ export async function runKeepalive(deps: KeepaliveDeps, sessionId: string, backe
   }
 }
 
-async function callAndRecord(
-  deps: KeepaliveDeps,
-  log: Logger,
-  backend: BackendConfig,
-  start: Extract<TickStart, { kind: "call" }>,
-  token: string,
-  lock: TickLock,
-): Promise<KeepaliveJobResult> {
+async function callAndRecord(deps: KeepaliveDeps, log: Logger, backend: BackendConfig, start: Extract<TickStart, { kind: "call" }>, token: string, lock: TickLock): Promise<KeepaliveJobResult> {
   const { events, config } = deps;
   const { pair } = start;
   const { sessionId, backendId } = pair;
