@@ -1,54 +1,18 @@
-import { Queue } from "bullmq";
-import type { Redis } from "ioredis";
-import { afterEach, describe, expect, inject, it } from "vitest";
-import { closeRedis, createKeys, createRedis, createVmcpClient, QUEUE_KEEPALIVE, schedulerId, type VmcpClient } from "@vmcp-keepalive/shared";
-import { createSessionStore } from "@vmcp-keepalive/scheduler";
-import { expectNoLeakedConnections, flushPrefix, openBackendSession, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
-import { startSchedulerAndWorker, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
+import { describe, expect, inject, it } from "vitest";
+import { schedulerId } from "@vmcp-keepalive/shared";
+import { openBackendSession, waitFor } from "@vmcp-keepalive/testkit";
+import { onePairFixture } from "./helpers/one-pair.js";
+import { waitForLog } from "./helpers/processes.js";
 
 const redisUrl = inject("redisUrl");
 
 // Acceptance 5 (issue 4): a worker whose lock expires mid-call cannot overwrite newer state.
 describe("epoch fencing when a worker's lock expires mid-call", () => {
-  let prefix = "";
-  const programs: RunningProcess[] = [];
-  let backend: McpTestBackend | undefined;
-  let client: VmcpClient | undefined;
-  let redis: Redis | undefined;
-  let queue: Queue | undefined;
-  afterEach(async () => {
-    await client?.close();
-    for (const p of programs.splice(0)) expect(await p.stop()).toBe(0);
-    await queue?.close();
-    if (redis) await closeRedis(redis);
-    await backend?.stop();
-    await flushPrefix(redisUrl, prefix);
-    await expectNoLeakedConnections(redisUrl, (n) => n.endsWith(`@${prefix}`));
-  });
+  const start = onePairFixture(redisUrl);
 
   it("a slow keepalive that outlives its 300 ms lock gets 404 from the replaced session; its outcome is fenced out and the pair stays active on the new session", async () => {
-    prefix = testPrefix("fence");
-    backend = await startMcpTestBackend();
-    const config = writeConfig({
-      redis: { url: redisUrl, prefix },
-      // lock.ttl far below the backend's 1.5 s answer: the lock expires while the call is in flight.
-      lock: { ttl: "300ms" },
-      keepalive: { interval: "4s", timeout: "3s" },
-      log: { level: "info" },
-      backends: [{ id: "b1", url: backend.url }],
-    });
-    const { scheduler, worker } = await startSchedulerAndWorker(config);
-    programs.push(scheduler, worker);
-    redis = createRedis(redisUrl, "client", `vmk-test@${prefix}`);
-    queue = new Queue(QUEUE_KEEPALIVE, { connection: redis, prefix });
-    const store = createSessionStore(redis, createKeys(prefix));
-
-    const old = await openBackendSession(backend.url);
-    client = createVmcpClient({ redisUrl, prefix, replicaId: "r1", lockTimeoutMs: 5_000 });
-    await client.registerSession("s1", {
-      sessionTtlMs: 600_000,
-      backends: [{ backendId: "b1", backendSessionId: old.sessionId, protocolVersion: old.protocolVersion }],
-    });
+    // lock.ttl far below the backend's 1.5 s answer: the lock expires while the call is in flight.
+    const { backend, worker, redis, queue, store, client, session: old } = await start("fence", { lock: { ttl: "300ms" }, keepalive: { interval: "4s", timeout: "3s" } }, { lockTimeoutMs: 5_000 });
     await waitFor("pair registered", () => store.readPair("s1", "b1"), 20_000);
     const registered = (await store.readPair("s1", "b1"))!;
 
@@ -56,18 +20,18 @@ describe("epoch fencing when a worker's lock expires mid-call", () => {
     // answers). A keepalive is in flight once the worker holds the pair lock.
     backend.delayMs = 1_500;
     const pingsBefore = backend.count("ping", old.sessionId);
-    const lockKey = createKeys(prefix).pairLock("s1", "b1");
-    await waitFor("a worker holding the pair lock (keepalive in flight)", async () => (await redis!.exists(lockKey)) === 1, 20_000, 5);
+    const lockKey = store.keys.pairLock("s1", "b1");
+    await waitFor("a worker holding the pair lock (keepalive in flight)", async () => (await redis.exists(lockKey)) === 1, 20_000, 5);
     const inFlightSince = Date.now();
 
     // The vMCP re-initializes meanwhile: it gets the lock once the worker's 300 ms TTL ran out,
     // terminates the old backend session and opens a new one.
     let fresh = old;
     const result = await client.reinitializeBackend("s1", "b1", async () => {
-      backend!.delayMs = 0;
-      const del = await fetch(backend!.url, { method: "DELETE", headers: { "mcp-session-id": old.sessionId, "mcp-protocol-version": old.protocolVersion } });
+      backend.delayMs = 0;
+      const del = await fetch(backend.url, { method: "DELETE", headers: { "mcp-session-id": old.sessionId, "mcp-protocol-version": old.protocolVersion } });
       expect(del.status).toBe(200);
-      fresh = await openBackendSession(backend!.url);
+      fresh = await openBackendSession(backend.url);
       return { backendSessionId: fresh.sessionId, protocolVersion: fresh.protocolVersion };
     });
     const reinitTook = Date.now() - inFlightSince;
@@ -76,7 +40,7 @@ describe("epoch fencing when a worker's lock expires mid-call", () => {
     expect(written).toMatchObject({ backendSessionId: fresh.sessionId, status: "active", epoch: registered.epoch + 1 });
 
     // The slow call now ends with 404 (its session was terminated under it)...
-    await waitFor("the late 404 on the old session", () => backend!.calls.find((c) => c.method === "ping" && c.sessionId === old.sessionId && c.status === 404), 20_000, 10);
+    await waitFor("the late 404 on the old session", () => backend.calls.find((c) => c.method === "ping" && c.sessionId === old.sessionId && c.status === 404), 20_000, 10);
     expect(backend.count("ping", old.sessionId)).toBe(pingsBefore + 1);
     const fenced = await waitForLog(worker, "keepalive outcome not recorded: the pair moved on", 20_000);
     expect(fenced).toMatchObject({ reason: "session_not_found", why: "fenced" });
@@ -92,34 +56,15 @@ describe("epoch fencing when a worker's lock expires mid-call", () => {
   }, 90_000);
 
   it("a slow 404 whose lock expired marks the pair expired but leaves the job scheduler to the next tick, which removes it under a fresh lock", async () => {
-    prefix = testPrefix("fence404");
-    backend = await startMcpTestBackend();
-    const config = writeConfig({
-      redis: { url: redisUrl, prefix },
-      lock: { ttl: "300ms" },
-      keepalive: { interval: "3s", timeout: "2500ms" },
-      log: { level: "info" },
-      backends: [{ id: "b1", url: backend.url }],
-    });
-    const { scheduler, worker } = await startSchedulerAndWorker(config);
-    programs.push(scheduler, worker);
-    redis = createRedis(redisUrl, "client", `vmk-test@${prefix}`);
-    queue = new Queue(QUEUE_KEEPALIVE, { connection: redis, prefix });
-    const store = createSessionStore(redis, createKeys(prefix));
-    const old = await openBackendSession(backend.url);
-    client = createVmcpClient({ redisUrl, prefix, replicaId: "r1" });
-    await client.registerSession("s1", {
-      sessionTtlMs: 600_000,
-      backends: [{ backendId: "b1", backendSessionId: old.sessionId, protocolVersion: old.protocolVersion }],
-    });
-    await waitFor("job scheduler", () => queue!.getJobScheduler(schedulerId("s1", "b1")), 20_000);
+    const { backend, worker, queue, store, session: old } = await start("fence404", { lock: { ttl: "300ms" }, keepalive: { interval: "3s", timeout: "2500ms" } });
+    await waitFor("job scheduler", () => queue.getJobScheduler(schedulerId("s1", "b1")), 20_000);
 
     // The backend answers after 1.5 s and the session is gone: the next keepalive gets a late 404.
     backend.delayMs = 1_500;
     await fetch(backend.url, { method: "DELETE", headers: { "mcp-session-id": old.sessionId, "mcp-protocol-version": old.protocolVersion } });
     await waitFor("pair expired", async () => (await store.readPair("s1", "b1"))?.status === "expired", 20_000);
     await waitForLog(worker, "pair lock expired during the call; job scheduler left for the next tick to remove", 10_000);
-    await waitFor("job scheduler removed by the next tick", async () => !(await queue!.getJobScheduler(schedulerId("s1", "b1"))), 20_000);
+    await waitFor("job scheduler removed by the next tick", async () => !(await queue.getJobScheduler(schedulerId("s1", "b1"))), 20_000);
     expect(backend.calls.filter((c) => c.method === "ping" && c.status === 404).length).toBe(1);
     expect((await store.readPair("s1", "b1"))?.status).toBe("expired");
   }, 90_000);

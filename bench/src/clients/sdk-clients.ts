@@ -27,7 +27,7 @@ export interface ClientArgs {
   /**
    * plain loop: index of this process's first session. Two SDK clients must never share a
    * session: both number their requests 0, 1, 2… and the server loses one of two answers with
-   * the same id (DESIGN.md), which stalls the loser until its timeout.
+   * the same id (docs/design.md), which stalls the loser until its timeout.
    */
   readonly firstSession?: number;
   /** in-process timers: number of pairs and their interval. */

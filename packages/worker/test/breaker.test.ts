@@ -1,8 +1,8 @@
 import { describe, expect, inject, it } from "vitest";
 import type { Registry } from "prom-client";
 import { schedulerId } from "@vmcp-keepalive/shared";
-import { openBackendSession, sleep, startMcpTestBackend, waitFor, type McpTestBackend, type OpenedSession } from "@vmcp-keepalive/testkit";
-import { closeAfterEach, createHarness, logsMatching, type Harness } from "./helpers.js";
+import { openBackendSession, sleep, waitFor, type McpTestBackend, type McpTestBackendOptions, type OpenedSession } from "@vmcp-keepalive/testkit";
+import { closeAfterEach, createHarness, startBackend, logsMatching, type Harness } from "./helpers.js";
 
 /*
  * Acceptance 4, 5 and 6 of issue 3: the per-backend circuit breaker shared by 3 workers, its
@@ -17,11 +17,7 @@ let h: Harness | undefined;
 const cleanups: (() => Promise<unknown>)[] = [];
 closeAfterEach(redisUrl, () => [h, (h = undefined)][0], cleanups);
 
-async function backend(options: Parameters<typeof startMcpTestBackend>[0] = {}): Promise<McpTestBackend> {
-  const b = await startMcpTestBackend(options);
-  cleanups.push(() => b.stop());
-  return b;
-}
+const backend = (options?: McpTestBackendOptions) => startBackend(cleanups, options);
 
 async function counterValue(registry: Registry, name: string, labels: Record<string, string>): Promise<number> {
   const metric = registry.getSingleMetric(name);
@@ -153,6 +149,10 @@ describe("circuit breaker", () => {
     b.mode = "ok";
     await waitFor("the breaker to close", async () => (await h!.readBackend("flaky")).state === "closed", 10_000);
     const closedAt = Date.now();
+    // The closing worker logs once its script's reply is back, which may come after this process
+    // read the new state on another connection: wait for the line, then require exactly one.
+    await waitFor("the close logged", () => ws.some((w) => logsMatching(w.lines, "circuit breaker closed").length > 0), 5_000);
+    await sleep(200);
     const closed = ws.flatMap((w) => logsMatching(w.lines, "circuit breaker closed"));
     expect(closed).toHaveLength(1);
     expect(closed[0]).toMatchObject({ level: "info", backendId: "flaky" });

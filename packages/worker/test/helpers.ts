@@ -16,7 +16,7 @@ import {
   type BackendState,
 } from "@vmcp-keepalive/shared";
 import { afterEach } from "vitest";
-import { captureLines, expectNoLeakedConnections, flushPrefix, testPrefix } from "@vmcp-keepalive/testkit";
+import { captureLines, expectNoLeakedConnections, flushPrefix, startMcpTestBackend, testPrefix, type McpTestBackend, type McpTestBackendOptions } from "@vmcp-keepalive/testkit";
 import { createWorker, type KeepaliveWorker } from "../src/index.js";
 
 /**
@@ -135,4 +135,11 @@ export function closeAfterEach(redisUrl: string, take: () => Harness | undefined
     while (cleanups.length) await cleanups.pop()!();
     await expectNoLeakedConnections(redisUrl);
   });
+}
+
+/** Starts an MCP test backend that `cleanups` stops after the test. */
+export async function startBackend(cleanups: (() => Promise<unknown>)[], options: McpTestBackendOptions = {}): Promise<McpTestBackend> {
+  const backend = await startMcpTestBackend(options);
+  cleanups.push(() => backend.stop());
+  return backend;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, inject, it } from "vitest";
-import { openBackendSession, sleep, startMcpTestBackend, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
-import { closeAfterEach, createHarness, logsMatching, type Harness } from "./helpers.js";
+import { openBackendSession, sleep, waitFor, type McpTestBackend, type McpTestBackendOptions } from "@vmcp-keepalive/testkit";
+import { closeAfterEach, createHarness, startBackend, logsMatching, type Harness } from "./helpers.js";
 
 /*
  * Acceptance 1 and 2 of issue 3 (worker level; the second-worker-PROCESS part of 2 is in
@@ -14,11 +14,7 @@ let h: Harness | undefined;
 const cleanups: (() => Promise<unknown>)[] = [];
 closeAfterEach(redisUrl, () => [h, (h = undefined)][0], cleanups);
 
-async function backend(options: Parameters<typeof startMcpTestBackend>[0] = {}): Promise<McpTestBackend> {
-  const b = await startMcpTestBackend(options);
-  cleanups.push(() => b.stop());
-  return b;
-}
+const backend = (options?: McpTestBackendOptions) => startBackend(cleanups, options);
 
 /**
  * The JSON-RPC methods (tools/call → tool:<name>) a backend saw on one session, in order,

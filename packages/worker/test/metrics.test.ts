@@ -3,8 +3,8 @@ import type { AddressInfo } from "node:net";
 import { describe, expect, inject, it } from "vitest";
 import { FAILURE_REASONS } from "@vmcp-keepalive/shared";
 import { LATENCY_BUCKETS_MS } from "../src/index.js";
-import { freePort, openBackendSession, startMcpTestBackend, type McpTestBackend } from "@vmcp-keepalive/testkit";
-import { closeAfterEach, createHarness, type Harness } from "./helpers.js";
+import { freePort, openBackendSession, type McpTestBackend, type McpTestBackendOptions } from "@vmcp-keepalive/testkit";
+import { closeAfterEach, createHarness, startBackend, type Harness } from "./helpers.js";
 
 /*
  * Acceptance 7 of issue 3: after a scripted mix of successes, every failure reason, a fallback
@@ -18,11 +18,7 @@ let h: Harness | undefined;
 const cleanups: (() => Promise<unknown>)[] = [];
 closeAfterEach(redisUrl, () => [h, (h = undefined)][0], cleanups);
 
-async function backend(options: Parameters<typeof startMcpTestBackend>[0] = {}): Promise<McpTestBackend> {
-  const b = await startMcpTestBackend(options);
-  cleanups.push(() => b.stop());
-  return b;
-}
+const backend = (options?: McpTestBackendOptions) => startBackend(cleanups, options);
 
 /** A raw HTTP server: 429 (a rate-limiting proxy) or 200 with garbage (a broken backend). */
 async function raw(status: number, body: string): Promise<string> {

@@ -1,13 +1,20 @@
 import type { VmcpEvent } from "@vmcp-keepalive/shared";
-import type { BackendConfig, Logger } from "@vmcp-keepalive/runtime";
+import type { BackendConfig, Logger, TypedEmitter } from "@vmcp-keepalive/runtime";
 import type { McpCallResult } from "../protocol/mcp-call.js";
 import type { FinishResult } from "../store/tick-store.js";
 import type { CallMethod, MethodOp } from "./plan.js";
-import type { KeepaliveDeps } from "./run-tick.js";
+import type { KeepaliveEventMap } from "./keepalive-events.js";
+
+/** What acting on a transition needs: the core's events (metrics subscribe) and the `vmcp-events` publisher. */
+export interface TransitionDeps {
+  readonly events: TypedEmitter<KeepaliveEventMap>;
+  /** Publishes an event on `vmcp-events`. */
+  readonly publishEvent: (event: VmcpEvent) => Promise<void>;
+}
 
 /** Logs and publishes what this tick's write changed. Only the tick that made a transition sees it. */
 export async function onTransitions(
-  deps: Pick<KeepaliveDeps, "events" | "publishEvent">,
+  deps: TransitionDeps,
   log: Logger,
   backend: BackendConfig,
   res: FinishResult,
@@ -59,7 +66,7 @@ export async function onTransitions(
 }
 
 /** Publishes on `vmcp-events`; a failure is logged, never thrown out of a tick. */
-export async function publish(deps: Pick<KeepaliveDeps, "events" | "publishEvent">, log: Logger, event: VmcpEvent): Promise<void> {
+export async function publish(deps: TransitionDeps, log: Logger, event: VmcpEvent): Promise<void> {
   try {
     await deps.publishEvent(event);
   } catch (err) {
