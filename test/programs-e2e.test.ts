@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { flushPrefix, openBackendSession, startMcpTestBackend, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
+import { flushPrefix, freePort, openBackendSession, startMcpTestBackend, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
 import { runCli, startProgram, waitForLog, writeConfig } from "./helpers/processes.js";
 
 /** Issue 2, acceptance 6 (programs side): bad config files and bad arguments exit non-zero with a clear message. */
@@ -37,6 +37,40 @@ describe("programs refuse bad input", () => {
     const env = startProgram("worker", ["--config", badFile("redis:\n  url: ${VMK_UNSET_URL}\n")], { VMK_UNSET_URL: "" });
     expect(await env.exited()).toBe(2);
     expect(env.output()).toContain("redis.url: environment variable VMK_UNSET_URL is not set");
+  });
+
+  it("start-up problems exit 2 with a message naming the key, never a stack trace", async () => {
+    const noStack = (text: string) => expect(text).not.toMatch(/\n\s+at /);
+    // No redis.url: an empty config file, and one without the key.
+    for (const text of ["", "keepalive:\n  interval: 5m\n"]) {
+      const p = startProgram("worker", ["--config", badFile(text)], { REDIS_URL: "" });
+      expect(await p.exited()).toBe(2);
+      expect(p.output()).toContain("redis.url: not set");
+      noStack(p.output());
+    }
+    // The ops HTTP port is taken (by a first scheduler on the same port).
+    const prefix = testPrefix("port");
+    const port = await freePort();
+    const config = writeConfig({ redis: { url, prefix }, http: { port }, backends: [{ id: "pw", url: "http://127.0.0.1:9/mcp" }] });
+    const first = startProgram("scheduler", ["--config", config]);
+    cleanups.push(
+      () => first.stop(),
+      () => flushPrefix(url, prefix),
+    );
+    await waitForLog(first, "scheduler started");
+    const second = startProgram("scheduler", ["--config", config]);
+    expect(await second.exited()).toBe(2);
+    expect(second.output()).toContain(`http.port (or HTTP_PORT): cannot listen on 127.0.0.1:${port} (the port is already in use)`);
+    noStack(second.output());
+    // CLI: a TTL the contract refuses, and Redis unreachable.
+    const ttl = await runCli(["register", "--config", config, "--session", "s1", "--backend", "pw=bs-1", "--ttl", "31d"]);
+    expect(ttl.code).toBe(2);
+    expect(ttl.stderr).toContain("--ttl (sessionTtlMs:");
+    noStack(ttl.stderr);
+    const down = await runCli(["status", "--config", writeConfig({ redis: { url: `redis://127.0.0.1:${await freePort()}`, prefix } })]);
+    expect(down.code).toBe(2);
+    expect(down.stderr).toContain("redis.url: cannot reach Redis at redis://127.0.0.1:");
+    noStack(down.stderr);
   });
 
   it("the admin CLI exits 2 on bad arguments and an unknown backend, and registers and reports valid ones", async () => {

@@ -1,22 +1,12 @@
+export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from "./usage-error.js";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "./config/load.js";
 import type { KeepaliveConfig } from "./config/types.js";
 import { httpListenFor } from "./http/ops-http-server.js";
 import { createLogger, type Logger } from "./logging/logger.js";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./usage-error.js";
 
-/** Exit codes of the programs. */
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
-/** Bad command line or bad config file. */
-export const EXIT_USAGE = 2;
-
-/** A usage or config problem that should end a program with {@link EXIT_USAGE} and this message. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
+import { UsageError } from "./usage-error.js";
 
 /**
  * Resolves the config path from `--config FILE` or KEEPALIVE_CONFIG and loads it. Throws
@@ -132,6 +122,7 @@ export function runProgram(spec: ProgramSpec, argv: string[] = process.argv.slic
       throw new UsageError(`${(err as Error).message}\n${usage}`);
     }
     const config = resolveConfig(configPath, env);
+    if (!config.redis.url) throw new UsageError("redis.url: not set (set it in the config file or REDIS_URL)");
     const logger = createLogger({ name: spec.name, level: config.log.level });
     const service = spec.create(config, logger, httpListenFor(config, spec.role));
     const stopTimeoutMs = spec.stopTimeoutMs?.(config);

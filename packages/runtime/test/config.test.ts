@@ -35,7 +35,7 @@ describe("parseConfig", () => {
   it("applies every default and freezes the result", () => {
     const c = parseConfig({ backends: [backend] });
     expect(c.redis).toEqual({ url: undefined, prefix: "vmk" });
-    expect(c.keepalive).toEqual({ intervalMs: 300_000, timeoutMs: 10_000, concurrency: 50 });
+    expect(c.keepalive).toEqual({ intervalMs: 300_000, timeoutMs: 10_000, concurrency: 50, maxResponseBytes: 65_536 });
     expect(c.breaker).toEqual({ failureThreshold: 3, probeAfterMs: 1_800_000 });
     expect(c.lock.redisUrls).toEqual([]);
     const b = c.backends[0]!;
@@ -110,6 +110,15 @@ describe("parseConfig", () => {
       expect.stringMatching(/^backends\[1\]\.interval: backend "other"/),
       'backends[2].id: duplicate backend id "pw" (also backends[0])',
     ]);
+  });
+
+  it("rejects a timer duration above 2^31 - 1 ms (Node would fire it at once, in a loop), naming the key", () => {
+    expect(() => parseConfig({ sessions: { reap_interval: "25d" } })).toThrow(/sessions\.reap_interval: "25d" is above the maximum of 2147483647 ms/);
+    for (const key of [{ keepalive: { interval: "30d" } }, { breaker: { probe_after: 2_147_483_648 } }, { lock: { ttl: "25d" } }])
+      expect(() => parseConfig(key)).toThrow(/is above the maximum of 2147483647 ms/);
+    expect(parseConfig({ sessions: { reap_interval: "24d" } }).sessions.reapIntervalMs).toBe(24 * 86_400_000);
+    // A backend's idle TTL drives no timer: it may be longer.
+    expect(parseConfig({ backends: [{ id: "b", url: "http://127.0.0.1/mcp", session_ttl: "90d" }] }).backends[0]!.sessionTtlMs).toBe(90 * 86_400_000);
   });
 
   it("parses keepalive methods", () => {

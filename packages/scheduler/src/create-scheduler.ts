@@ -23,7 +23,7 @@ export interface SchedulerOptions {
    * `httpListenFor(config, "scheduler")`; port 0 = ephemeral). Absent ⇒ no HTTP server: code that
    * embeds several schedulers in one process (tests, benchmarks) must not grab fixed ports.
    */
-  readonly http?: { readonly host: string; readonly port: number };
+  readonly http?: { readonly host: string; readonly port: number; readonly portKey?: string };
 }
 
 export interface Scheduler {
@@ -47,7 +47,7 @@ export interface Scheduler {
 export function createScheduler(options: SchedulerOptions): Scheduler {
   const { config, logger } = options;
   const url = config.redis.url;
-  if (!url) throw new Error("redis.url is not set (set it in the config file or REDIS_URL)");
+  if (!url) throw new UsageError("redis.url: not set (set it in the config file or REDIS_URL)");
   const log = logger.child({ component: "scheduler" });
   const now = options.now ?? Date.now;
   const registry = options.registry ?? new Registry();
@@ -118,7 +118,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       reaper.start();
       if (options.http) {
         const auth = adminPassword === undefined ? undefined : { username: config.admin.username, password: adminPassword };
-        http = await startOpsHttpServer({ ...options.http, registry, readiness, log, mounts: [createBullBoardMount(allQueues, auth)] });
+        http = await startOpsHttpServer({ ...options.http, registry, readiness, log, mounts: [createBullBoardMount(allQueues, auth, options.http.host)] });
         if (!auth) log.warn({ host: options.http.host }, "Bull Board is served WITHOUT authentication (loopback only); set admin.password to protect it");
         log.info({ url: http.url, port: http.port, host: options.http.host, bullBoard: `${http.url}${BULL_BOARD_PATH}`, auth: auth !== undefined }, "http server listening");
       }

@@ -113,6 +113,47 @@ describe("registration consumer", () => {
     expect(metrics).toContain('vmk_registration_rejected_total{reason="unknown_backend"} 1');
   });
 
+  it("a job written by another producer — data that is not JSON, or nested 10,000 deep — fails once with a named reason; others go on", async () => {
+    const { scheduler, publisher, raw, lines } = await setup();
+    const redis = new Redis(url, { connectionName: `vmk-test-raw@${raw.opts.prefix}` });
+    cleanups.push(async () => redis.quit());
+    // What a producer without BullMQ's JS client may store as a job's data, with 5 attempts allowed.
+    await raw.pause();
+    const notJson = await raw.add("foreign", {}, { attempts: 5 });
+    const deep = await raw.add("foreign", {}, { attempts: 5 });
+    await redis.hset(`${raw.opts.prefix}:${QUEUE_SESSIONS}:${notJson.id}`, "data", "{this is: not json");
+    await redis.hset(`${raw.opts.prefix}:${QUEUE_SESSIONS}:${deep.id}`, "data", `${'{"a":'.repeat(10_000)}1${"}".repeat(10_000)}`);
+    await raw.resume();
+    await publisher.register("after", { sessionTtlMs: 60_000, backends: [{ backendId: "pw", backendSessionId: "bs" }] });
+
+    // Read straight from Redis: BullMQ's own getJob cannot parse these jobs either.
+    const key = (id: string) => `${raw.opts.prefix}:${QUEUE_SESSIONS}:${id}`;
+    const failed = (id: string) =>
+      waitFor(`job ${id} failed`, async () => ((await redis.zscore(`${raw.opts.prefix}:${QUEUE_SESSIONS}:failed`, id)) === null ? undefined : redis.hmget(key(id), "failedReason", "atm")), 15_000);
+    const [reasonA, attemptsA] = await failed(notJson.id!);
+    expect(reasonA).toMatch(/^invalid_json: job data is not valid JSON/);
+    expect(attemptsA).toBe("1");
+    const [reasonB, attemptsB] = await failed(deep.id!);
+    expect(reasonB).toBe("invalid_message: payload is nested deeper than 32 levels");
+    expect(attemptsB).toBe("1");
+    await waitFor("the valid message after them", () => scheduler.keepaliveQueue.getJobScheduler(schedulerId("after", "pw")), 15_000);
+    expect(
+      lines
+        .filter((l) => l["msg"] === "registration message rejected")
+        .map((l) => l["reason"])
+        .sort(),
+    ).toEqual(["invalid_json", "invalid_message"]);
+    const metrics = await scheduler.registry.getSingleMetricAsString("vmk_registration_rejected_total");
+    expect(metrics).toContain('vmk_registration_rejected_total{reason="invalid_json"} 1');
+    expect(metrics).toContain('vmk_registration_rejected_total{reason="invalid_message"} 1');
+    // Nothing cycles back (a stalled job would return to wait, then active): the queue drains.
+    await waitFor("the queue drained", async () => {
+      const c = await raw.getJobCounts("active", "wait");
+      return c["active"] === 0 && c["wait"] === 0;
+    });
+    expect(await raw.getJobCounts("failed", "completed")).toEqual({ failed: 2, completed: 1 });
+  });
+
   it("is idempotent across two scheduler processes consuming the same queue", async () => {
     const prefix = testPrefix();
     const a = await setup(prefix);

@@ -1,9 +1,21 @@
+import { request } from "node:http";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { createLogger, parseConfig, UsageError } from "@vmcp-keepalive/runtime";
 import { expectNoLeakedConnections, flushPrefix, testPrefix } from "@vmcp-keepalive/testkit";
 import { createScheduler, type Scheduler } from "../src/index.js";
 
 const logger = createLogger({ name: "scheduler-http-test", level: "silent" });
+/** An HTTP request with a chosen Host header (fetch does not let a caller set it). */
+function requestWithHost(port: number, method: string, path: string, host: string): Promise<{ status: number }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, method, path, headers: { host } }, (res) => {
+      res.resume();
+      res.on("end", () => resolve({ status: res.statusCode ?? 0 }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
 const basic = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`${u}:${p}`).toString("base64")}` });
 
 describe("scheduler ops HTTP (in process)", () => {
@@ -66,6 +78,21 @@ describe("scheduler ops HTTP (in process)", () => {
     await scheduler.start();
     expect(scheduler.http).toBeUndefined();
     expect((await scheduler.readiness()).ready).toBe(true);
+  });
+
+  it("without a password, answers Bull Board only to a loopback Host: a rebinding page cannot pause a queue", async () => {
+    prefix = testPrefix("sched-host");
+    scheduler = createScheduler({ config: parseConfig({ redis: { url: redisUrl, prefix } }), logger, http: { host: "127.0.0.1", port: 0 } });
+    await scheduler.start();
+    const port = scheduler.http!.port;
+    // The request a DNS-rebinding page makes: to 127.0.0.1, but with its own name as Host.
+    const attack = await requestWithHost(port, "PUT", "/admin/queues/api/queues/keepalive/pause", "attacker.example");
+    expect(attack.status).toBe(403);
+    expect(await scheduler.keepaliveQueue.isPaused()).toBe(false);
+    expect((await requestWithHost(port, "GET", "/admin/queues", `attacker.example:${port}`)).status).toBe(403);
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, "localhost"]) expect((await requestWithHost(port, "GET", "/admin/queues", host)).status).toBe(200);
+    // Metrics and health stay reachable whatever the Host (Prometheus scrapes by address).
+    expect((await requestWithHost(port, "GET", "/healthz", "attacker.example")).status).toBe(200);
   });
 
   it("refuses an unauthenticated Bull Board beyond loopback, before opening any connection", () => {

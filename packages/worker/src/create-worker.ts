@@ -14,7 +14,7 @@ import {
   whenReady,
   schedulerId,
 } from "@vmcp-keepalive/shared";
-import { redisAnswers, startOpsHttpServer, TypedEmitter, type KeepaliveConfig, type Logger, type OpsHttpServer, type Readiness } from "@vmcp-keepalive/runtime";
+import { redisAnswers, startOpsHttpServer, TypedEmitter, UsageError, type KeepaliveConfig, type Logger, type OpsHttpServer, type Readiness } from "@vmcp-keepalive/runtime";
 import { attachKeepaliveMetrics, createKeepaliveMetrics } from "./metrics/keepalive-metrics.js";
 import { createKeepAliveFetch } from "./protocol/keep-alive-fetch.js";
 import { createTickStore } from "./store/tick-store.js";
@@ -30,7 +30,7 @@ export interface WorkerOptions {
    * Serve /metrics, /healthz, /readyz here (main.ts passes `httpListenFor(config, "worker")`;
    * port 0 = ephemeral). Absent ⇒ no HTTP server, so tests can run several workers in one process.
    */
-  readonly http?: { readonly host: string; readonly port: number };
+  readonly http?: { readonly host: string; readonly port: number; readonly portKey?: string };
 }
 
 export interface KeepaliveWorker {
@@ -71,7 +71,7 @@ export function jobTimings(config: KeepaliveConfig): { lockDuration: number; sta
 export function createWorker(options: WorkerOptions): KeepaliveWorker {
   const { config, logger } = options;
   const url = config.redis.url;
-  if (!url) throw new Error("redis.url is not set (set it in the config file or REDIS_URL)");
+  if (!url) throw new UsageError("redis.url: not set (set it in the config file or REDIS_URL)");
   const log = logger.child({ component: "worker" });
   const registry = options.registry ?? new Registry();
   const now = options.now ?? Date.now;
@@ -89,7 +89,7 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
   keepaliveQueue.on("error", (err) => log.error({ err }, "keepalive queue error"));
 
   // One pool of keep-alive connections to the backends for every tick of this worker.
-  const backendHttp = createKeepAliveFetch();
+  const backendHttp = createKeepAliveFetch({ maxResponseBytes: config.keepalive.maxResponseBytes });
   const events = new TypedEmitter<KeepaliveEventMap>((event, err) => log.error({ err, event }, "event listener failed"));
   const metrics = createKeepaliveMetrics(registry);
   attachKeepaliveMetrics(events, metrics);

@@ -21,6 +21,6 @@ export {
   type MethodTransition,
 } from "./store/tick-store.js";
 export { callMcp, KEEPALIVE_ID_PREFIX, type CallMcpOptions, type McpTarget, type McpRequest, type McpCallResult } from "./protocol/mcp-call.js";
-export { createKeepAliveFetch, type FetchLike, type KeepAliveFetch, type KeepAliveFetchOptions } from "./protocol/keep-alive-fetch.js";
+export { createKeepAliveFetch, ResponseTooLargeError, type FetchLike, type KeepAliveFetch, type KeepAliveFetchOptions } from "./protocol/keep-alive-fetch.js";
 export { classifyError, classifyHttpStatus, classifyRpcError, CallTimeoutError, type Classified } from "./protocol/classify.js";
 export { createKeepaliveMetrics, attachKeepaliveMetrics, LATENCY_BUCKETS_MS, type KeepaliveMetrics } from "./metrics/keepalive-metrics.js";

@@ -126,6 +126,7 @@ export function parseConfig(document: unknown, env: NodeJS.ProcessEnv = {}, sour
       intervalMs: file.keepalive.interval,
       timeoutMs: file.keepalive.timeout,
       concurrency: file.keepalive.concurrency,
+      maxResponseBytes: file.keepalive.max_response_bytes,
     },
     breaker: { failureThreshold: file.breaker.failure_threshold, probeAfterMs: file.breaker.probe_after },
     fallback: { afterFailures: file.fallback.after_failures },

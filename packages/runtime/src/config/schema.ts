@@ -2,8 +2,17 @@ import { z } from "zod";
 import { parseDuration } from "../duration.js";
 import { IdSchema } from "@vmcp-keepalive/shared";
 
-/** A duration key: `300s`, `5m`, `1h`, `250ms`, or a bare number of milliseconds. */
-function duration(min: number, what = "duration") {
+/**
+ * The longest delay Node's timers take (2^31 − 1 ms, about 24.8 days): a longer one fires at once,
+ * so a key that drives a timer above it would turn into a busy loop.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * A duration key: `300s`, `5m`, `1h`, `250ms`, or a bare number of milliseconds. Every key that
+ * drives a timer is at most {@link MAX_TIMER_MS}; pass `max: Infinity` for one that does not.
+ */
+function duration(min: number, what = "duration", max = MAX_TIMER_MS) {
   return z.union([z.string(), z.number()]).transform((value, ctx) => {
     const ms = parseDuration(value);
     if (ms === undefined) {
@@ -12,6 +21,10 @@ function duration(min: number, what = "duration") {
     }
     if (ms < min) {
       ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)} is below the minimum of ${min} ms` });
+      return z.NEVER;
+    }
+    if (ms > max) {
+      ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)} is above the maximum of ${max} ms (about 24.8 days, the longest timer Node runs)` });
       return z.NEVER;
     }
     return ms;
@@ -31,7 +44,7 @@ export const BackendSchema = z
     /** Stateless backends (`false`) get no keepalive unless `keepalive_method` is set. @defaultValue true */
     stateful: z.boolean().default(true),
     /** The backend's idle session TTL, when known. */
-    session_ttl: duration(1_000).optional(),
+    session_ttl: duration(1_000, "duration", Number.POSITIVE_INFINITY).optional(),
     /** `ping` | `tool:<name>` | `none`. Absent ⇒ `ping`, subject to the stateless/TTL rules. */
     keepalive_method: z.string().regex(KEEPALIVE_METHOD_RE, "must be ping, none, or tool:<name>").optional(),
     /** Arguments of the fallback tool call. @defaultValue {} */
@@ -89,8 +102,20 @@ export const ConfigFileSchema = z
         interval: duration(1_000).default(300_000),
         timeout: duration(100).default(10_000),
         concurrency: z.number().int().min(1).max(10_000).default(50),
+        /**
+         * Most bytes read of one backend answer: a keepalive answer is tiny, and a backend (or a
+         * proxy) that sends more must not grow the worker's memory; the call is cut and counts as
+         * `protocol_error`.
+         * @defaultValue 65_536
+         */
+        max_response_bytes: z
+          .number()
+          .int()
+          .min(1_024)
+          .max(64 * 1024 * 1024)
+          .default(65_536),
       })
-      .default({ interval: 300_000, timeout: 10_000, concurrency: 50 }),
+      .default({ interval: 300_000, timeout: 10_000, concurrency: 50, max_response_bytes: 65_536 }),
     breaker: z
       .strictObject({
         /** Consecutive backend failures (all sessions, all workers) that open the breaker. */
@@ -116,8 +141,7 @@ export const ConfigFileSchema = z
           .default(65_536),
         /**
          * Lifecycle messages one scheduler applies at once. Each is a chain of Redis round trips,
-         * so more in flight hides their latency: 16 → 64 took registration from 2,400–2,600 to
-         * 3,300–3,600 pairs/s in one scheduler on 2 cores (docs/benchmarks.md).
+         * so more in flight hides their latency (registration rate: docs/benchmarks.md).
          * @defaultValue 64
          */
         concurrency: z.number().int().min(1).max(1_000).default(64),

@@ -32,7 +32,7 @@ export interface KeepaliveConfig {
     readonly ttlMs: number | undefined;
   };
   readonly sessions: { readonly reapIntervalMs: number };
-  readonly keepalive: { readonly intervalMs: number; readonly timeoutMs: number; readonly concurrency: number };
+  readonly keepalive: { readonly intervalMs: number; readonly timeoutMs: number; readonly concurrency: number; readonly maxResponseBytes: number };
   readonly breaker: { readonly failureThreshold: number; readonly probeAfterMs: number };
   readonly fallback: { readonly afterFailures: number };
   readonly registration: { readonly maxMessageBytes: number; readonly concurrency: number };

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { collectDefaultMetrics, type Registry } from "prom-client";
+import { UsageError } from "../usage-error.js";
 import type { Logger } from "pino";
 
 /** What `/readyz` answers: ready only when every check is true. */
@@ -20,6 +21,8 @@ export interface OpsHttpServerOptions {
   readonly host: string;
   /** Port; 0 = an ephemeral port (tests, several workers on one machine). Read it from {@link OpsHttpServer.port}. */
   readonly port: number;
+  /** The config key the port came from, named when it cannot be used. @defaultValue "http.port" */
+  readonly portKey?: string;
   /** The process's metrics registry; default process metrics are added to it once. */
   readonly registry: Registry;
   /** Evaluated on each `/readyz`; must not hang (bound each check with {@link withTimeout}). */
@@ -120,9 +123,14 @@ export async function startOpsHttpServer(options: OpsHttpServerOptions): Promise
   server.keepAliveTimeout = 5_000;
 
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (err: NodeJS.ErrnoException) => {
+      // The configured address cannot be used: a config problem, named by its key.
+      if (err.code === "EADDRINUSE" || err.code === "EACCES" || err.code === "EADDRNOTAVAIL") {
+        reject(new UsageError(`${options.portKey ?? "http.port"}: cannot listen on ${options.host}:${options.port} (${err.code === "EADDRINUSE" ? "the port is already in use" : err.message})`));
+      } else reject(err);
+    });
     server.listen(options.port, options.host, () => {
-      server.off("error", reject);
+      server.removeAllListeners("error");
       resolve();
     });
   });
@@ -158,7 +166,8 @@ export async function redisAnswers(redis: { status: string; ping(): Promise<stri
 export function httpListenFor(
   config: { readonly http: { readonly host: string; readonly port: number | undefined; readonly schedulerPort: number; readonly workerPort: number } },
   program: "scheduler" | "worker",
-): { host: string; port: number } {
-  const port = config.http.port ?? (program === "scheduler" ? config.http.schedulerPort : config.http.workerPort);
-  return { host: config.http.host, port };
+): { host: string; port: number; portKey: string } {
+  if (config.http.port !== undefined) return { host: config.http.host, port: config.http.port, portKey: "http.port (or HTTP_PORT)" };
+  if (program === "scheduler") return { host: config.http.host, port: config.http.schedulerPort, portKey: "http.scheduler_port" };
+  return { host: config.http.host, port: config.http.workerPort, portKey: "http.worker_port" };
 }

@@ -1,10 +1,41 @@
-import { closeRedis, createKeys, createRedis, createSessionPublisher } from "@vmcp-keepalive/shared";
+import { ZodError } from "zod";
+import { closeRedis, createKeys, createRedis, createSessionPublisher, describeIssues } from "@vmcp-keepalive/shared";
 import { createSessionStore } from "../store/session-store.js";
 import { exitOnStartupError, findBackend, resolveConfig, UsageError } from "@vmcp-keepalive/runtime";
 import { CLI_USAGE, parseCli } from "./parse-cli.js";
 import { formatStatusTable, statusRows } from "./status.js";
 
 const PROGRAM = "vmcp-keepalive";
+
+/** The command-line flag each message field comes from, to name it in an error. */
+const FLAG_OF: Record<string, string> = {
+  sessionId: "--session",
+  sessionTtlMs: "--ttl",
+  maxLifetimeMs: "--max-lifetime",
+  backends: "--backend",
+  protocolVersion: "--protocol-version",
+  backendSessionId: "--backend",
+};
+
+/** A message the contract's schema refuses is a bad argument: exit 2 naming the flag, not a stack trace. */
+async function asUsage<T>(publishing: Promise<T>): Promise<T> {
+  try {
+    return await publishing;
+  } catch (err) {
+    if (!(err instanceof ZodError)) throw err;
+    const lines = describeIssues(err.issues, { noun: "field", root: "message" }).map((line) => {
+      const field = /([A-Za-z]+)(\[\d+\])?(\.[A-Za-z]+)?:/.exec(line);
+      const leaf = field?.[3]?.slice(1) ?? field?.[1];
+      return leaf && FLAG_OF[leaf] ? `${FLAG_OF[leaf]} (${line})` : line;
+    });
+    throw new UsageError(lines.join("; "));
+  }
+}
+
+/** A Redis URL without its password, for messages. */
+function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
+}
 
 async function main(): Promise<void> {
   const cmd = parseCli(process.argv.slice(2));
@@ -23,7 +54,7 @@ async function main(): Promise<void> {
   const redis = createRedis(config.redis.url, "client", "vmk-cli", { enableOfflineQueue: false, lazyConnect: true });
   try {
     await redis.connect().catch((err: unknown) => {
-      throw new Error(`cannot reach Redis at ${config.redis.url}: ${(err as Error).message}`);
+      throw new UsageError(`redis.url: cannot reach Redis at ${redactUrl(config.redis.url!)}: ${(err as Error).message}`);
     });
     if (cmd.command === "status") {
       const pairs = await createSessionStore(redis, createKeys(config.redis.prefix)).listPairs();
@@ -33,15 +64,17 @@ async function main(): Promise<void> {
     const publisher = createSessionPublisher({ connection: redis, prefix: config.redis.prefix, replicaId: "cli" });
     try {
       if (cmd.command === "register") {
-        await publisher.register(cmd.sessionId, {
-          sessionTtlMs: cmd.ttlMs,
-          ...(cmd.maxLifetimeMs === undefined ? {} : { maxLifetimeMs: cmd.maxLifetimeMs }),
-          backends: cmd.backends.map((b) => ({
-            backendId: b.backendId,
-            ...(b.backendSessionId === undefined ? {} : { backendSessionId: b.backendSessionId }),
-            ...(cmd.protocolVersion === undefined ? {} : { protocolVersion: cmd.protocolVersion }),
-          })),
-        });
+        await asUsage(
+          publisher.register(cmd.sessionId, {
+            sessionTtlMs: cmd.ttlMs,
+            ...(cmd.maxLifetimeMs === undefined ? {} : { maxLifetimeMs: cmd.maxLifetimeMs }),
+            backends: cmd.backends.map((b) => ({
+              backendId: b.backendId,
+              ...(b.backendSessionId === undefined ? {} : { backendSessionId: b.backendSessionId }),
+              ...(cmd.protocolVersion === undefined ? {} : { protocolVersion: cmd.protocolVersion }),
+            })),
+          }),
+        );
         process.stdout.write(`published session.registered for ${cmd.sessionId} (${cmd.backends.length} backend${cmd.backends.length > 1 ? "s" : ""})\n`);
       } else if (cmd.command === "touch") {
         await publisher.touch(cmd.sessionId);

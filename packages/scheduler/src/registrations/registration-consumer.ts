@@ -1,10 +1,31 @@
-import { UnrecoverableError, Worker, type Job } from "bullmq";
+import { UnrecoverableError, Worker, type Job, type JobJson } from "bullmq";
 import type { Redis } from "ioredis";
 import { parseSessionMessage, QUEUE_SESSIONS, type Locker } from "@vmcp-keepalive/shared";
 import type { RegistrationEventMap } from "./registration-events.js";
 import { type KeepaliveConfig, type TypedEmitter } from "@vmcp-keepalive/runtime";
 import { applyMessage, MessageRejectedError, type ApplyDeps, type ApplyResult } from "./apply-message.js";
 import { withSessionMutex } from "./session-mutex.js";
+
+/** Jobs whose stored `data` was not JSON, with the parser's complaint. */
+const unparsable = new WeakMap<Job, string>();
+
+/**
+ * A BullMQ Worker that survives a job whose `data` is not JSON (a producer other than BullMQ's JS
+ * client wrote it): BullMQ parses `data` before the processor runs, and a parse error there would
+ * leave the job active until it stalls, then again, forever. Such a job gets `null` data and is
+ * remembered, so the processor fails it once as `invalid_json`.
+ */
+class SessionMessageWorker extends Worker {
+  protected override createJob(data: JobJson, jobId: string): Job {
+    try {
+      return super.createJob(data, jobId);
+    } catch (err) {
+      const job = super.createJob({ ...data, data: "null" }, jobId);
+      unparsable.set(job, (err as Error).message);
+      return job;
+    }
+  }
+}
 
 /**
  * Consumes `vmcp-sessions`. A message that can never be applied (bad JSON, too large, schema
@@ -27,9 +48,11 @@ export function createRegistrationConsumer(
     throw new UnrecoverableError(`${reason}: ${detail}`);
   };
 
-  const worker = new Worker(
+  const worker = new SessionMessageWorker(
     QUEUE_SESSIONS,
     async (job: Job): Promise<ApplyResult> => {
+      const notJson = unparsable.get(job);
+      if (notJson !== undefined) return reject(job, "invalid_json", `job data is not valid JSON: ${notJson}`);
       const parsed = parseSessionMessage(job.data, config.registration.maxMessageBytes);
       if (!parsed.ok) return reject(job, parsed.reason, parsed.detail);
       const message = parsed.message;

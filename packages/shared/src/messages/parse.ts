@@ -7,6 +7,23 @@ export type RejectionReason = (typeof REJECTION_REASONS)[number];
 
 export type ParseResult = { readonly ok: true; readonly message: SessionMessage } | { readonly ok: false; readonly reason: RejectionReason; readonly detail: string };
 
+/** Deepest nesting a lifecycle message may have (a valid one has 4: message, backends, backend, field). */
+export const MAX_NESTING = 32;
+
+/** How deep `value` nests objects and arrays, counted without recursion; stops counting past `limit`. */
+function nestingDepth(value: unknown, limit: number): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    deepest = Math.max(deepest, depth);
+    if (deepest > limit) return deepest;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
 /**
  * Validates one raw job payload from `vmcp-sessions`. Accepts the message object itself or a
  * string holding its JSON (what producers without a BullMQ client tend to write).
@@ -14,6 +31,11 @@ export type ParseResult = { readonly ok: true; readonly message: SessionMessage 
 export function parseSessionMessage(payload: unknown, maxBytes: number): ParseResult {
   let value = payload;
   let size: number;
+  // Before anything recursive (JSON.stringify, the schema) meets it: a foreign producer may nest
+  // thousands of levels deep, which would overflow the stack instead of naming the problem.
+  if (typeof payload !== "string" && nestingDepth(payload, MAX_NESTING) > MAX_NESTING) {
+    return { ok: false, reason: "invalid_message", detail: `payload is nested deeper than ${MAX_NESTING} levels` };
+  }
   if (typeof payload === "string") {
     size = Buffer.byteLength(payload);
     if (size > maxBytes) return { ok: false, reason: "too_large", detail: `payload is ${size} bytes, over the ${maxBytes}-byte limit` };
@@ -22,6 +44,7 @@ export function parseSessionMessage(payload: unknown, maxBytes: number): ParseRe
     } catch (err) {
       return { ok: false, reason: "invalid_json", detail: `payload is not valid JSON: ${(err as Error).message}` };
     }
+    if (nestingDepth(value, MAX_NESTING) > MAX_NESTING) return { ok: false, reason: "invalid_message", detail: `payload is nested deeper than ${MAX_NESTING} levels` };
   } else {
     size = Buffer.byteLength(JSON.stringify(payload) ?? "");
     if (size > maxBytes) return { ok: false, reason: "too_large", detail: `payload is ${size} bytes, over the ${maxBytes}-byte limit` };

@@ -51,6 +51,26 @@ export function classifyHttpStatus(status: number): FailureReason {
 }
 
 /**
+ * What a failed HTTP answer may say in logs: its status and, when the body is a JSON-RPC error,
+ * that error's code and message — never the rest of the body. A backend or proxy may echo the
+ * request back (headers included: the configured credentials), so an unknown body is only sized.
+ */
+function httpErrorDetail(status: number, message: string): string {
+  const head = `HTTP ${status}`;
+  // The SDK's message is `Streamable HTTP error: Error POSTing to endpoint: <body>`.
+  const body = message.replace(/^(?:Streamable HTTP error: )?Error [A-Z]+ing to endpoint: ?/, "");
+  try {
+    const parsed = JSON.parse(body) as { error?: { code?: unknown; message?: unknown } };
+    if (parsed && typeof parsed.error?.code === "number") {
+      return `${head}: JSON-RPC ${parsed.error.code} ${String(parsed.error.message ?? "").slice(0, 200)}`.trimEnd();
+    }
+  } catch {
+    // Not JSON: fall through.
+  }
+  return body.length > 0 ? `${head} (body of ${Buffer.byteLength(body)} bytes not logged)` : head;
+}
+
+/**
  * The one place that turns whatever a backend call threw into a bounded reason. Unit-tested
  * against real responses (test/classify.test.ts).
  */
@@ -60,9 +80,9 @@ export function classifyError(err: unknown): Classified {
   if (err instanceof StreamableHTTPError) {
     const status = err.code;
     if (typeof status === "number" && status >= 100) {
-      return { reason: classifyHttpStatus(status), detail: message.slice(0, 300), httpStatus: status };
+      return { reason: classifyHttpStatus(status), detail: httpErrorDetail(status, message), httpStatus: status };
     }
-    return { reason: "protocol_error", detail: message.slice(0, 300) };
+    return { reason: "protocol_error", detail: message.slice(0, 200) };
   }
   if (err instanceof Error && (err.name === "AbortError" || err.name === "TimeoutError")) {
     return { reason: "timeout", detail: message };

@@ -1,6 +1,6 @@
 import http from "node:http";
 import https from "node:https";
-import { Readable } from "node:stream";
+import { Readable, Transform } from "node:stream";
 
 /** What the SDK transport needs of `fetch` (its `fetch` option). */
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
@@ -20,6 +20,21 @@ export interface KeepAliveFetchOptions {
    * connection is cut (see `onAbort`). @defaultValue 1000
    */
   readonly streamGraceMs?: number;
+  /**
+   * Most body bytes read of one response; past it the connection is cut and the request fails
+   * with {@link ResponseTooLargeError} (a keepalive answer is tiny; a huge one must not grow the
+   * worker's memory). @defaultValue 65_536
+   */
+  readonly maxResponseBytes?: number;
+}
+
+/** A response body went past `maxResponseBytes`: the connection was cut. */
+export class ResponseTooLargeError extends Error {
+  readonly code = "ERR_RESPONSE_TOO_LARGE";
+  constructor(readonly limit: number) {
+    super(`response body larger than ${limit} bytes; connection cut`);
+    this.name = "ResponseTooLargeError";
+  }
 }
 
 export interface KeepAliveFetch {
@@ -51,6 +66,7 @@ export function createKeepAliveFetch(options: KeepAliveFetchOptions = {}): KeepA
     scheduling: "lifo" as const,
   };
   const streamGraceMs = options.streamGraceMs ?? 1_000;
+  const maxResponseBytes = options.maxResponseBytes ?? 65_536;
   const httpAgent = new http.Agent(agentOptions);
   const httpsAgent = new https.Agent(agentOptions);
 
@@ -84,10 +100,31 @@ export function createKeepAliveFetch(options: KeepAliveFetchOptions = {}): KeepA
             const headers = new Headers();
             const raw = res.rawHeaders;
             for (let i = 0; i + 1 < raw.length; i += 2) headers.append(raw[i]!, raw[i + 1]!);
-            done(new Response(Readable.toWeb(res) as ReadableStream<Uint8Array>, { status, statusText: res.statusMessage ?? "", headers }));
+            let read = 0;
+            const capped = new Transform({
+              transform(chunk: Buffer, _encoding, next) {
+                read += chunk.length;
+                if (read > maxResponseBytes) {
+                  const err = new ResponseTooLargeError(maxResponseBytes);
+                  request.destroy(err);
+                  next(err);
+                } else next(null, chunk);
+              },
+            });
+            res.on("error", (err) => capped.destroy(err));
+            done(new Response(Readable.toWeb(res.pipe(capped)) as ReadableStream<Uint8Array>, { status, statusText: res.statusMessage ?? "", headers }));
           } else {
             const chunks: Buffer[] = [];
-            res.on("data", (chunk: Buffer) => chunks.push(chunk));
+            let read = 0;
+            res.on("data", (chunk: Buffer) => {
+              read += chunk.length;
+              if (read <= maxResponseBytes) chunks.push(chunk);
+              else {
+                const err = new ResponseTooLargeError(maxResponseBytes);
+                fail(err);
+                request.destroy(err);
+              }
+            });
             res.on("end", () => done(bufferedResponse(url, res, Buffer.concat(chunks))));
             res.on("error", fail);
           }

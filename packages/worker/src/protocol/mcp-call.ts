@@ -43,6 +43,23 @@ function defaultFetch(): FetchLike {
 /** Abort reason once a call is over (one instance: no stack captured per call). */
 const CALL_ENDED = new Error("keepalive call ended");
 
+/**
+ * Replaces every configured header value (a credential, e.g. `Bearer …`) found in a detail that is
+ * about to be logged: an answer may echo what was sent, in any field.
+ */
+function redact(detail: string, headers: Readonly<Record<string, string>> | undefined): string {
+  if (!headers) return detail;
+  let out = detail;
+  for (const value of Object.values(headers)) {
+    if (value.length < 4) continue;
+    out = out.split(value).join("[redacted]");
+    // The secret part of `Bearer x` / `Basic x` alone, too.
+    const token = value.split(/\s+/).pop() ?? "";
+    if (token.length >= 8) out = out.split(token).join("[redacted]");
+  }
+  return out;
+}
+
 /** Prefix of our JSON-RPC ids: strings, so they can never equal the vMCP's own numeric ids. */
 export const KEEPALIVE_ID_PREFIX = "vmk-ka-";
 
@@ -53,7 +70,7 @@ export const KEEPALIVE_ID_PREFIX = "vmk-ka-";
  * this very session; a wrapper that keys responses by id loses one of two colliding answers. We
  * use the SDK transport with a string id instead. Each call gets its own transport and its own
  * AbortController, which is the only signal its HTTP request sees: the SDK shares one signal
- * across a transport's fetches and leaks listeners over thousands of requests (DESIGN.md).
+ * across a transport's fetches and leaks listeners over thousands of requests (docs/design.md).
  * HTTP runs over a keep-alive connection pool (keep-alive-fetch.ts: a third of the client CPU of
  * Node's fetch per call). `terminateSession()` is never called.
  */
@@ -85,7 +102,10 @@ export async function callMcp(target: McpTarget, request: McpRequest, timeoutMs:
   });
   answer.catch(() => {});
   // Stream errors surface through send() or the timeout; the transport also reports them here.
-  transport.onerror = () => {};
+  // A reply stream cut for its size would otherwise wait for the timeout: end the call at once.
+  transport.onerror = (err) => {
+    if (/larger than \d+ bytes/.test(err.message)) controller.abort(err);
+  };
 
   const elapsed = () => Math.round((performance.now() - started) * 1000) / 1000;
   try {
@@ -101,7 +121,7 @@ export async function callMcp(target: McpTarget, request: McpRequest, timeoutMs:
     const reply = await answer;
     if ("error" in reply) {
       const c = classifyRpcError(reply.error.code, reply.error.message);
-      return { ok: false, latencyMs: elapsed(), ...c };
+      return { ok: false, latencyMs: elapsed(), ...c, detail: redact(c.detail, target.headers) };
     }
     const result = ("result" in reply ? reply.result : {}) as Record<string, unknown>;
     if (request.method === "tools/call" && result["isError"] === true) {
@@ -110,7 +130,7 @@ export async function callMcp(target: McpTarget, request: McpRequest, timeoutMs:
     return { ok: true, latencyMs: elapsed(), result };
   } catch (err) {
     const c = classifyError(timeoutError ?? err);
-    return { ok: false, latencyMs: elapsed(), ...c };
+    return { ok: false, latencyMs: elapsed(), ...c, detail: redact(c.detail, target.headers) };
   } finally {
     clearTimeout(timer);
     // Ends a reply stream the server left open (SSE), so its connection is not held.
