@@ -23,6 +23,7 @@ export async function recordOutcome(
     ...(options.status === undefined ? {} : { pairStatus: options.status }),
     breakerOp: "none",
     failureThreshold: 3,
+    minFailureSpanMs: 0,
     probeDelayMs: 60_000,
     afterFailures: 3,
     pingRetryDelayMs: 60_000,

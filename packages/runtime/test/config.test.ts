@@ -36,7 +36,7 @@ describe("parseConfig", () => {
     const c = parseConfig({ backends: [backend] });
     expect(c.redis).toEqual({ url: undefined, prefix: "vmk" });
     expect(c.keepalive).toEqual({ intervalMs: 300_000, timeoutMs: 10_000, concurrency: 50, maxResponseBytes: 65_536 });
-    expect(c.breaker).toEqual({ failureThreshold: 3, probeAfterMs: 1_800_000 });
+    expect(c.breaker).toEqual({ failureThreshold: 3, probeAfterMs: 1_800_000, minFailureSpanMs: 30_000 });
     expect(c.lock.redisUrls).toEqual([]);
     const b = c.backends[0]!;
     expect(b).toMatchObject({ id: "pw", stateful: true, method: { kind: "ping" }, methodExplicit: false, intervalMs: 300_000 });

@@ -79,9 +79,11 @@ describe("ops HTTP server", () => {
     server = undefined;
   });
 
-  it("fails to start on a port in use, naming it", async () => {
+  it("fails to start on a port in use with a usage error naming the key and the port", async () => {
     server = await startOpsHttpServer({ host: "127.0.0.1", port: 0, registry: new Registry(), log, readiness: async () => ({ ready: true, checks: {} }) });
-    await expect(startOpsHttpServer({ host: "127.0.0.1", port: server.port, registry: new Registry(), log, readiness: async () => ({ ready: true, checks: {} }) })).rejects.toThrow(/EADDRINUSE/);
+    await expect(startOpsHttpServer({ host: "127.0.0.1", port: server.port, registry: new Registry(), log, readiness: async () => ({ ready: true, checks: {} }) })).rejects.toThrow(
+      `http.port: cannot listen on 127.0.0.1:${server.port} (the port is already in use)`,
+    );
   });
 });
 
@@ -101,11 +103,11 @@ describe("ops HTTP helpers and config", () => {
     const d = parseConfig({});
     expect(d.http).toEqual({ host: "127.0.0.1", port: undefined, schedulerPort: 9464, workerPort: 9465 });
     expect(d.admin).toEqual({ username: "admin", password: undefined });
-    expect(httpListenFor(d, "scheduler")).toEqual({ host: "127.0.0.1", port: 9464 });
-    expect(httpListenFor(d, "worker")).toEqual({ host: "127.0.0.1", port: 9465 });
+    expect(httpListenFor(d, "scheduler")).toEqual({ host: "127.0.0.1", port: 9464, portKey: "http.scheduler_port" });
+    expect(httpListenFor(d, "worker")).toEqual({ host: "127.0.0.1", port: 9465, portKey: "http.worker_port" });
     const e = parseConfig({ admin: { password: "${BOARD_PW}" } }, { HTTP_PORT: "0", HTTP_HOST: "0.0.0.0", BOARD_PW: "a-long-enough-secret", ADMIN_USERNAME: "ops" });
-    expect(httpListenFor(e, "scheduler")).toEqual({ host: "0.0.0.0", port: 0 });
-    expect(httpListenFor(e, "worker")).toEqual({ host: "0.0.0.0", port: 0 });
+    expect(httpListenFor(e, "scheduler")).toEqual({ host: "0.0.0.0", port: 0, portKey: "http.port (or HTTP_PORT)" });
+    expect(httpListenFor(e, "worker")).toEqual({ host: "0.0.0.0", port: 0, portKey: "http.port (or HTTP_PORT)" });
     expect(e.admin).toEqual({ username: "ops", password: "a-long-enough-secret" });
   });
 

@@ -10,7 +10,10 @@
     ARGV[5] ttlMs        ARGV[6] maxLifetimeMs or ''
     ARGV[7] pair key prefix (<prefix>:pair:<sessionId>:)
     ARGV[8] n, then n x (backendId, backendSessionId|'', protocolVersion|'', status, offReason|'')
-  Output: { 'applied' | 'stale' | 'ended', removedBackendId... }
+  Output: { 'applied', removedBackendId... } | { 'duplicate', activeBackendId... } | { 'stale' } | { 'ended' }
+    'duplicate': this very registration was applied before (a redelivery after a crash between
+    this write and the job-scheduler upserts); nothing is written, and the pairs that are active
+    now are listed so that the caller completes the side effects the first delivery may not have.
 ]]
 --- @include "expiry"
 local sessionKey, backendsKey, zkey = KEYS[1], KEYS[2], KEYS[3]
@@ -22,6 +25,15 @@ if state == 'ended' then return {'ended'} end
 -- registered(3). 'seq' is the highest sequence applied.
 local s = redis.call('HMGET', sessionKey, 'regSeq', 'seq')
 local regSeq = tonumber(s[1] or s[2] or '-1')
+local pairPrefix = ARGV[7]
+if regSeq == seq and s[1] then
+  local active = {'duplicate'}
+  for _, bid in ipairs(redis.call('SMEMBERS', backendsKey)) do
+    local p = redis.call('HMGET', pairPrefix .. bid, 'status', 'bsid')
+    if p[1] == 'active' and p[2] and p[2] ~= '' then table.insert(active, bid) end
+  end
+  return active
+end
 if regSeq >= seq then return {'stale'} end
 local maxSeq = math.max(tonumber(s[2] or '-1'), seq)
 local created = tonumber(redis.call('HGET', sessionKey, 'createdAt') or ARGV[3])
@@ -32,7 +44,7 @@ redis.call('HSET', sessionKey, 'sid', sid, 'seq', maxSeq, 'regSeq', seq, 'state'
   'createdAt', created, 'activeAt', now, 'expiresAt', expires)
 if maxLife then redis.call('HSET', sessionKey, 'maxLife', maxLife) else redis.call('HDEL', sessionKey, 'maxLife') end
 redis.call('ZADD', zkey, expires, sid)
-local pairPrefix, n = ARGV[7], tonumber(ARGV[8])
+local n = tonumber(ARGV[8])
 local keep = {}
 for i = 0, n - 1 do
   local base = 9 + i * 5

@@ -8,6 +8,7 @@ import { createRegistrationConsumer } from "./registrations/registration-consume
 import { createPairScheduler, type PairScheduler } from "./scheduling/pair-scheduler.js";
 import { createSchedulerMetrics } from "./scheduler-metrics.js";
 import { createSessionReaper, type SessionReaper } from "./reaper/session-reaper.js";
+import { createReconciler, type Reconciler } from "./reconcile/reconciler.js";
 import { BULL_BOARD_PATH, createBullBoardMount } from "./http/bull-board.js";
 import { createSchedulerOpsMetrics } from "./http/scheduler-ops-metrics.js";
 
@@ -34,6 +35,8 @@ export interface Scheduler {
   readonly events: TypedEmitter<RegistrationEventMap>;
   /** Ends sessions whose TTL or max lifetime passed (every `sessions.reap_interval`). */
   readonly reaper: SessionReaper;
+  /** Brings pairs and job schedulers back in step (every `sessions.reconcile_interval`). */
+  readonly reconciler: Reconciler;
   /** The ops HTTP server once started (when `http` was given): its bound port and URL. */
   readonly http: OpsHttpServer | undefined;
   /** What /readyz answers: Redis answers PING and the registration consumer runs. */
@@ -70,6 +73,17 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   const pairs = createPairScheduler(keepaliveQueue);
   const events = new TypedEmitter<RegistrationEventMap>((event, err) => log.error({ err, event }, "event listener failed"));
   createSchedulerMetrics(registry, events);
+  const reconciler = createReconciler({
+    config,
+    redis: clientRedis,
+    keys,
+    keepaliveQueue,
+    scheduler: pairs,
+    locker,
+    events,
+    log: log.child({ component: "reconciler" }),
+    intervalMs: config.sessions.reconcileIntervalMs,
+  });
   const reaper = createSessionReaper({
     store,
     scheduler: pairs,
@@ -105,6 +119,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     registry,
     events,
     reaper,
+    reconciler,
     get http() {
       return http;
     },
@@ -116,20 +131,25 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       // The consumer waited for its own connection; state writes and /readyz use this one.
       if (!(await whenReady(clientRedis, 5_000))) log.warn("Redis is not reachable yet; the scheduler keeps retrying and /readyz says so");
       reaper.start();
+      reconciler.start();
       if (options.http) {
         const auth = adminPassword === undefined ? undefined : { username: config.admin.username, password: adminPassword };
         http = await startOpsHttpServer({ ...options.http, registry, readiness, log, mounts: [createBullBoardMount(allQueues, auth, options.http.host)] });
         if (!auth) log.warn({ host: options.http.host }, "Bull Board is served WITHOUT authentication (loopback only); set admin.password to protect it");
         log.info({ url: http.url, port: http.port, host: options.http.host, bullBoard: `${http.url}${BULL_BOARD_PATH}`, auth: auth !== undefined }, "http server listening");
       }
-      log.info({ reapIntervalMs: config.sessions.reapIntervalMs, prefix: config.redis.prefix, backends: config.backends.map((b) => b.id) }, "scheduler started");
+      log.info(
+        { reapIntervalMs: config.sessions.reapIntervalMs, reconcileIntervalMs: config.sessions.reconcileIntervalMs, prefix: config.redis.prefix, backends: config.backends.map((b) => b.id) },
+        "scheduler started",
+      );
     },
     stop() {
       stopping ??= (async () => {
-        // Reverse order of start: the reaper, stop taking messages (readiness turns false at
+        // Reverse order of start: the reconciler and the reaper, stop taking messages (readiness turns false at
         // once), the HTTP server, then producers, then connections.
         try {
           await closeInOrder([
+            () => reconciler.stop(),
             () => reaper.stop(),
             consumer && (() => consumer!.close()),
             http && (() => http!.close()),

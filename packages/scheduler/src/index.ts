@@ -10,3 +10,4 @@ export { decidePair } from "./registrations/decide-pair.js";
 export type { RegistrationEventMap } from "./registrations/registration-events.js";
 export { createSessionStore, DEFAULT_TOMBSTONE_MS, type SessionStore, type PairDecision, type ApplyStatus, type SessionRecord, type ReapResult } from "./store/session-store.js";
 export { createSessionReaper, type SessionReaper, type SessionReaperDeps } from "./reaper/session-reaper.js";
+export { createReconciler, RECONCILE_KINDS, type Reconciler, type ReconcileKind } from "./reconcile/reconciler.js";

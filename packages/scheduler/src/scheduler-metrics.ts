@@ -1,5 +1,6 @@
 import { Counter, type Registry } from "prom-client";
 import { REJECTION_REASONS } from "@vmcp-keepalive/shared";
+import { RECONCILE_KINDS } from "./reconcile/reconciler.js";
 import type { RegistrationEventMap } from "./registrations/registration-events.js";
 import { type TypedEmitter } from "@vmcp-keepalive/runtime";
 
@@ -7,7 +8,7 @@ import { type TypedEmitter } from "@vmcp-keepalive/runtime";
 export function createSchedulerMetrics(registry: Registry, events: TypedEmitter<RegistrationEventMap>): void {
   const applied = new Counter({
     name: "vmk_registration_messages_total",
-    help: "Lifecycle messages consumed from vmcp-sessions, by type and result (applied, stale, ended, unknown).",
+    help: "Lifecycle messages consumed from vmcp-sessions, by type and result (applied, duplicate, stale, ended, unknown).",
     labelNames: ["type", "status"],
     registers: [registry],
   });
@@ -18,6 +19,14 @@ export function createSchedulerMetrics(registry: Registry, events: TypedEmitter<
     registers: [registry],
   });
   for (const reason of REJECTION_REASONS) rejected.inc({ reason }, 0);
+  const reconciled = new Counter({
+    name: "vmk_reconciled_total",
+    help: `Job schedulers repaired by reconcile passes, by kind (${RECONCILE_KINDS.join(", ")}).`,
+    labelNames: ["kind"],
+    registers: [registry],
+  });
+  for (const kind of RECONCILE_KINDS) reconciled.inc({ kind }, 0);
+  events.on("reconciled", (e) => reconciled.inc({ kind: e.kind }));
   events.on("applied", (e) => applied.inc({ type: e.type, status: e.status }));
   events.on("rejected", (e) => rejected.inc({ reason: e.reason }));
 }

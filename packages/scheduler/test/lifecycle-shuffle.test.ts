@@ -63,8 +63,10 @@ function lifecycle(i: number): SessionMessageInput[] {
 
 // Timestamps (and the seq/epoch counters, whose final value depends on which duplicate or which
 // stale message arrived first, e.g. a touch that overtook its registration records nothing) are
-// not state a keepalive depends on; everything else must be identical.
-const VOLATILE = new Set(["createdAt", "activeAt", "expiresAt", "endedAt", "regAt", "seq", "epoch"]);
+// not state a keepalive depends on; neither is a tombstone's `backends` (the backends the session
+// had when its end was applied, kept so a redelivered end can complete its removals: an end that
+// overtook the registration finds none). Everything else must be identical.
+const VOLATILE = new Set(["createdAt", "activeAt", "expiresAt", "endedAt", "regAt", "seq", "epoch", "backends"]);
 
 async function snapshot(redis: Redis, scheduler: Scheduler, prefix: string): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};

@@ -30,7 +30,9 @@ describe("session reaper", () => {
       ],
     });
     for (let i = 0; i < count; i++) schedulers.push(createScheduler({ config, logger }));
-    const client = createVmcpClient({ redisUrl, prefix, replicaId: "r1", touchIntervalMs: 200 });
+    // refreshIntervalMs 0: these sessions stand for the orphans of a vMCP that died, which no
+    // longer re-registers them (a live client's refreshes would keep them, by design).
+    const client = createVmcpClient({ redisUrl, prefix, replicaId: "r1", touchIntervalMs: 200, refreshIntervalMs: 0 });
     clients.push(client);
     return { client, config };
   };

@@ -31,11 +31,11 @@ const active = (backendSessionId: string, backendId = "pw"): PairDecision => ({
 });
 
 describe("state store", () => {
-  it("applies a registration once; replays and older sequences are stale", async () => {
+  it("applies a registration once; a replay is a duplicate that changes nothing and lists the active pairs; older sequences are stale", async () => {
     const prefix = testPrefix();
     const store = createSessionStore(redis, createKeys(prefix));
-    expect(await store.applyRegistered(reg("s1", 5), [active("b-1")], 1_000)).toEqual({ status: "applied", removedBackends: [] });
-    expect((await store.applyRegistered(reg("s1", 5), [active("b-1")], 2_000)).status).toBe("stale");
+    expect(await store.applyRegistered(reg("s1", 5), [active("b-1")], 1_000)).toEqual({ status: "applied", removedBackends: [], activeBackends: [] });
+    expect(await store.applyRegistered(reg("s1", 5), [active("b-1")], 2_000)).toEqual({ status: "duplicate", removedBackends: [], activeBackends: ["pw"] });
     expect((await store.applyRegistered(reg("s1", 4), [active("b-old")], 2_000)).status).toBe("stale");
     const pair = await store.readPair("s1", "pw");
     expect(pair).toMatchObject({ backendSessionId: "b-1", protocolVersion: "2025-06-18", epoch: 1, status: "active", consecutiveFailures: 0 });
@@ -51,7 +51,7 @@ describe("state store", () => {
     await store.applyRegistered(reg("s1", 2), [active("b-1"), active("x-1", "other")], 0);
     expect((await store.readPair("s1", "pw"))?.epoch).toBe(1);
     const result = await store.applyRegistered(reg("s1", 3, "b-2"), [active("b-2")], 0);
-    expect(result).toEqual({ status: "applied", removedBackends: ["other"] });
+    expect(result).toEqual({ status: "applied", removedBackends: ["other"], activeBackends: [] });
     expect((await store.readPair("s1", "pw"))?.epoch).toBe(2);
     expect(await store.readPair("s1", "other")).toBeUndefined();
     await flushPrefix(url, prefix);

@@ -4,6 +4,7 @@ export { startMcpTestBackend, type McpTestBackend, type McpTestBackendOptions, t
 export { openBackendSession, callToolOnSession, type OpenedSession } from "./mcp-session.js";
 export { startEmbeddedRedis, freePort, REDIS_INSTALL_HINT, type EmbeddedRedis, type EmbeddedRedisOptions } from "./embedded-redis.js";
 export { waitFor, sleep } from "./wait.js";
+export { startLatencyProxy, startLatencyProxyProcess, type LatencyProxy } from "./latency-proxy.js";
 export { testPrefix, flushPrefix, openVmkConnections, expectNoLeakedConnections, captureLines, type CapturedLines } from "./harness.js";
 
 declare module "vitest" {

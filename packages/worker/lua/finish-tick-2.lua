@@ -12,6 +12,7 @@
       pairStatus       optional new pair status ('expired' after a 404)
       breakerOp        'count' | 'reset' | 'none'
       failureThreshold breaker.failure_threshold
+      minFailureSpanMs breaker.min_failure_span: the failures must also span this long to open
       probeDelayMs     time to the next probe if this opens or re-opens the breaker (jittered)
       probeToken       optional: set when this tick holds the probe
       methodOp         optional: 'ping_ok' | 'ping_failed_tool_ok' | 'ping_unsupported'

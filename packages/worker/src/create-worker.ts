@@ -59,13 +59,16 @@ export function scheduledAt(job: Pick<Job, "id">): number | undefined {
 }
 
 /**
- * BullMQ job-lock and stall timings derived from the call timeout. BullMQ's defaults (30 s lock,
- * 30 s stall check) make a killed worker's job wait about a minute; a keepalive job lasts at most
- * one call timeout, so we check for stalls at that pace.
+ * BullMQ job-lock and stall timings derived from the call timeout. A job a killed worker held is
+ * handed on once its lock has expired and two stall checks have seen it (BullMQ marks it at one
+ * check and moves it at the next): at most lockDuration + 2 × stalledInterval. BullMQ's defaults
+ * (30 s, 30 s) make that 90 s. The job lock is renewed every lockDuration / 2 while a tick runs, so
+ * it need not outlast a tick; a second above the call timeout, with checks at half that, makes a
+ * killed worker's pairs wait at most one interval + 2 × lockDuration (README, Operations).
  */
 export function jobTimings(config: KeepaliveConfig): { lockDuration: number; stalledInterval: number } {
-  const lockDuration = Math.max(2_000, config.keepalive.timeoutMs + 2_000);
-  return { lockDuration, stalledInterval: lockDuration };
+  const lockDuration = Math.max(2_000, config.keepalive.timeoutMs + 1_000);
+  return { lockDuration, stalledInterval: Math.max(1_000, Math.round(lockDuration / 2)) };
 }
 
 export function createWorker(options: WorkerOptions): KeepaliveWorker {

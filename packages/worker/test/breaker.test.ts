@@ -49,7 +49,7 @@ describe("circuit breaker", () => {
     const b = await backend();
     h = createHarness(redisUrl, {
       keepalive: { interval: "1s", timeout: "500ms" },
-      breaker: { failure_threshold: 3, probe_after: "60s" },
+      breaker: { failure_threshold: 3, probe_after: "60s", min_failure_span: 0 },
       backends: [{ id: "down", url: b.url }],
     });
     await registerSessions(h, b, "down", 3);
@@ -87,7 +87,7 @@ describe("circuit breaker", () => {
     const b = await backend();
     h = createHarness(redisUrl, {
       keepalive: { interval: "1s", timeout: "500ms", concurrency: 4 },
-      breaker: { failure_threshold: 3, probe_after: "60s" },
+      breaker: { failure_threshold: 3, probe_after: "60s", min_failure_span: 0 },
       backends: [{ id: "down", url: b.url }],
     });
     const sessions = await registerSessions(h, b, "down", 4);
@@ -115,11 +115,41 @@ describe("circuit breaker", () => {
     expect(await h.queue.getFailedCount()).toBe(0);
   });
 
+  it("min failure span: a backend that stays down opens within the span plus one interval; a shorter blip never opens it", async () => {
+    const b = await backend();
+    h = createHarness(redisUrl, {
+      keepalive: { interval: "1s", timeout: "500ms", concurrency: 4 },
+      breaker: { failure_threshold: 3, probe_after: "60s", min_failure_span: "3s" },
+      backends: [{ id: "down", url: b.url }],
+    });
+    const sessions = await registerSessions(h, b, "down", 4);
+    for (const { id } of sessions) await h.schedule(id, "down");
+    await h.startWorker("w1");
+    await waitFor("a ping on every session", () => sessions.every(({ s }) => b.count("ping", s.sessionId) >= 1), 20_000);
+
+    // A blip of 1.5 s: 4 pairs at 1 s fail past the threshold, but within less than the span.
+    b.mode = "http_503";
+    await waitFor("failures past the threshold", async () => (await h!.readBackend("down")).consecutiveFailures >= 3, 10_000);
+    await sleep(1_500 - 500);
+    b.mode = "ok";
+    await waitFor("the run of failures ended by a success", async () => (await h!.readBackend("down")).consecutiveFailures === 0, 10_000);
+    expect((await h.readBackend("down")).state).toBe("closed");
+
+    // Down for good: opens within the span (3 s) plus one interval (1 s), with a margin for the call timeout.
+    const downAt = Date.now();
+    b.mode = "http_503";
+    await waitFor("the breaker to open", async () => (await h!.readBackend("down")).state === "open", 15_000, 20);
+    const tookMs = Date.now() - downAt;
+    expect(tookMs).toBeGreaterThanOrEqual(3_000);
+    expect(tookMs).toBeLessThanOrEqual(3_000 + 1_000 + 1_000);
+    console.log(`min failure span 3 s, interval 1 s: the breaker opened ${tookMs} ms after the backend went down`);
+  });
+
   it("5: exactly one probe per window across 3 workers; a still-dead backend stays open; a recovered one closes and every pair resumes", async () => {
     const b = await backend();
     h = createHarness(redisUrl, {
       keepalive: { interval: "1s", timeout: "500ms", concurrency: 4 },
-      breaker: { failure_threshold: 3, probe_after: "2s" },
+      breaker: { failure_threshold: 3, probe_after: "2s", min_failure_span: 0 },
       backends: [{ id: "flaky", url: b.url }],
     });
     const sessions = await registerSessions(h, b, "flaky", 4);
@@ -171,7 +201,7 @@ describe("circuit breaker", () => {
     const b = await backend();
     h = createHarness(redisUrl, {
       keepalive: { interval: "1s", timeout: "500ms" },
-      breaker: { failure_threshold: 2 },
+      breaker: { failure_threshold: 2, min_failure_span: 0 },
       backends: [{ id: "b", url: b.url }],
     });
     // Three pairs whose backend sessions the backend does not know (expired): more than the threshold.

@@ -49,7 +49,7 @@ describe("keepalive metrics", () => {
 
     h = createHarness(redisUrl, {
       keepalive: { interval: "1s", timeout: "300ms" },
-      breaker: { failure_threshold: 3, probe_after: "60s" },
+      breaker: { failure_threshold: 3, probe_after: "60s", min_failure_span: 0 },
       backends: [
         { id: "good", url: good.url },
         { id: "slow", url: slow.url },

@@ -9,7 +9,7 @@ import { createKeepaliveMetrics, LATENCY_BUCKETS_MS } from "../src/index.js";
 /*
  * docs/keepalive-policy.md and the code's closed unions must not drift: the reason unions are
  * the metric label sets, and operators read their meaning in the doc (fastify's error-code
- * registry test, STYLE.md).
+ * registry test).
  */
 
 const DOC = readFileSync(resolve(dirname(fileURLToPath(import.meta.url)), "../../../docs/keepalive-policy.md"), "utf8");
@@ -68,5 +68,22 @@ describe("docs/keepalive-policy.md is in step with the code", () => {
   it("vmcp-events types", () => {
     const types = VmcpEventSchema.options.map((o) => o.shape.type.value);
     expect(tableAfter("## Events on `vmcp-events`")).toEqual(types);
+  });
+});
+
+describe("backends whose idle timer only tool calls reset", () => {
+  const README = readFileSync(resolve(dirname(fileURLToPath(import.meta.url)), "../../../README.md"), "utf8");
+
+  it("the README's Playwright example calls its tool on every tick (ping does not keep the browser)", () => {
+    const example = /- id: playwright\n((?: {4}.*\n)+)/.exec(README);
+    expect(example, "the README shows a playwright backend").toBeTruthy();
+    const block = example![1]!;
+    expect(block).toMatch(/keepalive_method: tool:browser_tabs/);
+    expect(block).toMatch(/keepalive_tool_every_tick: true/);
+  });
+
+  it("the policy doc says which backends need the every-tick tool", () => {
+    expect(DOC).toContain("**Which backends need the every-tick tool.**");
+    expect(DOC).toMatch(/Playwright MCP started with `--idle-timeout`: `ping` succeeds\s+but does not reset the browser's idle timer/);
   });
 });

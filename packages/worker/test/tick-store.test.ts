@@ -52,6 +52,8 @@ function finish(b: TickStore, i: number, epoch: number, over: Partial<FinishInpu
     now: Date.now(),
     breakerOp: "count",
     failureThreshold: 3,
+    // The threshold alone (these cases are about the count and the probe; the span has its own).
+    minFailureSpanMs: 0,
     probeDelayMs: 1_000,
     afterFailures: 3,
     pingRetryDelayMs: 60_000,
@@ -102,6 +104,25 @@ describe("tick store scripts: breaker, probe, outcome fence", () => {
     expect(await readBackend("b")).toMatchObject({ state: "closed", consecutiveFailures: 0, probeAt: undefined });
   });
 
+  it("min failure span: 1,000 pairs failing for 5 s never open it; failures spanning the minimum do; a success restarts the span", async () => {
+    const { breakers, readBackend } = await setup(4, 1_000);
+    const t0 = Date.now();
+    const span = { minFailureSpanMs: 30_000 };
+    // A 5-second blip: every one of 1,000 pairs fails, spread over 5 s, from 4 workers.
+    const blip = await Promise.all(Array.from({ length: 1_000 }, (_, i) => finish(breakers[i % 4]!, i, 1, { ...span, now: t0 + Math.floor((i * 5_000) / 1_000) })));
+    expect(blip.filter((r) => r.breakerTransition === "opened")).toHaveLength(0);
+    expect(await readBackend("b")).toMatchObject({ state: "closed", consecutiveFailures: 1_000, failingSince: t0 });
+    // A success ends the run: the span starts again at the next failure.
+    await finish(breakers[0]!, 0, 1, { ...span, now: t0 + 6_000, outcome: { kind: "success" }, breakerOp: "reset" });
+    expect(await readBackend("b")).toMatchObject({ consecutiveFailures: 0, failingSince: undefined });
+    expect((await finish(breakers[0]!, 1, 1, { ...span, now: t0 + 31_000 })).breakerTransition).toBeUndefined();
+    expect((await finish(breakers[0]!, 2, 1, { ...span, now: t0 + 40_000 })).breakerTransition).toBeUndefined();
+    // Still failing 30 s after the run began, past the threshold: it opens, once.
+    const opened = await finish(breakers[1]!, 3, 1, { ...span, now: t0 + 61_000 });
+    expect(opened).toMatchObject({ breakerTransition: "opened", breakerFailures: 3 });
+    expect(await readBackend("b")).toMatchObject({ state: "open", failingSince: undefined });
+  });
+
   it("a probe claim whose lease ran out (its worker died) is taken over", async () => {
     const { breakers } = await setup(1, 2);
     const b = breakers[0]!;
@@ -129,6 +150,7 @@ describe("tick store scripts: breaker, probe, outcome fence", () => {
         now,
         breakerOp: "none",
         failureThreshold: 3,
+        minFailureSpanMs: 0,
         probeDelayMs: 1_000,
         afterFailures: 3,
         pingRetryDelayMs: 60_000,
@@ -199,6 +221,7 @@ const finishSuccess = (store: TickStore, pair: FinishInput["pair"], token: strin
     now: Date.now(),
     breakerOp: "reset",
     failureThreshold: 3,
+    minFailureSpanMs: 0,
     probeDelayMs: 1_000,
     afterFailures: 3,
     pingRetryDelayMs: 60_000,

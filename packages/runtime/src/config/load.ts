@@ -121,14 +121,14 @@ export function parseConfig(document: unknown, env: NodeJS.ProcessEnv = {}, sour
   const config: KeepaliveConfig = {
     redis: { url: file.redis.url, prefix: file.redis.prefix },
     lock: { redisUrls: [...file.lock.redis_urls], ttlMs: file.lock.ttl },
-    sessions: { reapIntervalMs: file.sessions.reap_interval },
+    sessions: { reapIntervalMs: file.sessions.reap_interval, reconcileIntervalMs: file.sessions.reconcile_interval },
     keepalive: {
       intervalMs: file.keepalive.interval,
       timeoutMs: file.keepalive.timeout,
       concurrency: file.keepalive.concurrency,
       maxResponseBytes: file.keepalive.max_response_bytes,
     },
-    breaker: { failureThreshold: file.breaker.failure_threshold, probeAfterMs: file.breaker.probe_after },
+    breaker: { failureThreshold: file.breaker.failure_threshold, probeAfterMs: file.breaker.probe_after, minFailureSpanMs: file.breaker.min_failure_span },
     fallback: { afterFailures: file.fallback.after_failures },
     registration: {
       maxMessageBytes: file.registration.max_message_bytes,

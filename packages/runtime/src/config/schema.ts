@@ -95,8 +95,13 @@ export const ConfigFileSchema = z
       .strictObject({
         /** How often each scheduler reaps sessions whose sliding TTL or max lifetime has passed. */
         reap_interval: duration(100).default(30_000),
+        /**
+         * How often each scheduler reconciles pairs and job schedulers (both ways): what a crash
+         * between two steps, a failover or a restore left out of step is repaired within this.
+         */
+        reconcile_interval: duration(100).default(60_000),
       })
-      .default({ reap_interval: 30_000 }),
+      .default({ reap_interval: 30_000, reconcile_interval: 60_000 }),
     keepalive: z
       .strictObject({
         interval: duration(1_000).default(300_000),
@@ -122,8 +127,15 @@ export const ConfigFileSchema = z
         failure_threshold: z.number().int().min(1).max(1_000).default(3),
         /** How long an open breaker waits before its single probe. */
         probe_after: duration(1_000).default(1_800_000),
+        /**
+         * The consecutive failures that open the breaker must also span at least this long with
+         * no success in between: a dead backend still opens it within this time, a blip of a few
+         * seconds (thousands of failures under many sessions) never does. 0 = count alone.
+         * @defaultValue 30_000
+         */
+        min_failure_span: duration(0).default(30_000),
       })
-      .default({ failure_threshold: 3, probe_after: 1_800_000 }),
+      .default({ failure_threshold: 3, probe_after: 1_800_000, min_failure_span: 30_000 }),
     fallback: z
       .strictObject({
         /** Consecutive ping failures (tool working) before a `tool:<name>` backend switches. */

@@ -31,9 +31,9 @@ export interface KeepaliveConfig {
     /** Worker pair-lock TTL; undefined ⇒ `keepalive.timeoutMs` + 1 s. */
     readonly ttlMs: number | undefined;
   };
-  readonly sessions: { readonly reapIntervalMs: number };
+  readonly sessions: { readonly reapIntervalMs: number; readonly reconcileIntervalMs: number };
   readonly keepalive: { readonly intervalMs: number; readonly timeoutMs: number; readonly concurrency: number; readonly maxResponseBytes: number };
-  readonly breaker: { readonly failureThreshold: number; readonly probeAfterMs: number };
+  readonly breaker: { readonly failureThreshold: number; readonly probeAfterMs: number; readonly minFailureSpanMs: number };
   readonly fallback: { readonly afterFailures: number };
   readonly registration: { readonly maxMessageBytes: number; readonly concurrency: number };
   readonly http: {

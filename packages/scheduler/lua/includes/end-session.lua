@@ -1,7 +1,9 @@
 --[[
   end_session(sessionKey, backendsKey, zkey, sid, pairPrefix, seq, now, reason, tombstoneMs):
   deletes a session's pairs and leaves a tombstone (state=ended, TTL tombstoneMs) so that a late
-  or duplicated `session.registered` cannot resurrect it.
+  or duplicated `session.registered` cannot resurrect it. The tombstone keeps the backend ids
+  (`backends`, comma-separated), so that a redelivered `session.ended` can complete the
+  job-scheduler removals.
   Returns { 'applied', backendId... }: the backends the session had.
 ]]
 local function end_session(sessionKey, backendsKey, zkey, sid, pairPrefix, seq, now, reason, tombstoneMs)
@@ -12,7 +14,8 @@ local function end_session(sessionKey, backendsKey, zkey, sid, pairPrefix, seq, 
   end
   redis.call('DEL', backendsKey, sessionKey)
   redis.call('ZREM', zkey, sid)
-  redis.call('HSET', sessionKey, 'sid', sid, 'state', 'ended', 'seq', seq, 'endedAt', now, 'endReason', reason)
+  redis.call('HSET', sessionKey, 'sid', sid, 'state', 'ended', 'seq', seq, 'endedAt', now, 'endReason', reason,
+    'backends', table.concat(result, ',', 2))
   redis.call('PEXPIRE', sessionKey, tombstoneMs)
   return result
 end

@@ -3,6 +3,7 @@ import type { Locker } from "@vmcp-keepalive/shared";
 import type { SessionStore } from "../store/session-store.js";
 import type { PairScheduler } from "../scheduling/pair-scheduler.js";
 import { withSessionMutex } from "../registrations/session-mutex.js";
+import { createPeriodic } from "../periodic.js";
 
 export interface SessionReaper {
   /** Starts the periodic pass (first one after one interval). */
@@ -45,9 +46,6 @@ export function createSessionReaper(deps: SessionReaperDeps): SessionReaper {
   const { store, scheduler, log } = deps;
   const batchSize = deps.batchSize ?? 200;
   const concurrency = deps.concurrency ?? 16;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> | undefined;
-  let stopped = false;
 
   const reapOne = async (sessionId: string): Promise<boolean> => {
     try {
@@ -90,29 +88,6 @@ export function createSessionReaper(deps: SessionReaperDeps): SessionReaper {
     }
   };
 
-  const schedule = () => {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      running = reapOnce()
-        .catch((err: unknown) => log.error({ err }, "reaper pass failed"))
-        .finally(() => {
-          running = undefined;
-          schedule();
-        });
-    }, deps.intervalMs);
-  };
-
-  return {
-    reapOnce,
-    start() {
-      stopped = false;
-      if (!timer) schedule();
-    },
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-      await running;
-    },
-  };
+  const periodic = createPeriodic(reapOnce, () => deps.intervalMs, log, "reaper pass");
+  return { reapOnce, start: () => periodic.start(), stop: () => periodic.stop() };
 }

@@ -52,17 +52,20 @@ export async function applyMessage(deps: ApplyDeps, message: SessionMessage): Pr
         );
       }
       const decisions: PairDecision[] = message.backends.map((b) => decidePair(findBackend(config, b.backendId)!, b, message));
-      const { status, removedBackends } = await store.applyRegistered(message, decisions, deps.now());
-      if (status !== "applied") return { ...base, status, scheduled: 0, off: {}, removed: 0 };
+      const { status, removedBackends, activeBackends } = await store.applyRegistered(message, decisions, deps.now());
+      if (status !== "applied" && status !== "duplicate") return { ...base, status, scheduled: 0, off: {}, removed: 0 };
+      // A duplicate (redelivery) completes what its first delivery may not have: job schedulers
+      // for the pairs active now (an expired one stays without), removals for the others.
+      const active = (d: PairDecision) => (status === "applied" ? d.status === "active" : activeBackends.includes(d.backendId));
       const off: Record<string, number> = {};
       let scheduled = 0;
       await Promise.all(
         decisions.map(async (d) => {
-          if (d.status === "active") {
+          if (active(d)) {
             await scheduler.upsert(message.sessionId, d.backendId, findBackend(config, d.backendId)!.intervalMs);
             scheduled++;
           } else {
-            off[d.offReason ?? "off"] = (off[d.offReason ?? "off"] ?? 0) + 1;
+            if (d.status !== "active") off[d.offReason ?? "off"] = (off[d.offReason ?? "off"] ?? 0) + 1;
             await scheduler.remove(message.sessionId, d.backendId);
           }
         }),

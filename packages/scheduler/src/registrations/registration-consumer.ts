@@ -6,6 +6,15 @@ import { type KeepaliveConfig, type TypedEmitter } from "@vmcp-keepalive/runtime
 import { applyMessage, MessageRejectedError, type ApplyDeps, type ApplyResult } from "./apply-message.js";
 import { withSessionMutex } from "./session-mutex.js";
 
+/**
+ * Job-lock and stall timings of the registration consumer. Applying a message takes
+ * milliseconds, and its lock is renewed every half lock while it runs; a message a killed
+ * scheduler held is handed on once the lock expired and two stall checks saw it:
+ * 3 s + 2 × 1.5 s = 6 s at most (BullMQ's defaults, 30 s and 30 s, made it up to 90 s). A
+ * message may stall several times (schedulers killed one after another) before it is given up.
+ */
+export const REGISTRATION_JOB_TIMINGS = { lockDuration: 3_000, stalledInterval: 1_500, maxStalledCount: 10 } as const;
+
 /** Jobs whose stored `data` was not JSON, with the parser's complaint. */
 const unparsable = new WeakMap<Job, string>();
 
@@ -84,6 +93,7 @@ export function createRegistrationConsumer(
       autorun: false,
       removeOnComplete: { count: 1_000 },
       removeOnFail: { count: 5_000 },
+      ...REGISTRATION_JOB_TIMINGS,
     },
   );
   worker.on("error", (err) => log.error({ err }, "registration consumer error"));

@@ -11,7 +11,12 @@ export interface PairDecision {
   readonly offReason: OffReason | undefined;
 }
 
-export type ApplyStatus = "applied" | "stale" | "ended" | "unknown";
+/**
+ * What applying a message did: `applied`; `duplicate` (this very message was applied before — a
+ * redelivery — so only its side effects are completed); `stale` (a newer one was applied);
+ * `ended` (the session is over); `unknown` (a touch for a session not registered).
+ */
+export type ApplyStatus = "applied" | "duplicate" | "stale" | "ended" | "unknown";
 
 export interface SessionRecord {
   readonly sessionId: string;
@@ -34,9 +39,13 @@ export const DEFAULT_TOMBSTONE_MS = 86_400_000;
 /** Session and pair state as the scheduler writes it (scripts in packages/scheduler/lua/). */
 export interface SessionStore {
   readonly keys: Keys;
-  applyRegistered(message: SessionRegistered, pairs: readonly PairDecision[], now: number): Promise<{ status: ApplyStatus; removedBackends: string[] }>;
+  /**
+   * `removedBackends`: backends the session no longer lists (applied); `activeBackends`: pairs
+   * active now (duplicate: the side effects to complete).
+   */
+  applyRegistered(message: SessionRegistered, pairs: readonly PairDecision[], now: number): Promise<{ status: ApplyStatus; removedBackends: string[]; activeBackends: string[] }>;
   applyTouched(message: SessionTouched, now: number): Promise<ApplyStatus>;
-  /** Ends a session (message, or the reaper with reason `expired`); returns the backends it had. */
+  /** Ends a session (message, or the reaper with reason `expired`); returns the backends it had (also on a duplicate, from the tombstone). */
   applyEnded(message: Pick<SessionEnded, "sessionId" | "sequence" | "reason">, now: number): Promise<{ status: ApplyStatus; backends: string[] }>;
   /** Session ids whose expiry (sliding TTL / max lifetime) is at or before `now`, oldest first. */
   expiredSessions(now: number, limit: number): Promise<string[]>;
@@ -58,7 +67,8 @@ export function createSessionStore(redis: Redis, keys: Keys, options: { tombston
       const args: (string | number)[] = [m.sessionId, m.sequence, now, m.replicaId, m.sessionTtlMs, m.maxLifetimeMs ?? "", pairPrefix(m.sessionId), pairs.length];
       for (const p of pairs) args.push(p.backendId, p.backendSessionId ?? "", p.protocolVersion ?? "", p.status, p.offReason ?? "");
       const reply = (await APPLY_REGISTERED.run(redis, [keys.session(m.sessionId), keys.sessionBackends(m.sessionId), keys.sessionsByExpiry()], args)) as string[];
-      return { status: reply[0] as ApplyStatus, removedBackends: reply.slice(1) };
+      const status = reply[0] as ApplyStatus;
+      return { status, removedBackends: status === "applied" ? reply.slice(1) : [], activeBackends: status === "duplicate" ? reply.slice(1) : [] };
     },
     async applyTouched(m, now) {
       return (await APPLY_TOUCHED.run(redis, [keys.session(m.sessionId), keys.sessionsByExpiry()], [m.sessionId, m.sequence, now])) as ApplyStatus;

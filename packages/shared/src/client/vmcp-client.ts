@@ -46,6 +46,15 @@ export interface VmcpClientOptions {
   readonly reinitializeLockTtlMs?: number;
   /** Debounce interval of `touch`: at most one `session.touched` per session per interval. @defaultValue 30_000 */
   readonly touchIntervalMs?: number;
+  /**
+   * Soft state: every live session this client registered is registered again this often (its
+   * current backends, a new sequence; jittered ±10 %), so whatever Redis forgets — a flush, a
+   * failover, an old snapshot — comes back within one interval with no operator action. An ended
+   * session is never sent again. Cost: 3,600,000 / interval messages per session per hour (at
+   * the default for a 30-minute session TTL, 10 minutes: 6). Set it to 0 to turn refreshes off.
+   * @defaultValue a third of the session's TTL, at most 10 minutes
+   */
+  readonly refreshIntervalMs?: number;
   /** BullMQ concurrency of the `vmcp-events` subscription. @defaultValue 8 */
   readonly eventConcurrency?: number;
   /** Where the client logs keepalive problems (it never throws them). @defaultValue silent */
@@ -147,6 +156,7 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
   const lockTimeoutMs = options.lockTimeoutMs ?? 22_000;
   const reinitializeLockTtlMs = options.reinitializeLockTtlMs ?? 30_000;
   const touchIntervalMs = options.touchIntervalMs ?? 30_000;
+  const refreshIntervalFor = (o: RegisterOptions) => options.refreshIntervalMs ?? Math.min(Math.round(o.sessionTtlMs / 3), 600_000);
 
   const owned: Redis[] = [];
   const connection = options.connection ?? createRedis(options.redisUrl!, "client", `vmk-vmcp-client@${prefix}`);
@@ -204,6 +214,33 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
     return entry.pending;
   };
 
+  // Soft state: the registration of every live session, re-sent every refresh interval.
+  const live = new Map<string, { options: RegisterOptions; timer: NodeJS.Timeout | undefined }>();
+  const armRefresh = (sessionId: string) => {
+    const entry = live.get(sessionId);
+    if (!entry) return;
+    if (entry.timer) clearTimeout(entry.timer);
+    const every = refreshIntervalFor(entry.options);
+    if (every <= 0) return;
+    entry.timer = setTimeout(
+      () => {
+        const current = live.get(sessionId);
+        if (current !== entry || closing) return;
+        // A registration slides the session's expiry too: it stands in for a pending touch.
+        dropTouch(sessionId);
+        void track(guard("session.registered (refresh)", sessionId, () => publisher.register(sessionId, entry.options)));
+        armRefresh(sessionId);
+      },
+      Math.round(every * (0.9 + 0.2 * Math.random())),
+    );
+    entry.timer.unref();
+  };
+  const forget = (sessionId: string) => {
+    const entry = live.get(sessionId);
+    if (entry?.timer) clearTimeout(entry.timer);
+    live.delete(sessionId);
+  };
+
   // vmcp-events subscription, started with the first handler.
   const handlers = new Set<VmcpEventHandler>();
   let eventWorker: Worker | undefined;
@@ -241,7 +278,13 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
   let closing: Promise<void> | undefined;
 
   return {
-    registerSession: (sessionId, o) => guard("session.registered", sessionId, () => publisher.register(sessionId, o)),
+    registerSession(sessionId, o) {
+      if (!closing) {
+        live.set(sessionId, { options: { ...o, backends: o.backends.map((b) => ({ ...b })) }, timer: live.get(sessionId)?.timer });
+        armRefresh(sessionId);
+      }
+      return guard("session.registered", sessionId, () => publisher.register(sessionId, o));
+    },
 
     touch(sessionId) {
       if (closing) return;
@@ -256,6 +299,7 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
 
     endSession(sessionId, reason) {
       dropTouch(sessionId);
+      forget(sessionId);
       return guard("session.ended", sessionId, () => publisher.end(sessionId, reason));
     },
 
@@ -305,6 +349,14 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
           log.error({ sessionId, backendId, detail: valid.error?.issues[0]?.message ?? "backendSessionId missing" }, "re-initialize callback returned an invalid backend session; nothing stored");
           return { value, lock, state: "invalid_result", schedulerRestoreRequested: false };
         }
+        // Refreshes from now on carry the new backend session (the old one is gone at the backend).
+        const entry = live.get(sessionId);
+        if (entry) {
+          const backends = entry.options.backends.map((b) =>
+            b.backendId === backendId ? { ...b, backendSessionId: valid.data.backendSessionId, ...(value.protocolVersion === undefined ? {} : { protocolVersion: value.protocolVersion }) } : b,
+          );
+          entry.options = { ...entry.options, backends };
+        }
         try {
           const stored = await reinitializePair(connection, keys, { sessionId, backendId, backendSessionId: value.backendSessionId, protocolVersion: value.protocolVersion }, now());
           if (stored.status === "applied") {
@@ -335,6 +387,7 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
     close() {
       closing ??= (async () => {
         // The last activity of every session with a pending trailing touch is sent now.
+        for (const sessionId of [...live.keys()]) forget(sessionId);
         const pending = [...touches.keys()].filter((s) => dropTouch(s));
         await Promise.all(pending.map((s) => sendTouch(s)));
         await Promise.all([...inFlight]);

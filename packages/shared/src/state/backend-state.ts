@@ -23,6 +23,8 @@ export const BACKEND_FIELDS = {
   state: "state",
   /** Consecutive backend failures while closed (all sessions, all workers). */
   consecutiveFailures: "fails",
+  /** When the current run of consecutive failures began (ms); absent while there is none. */
+  failingSince: "failSince",
   /** The failure reason that opened the breaker (or re-opened it after a failed probe). */
   openReason: "reason",
   /** When the breaker opened (ms since epoch). */
@@ -49,6 +51,7 @@ export interface BackendState {
   readonly backendId: string;
   readonly state: BreakerState;
   readonly consecutiveFailures: number;
+  readonly failingSince: number | undefined;
   readonly openReason: FailureReason | undefined;
   readonly openedAt: number | undefined;
   readonly probeAt: number | undefined;
@@ -69,6 +72,7 @@ export function decodeBackend(backendId: string, hash: Record<string, string>): 
     backendId,
     state: state === "open" || state === "probing" ? state : "closed",
     consecutiveFailures: num(hash[F.consecutiveFailures]) ?? 0,
+    failingSince: num(hash[F.failingSince]),
     openReason: (hash[F.openReason] || undefined) as FailureReason | undefined,
     openedAt: num(hash[F.openedAt]),
     probeAt: num(hash[F.probeAt]),

@@ -18,4 +18,6 @@ export const SESSION_FIELDS = {
   expiresAt: "expiresAt",
   endedAt: "endedAt",
   endReason: "endReason",
+  /** Tombstone only: the backend ids the session had (comma-separated), so a redelivered end completes its removals. */
+  endedBackends: "backends",
 } as const;

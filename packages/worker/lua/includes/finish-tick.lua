@@ -20,7 +20,7 @@ local function finish_tick(pk, bk, t)
     redis.call('HDEL', bk, 'probeToken', 'probeUntil')
     if t.breakerOp == 'reset' then
       redis.call('HSET', bk, 'state', 'closed', 'fails', 0)
-      redis.call('HDEL', bk, 'probeAt', 'reason', 'openedAt')
+      redis.call('HDEL', bk, 'probeAt', 'reason', 'openedAt', 'failSince')
       bt, bfails = 'closed', 0
     elseif t.breakerOp == 'count' then
       redis.call('HSET', bk, 'state', 'open', 'probeAt', now + t.probeDelayMs, 'reason', t.reason)
@@ -32,12 +32,23 @@ local function finish_tick(pk, bk, t)
     end
   elseif state == 'closed' then
     if t.breakerOp == 'reset' then
-      if bfails ~= 0 then redis.call('HSET', bk, 'fails', 0) end
+      if bfails ~= 0 then
+        redis.call('HSET', bk, 'fails', 0)
+        redis.call('HDEL', bk, 'failSince')
+      end
       bfails = 0
     elseif t.breakerOp == 'count' then
       bfails = redis.call('HINCRBY', bk, 'fails', 1)
-      if bfails >= t.failureThreshold then
+      -- The run of failures began at its first failure; it must both reach the threshold and
+      -- span minFailureSpanMs with no success in between (a blip never opens the breaker).
+      local since = tonumber(redis.call('HGET', bk, 'failSince') or '')
+      if not since then
+        since = now
+        redis.call('HSET', bk, 'failSince', now)
+      end
+      if bfails >= t.failureThreshold and now - since >= t.minFailureSpanMs then
         redis.call('HSET', bk, 'state', 'open', 'reason', t.reason, 'openedAt', now, 'probeAt', now + t.probeDelayMs)
+        redis.call('HDEL', bk, 'failSince')
         bt = 'opened'
       end
     end

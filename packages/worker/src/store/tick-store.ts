@@ -46,6 +46,8 @@ export interface FinishAccounting {
   readonly breakerOp: BreakerOp;
   /** `breaker.failure_threshold`. */
   readonly failureThreshold: number;
+  /** `breaker.min_failure_span`: the consecutive failures must also span this long to open the breaker. */
+  readonly minFailureSpanMs: number;
   /** Time from now to the next probe if this tick opens or re-opens the breaker (jittered). */
   readonly probeDelayMs: number;
   /** The token of a tick that holds the probe. */

@@ -185,6 +185,7 @@ async function callAndRecord(deps: KeepaliveDeps, log: Logger, backend: BackendC
     ...(plan.expired ? { pairStatus: "expired" as const } : {}),
     breakerOp: plan.breakerOp,
     failureThreshold: config.breaker.failureThreshold,
+    minFailureSpanMs: config.breaker.minFailureSpanMs,
     probeDelayMs,
     ...(start.probe ? { probeToken: token } : {}),
     ...(plan.methodOp ? { methodOp: plan.methodOp } : {}),
