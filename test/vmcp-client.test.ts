@@ -161,6 +161,26 @@ describe("createVmcpClient", () => {
     }
   });
 
+  it("re-registers every live session each refresh interval, with the backend session a re-initialize stored; never an ended one", async () => {
+    await register("s1", "old");
+    const c = client({ refreshIntervalMs: 300 });
+    await c.registerSession("s1", { sessionTtlMs: 60_000, backends: [{ backendId: "b1", backendSessionId: "old" }] });
+    await c.registerSession("s2", { sessionTtlMs: 60_000, backends: [{ backendId: "b1", backendSessionId: "other" }] });
+    await c.reinitializeBackend("s1", "b1", async () => ({ backendSessionId: "new", protocolVersion: "2025-11-25" }));
+    const refreshes = async (sessionId: string) =>
+      (await queue.getJobs(["waiting", "active", "completed"]))
+        .map((j) => j.data as { type: string; sessionId: string; sequence: number; backends?: { backendSessionId?: string; protocolVersion?: string }[] })
+        .filter((m) => m.type === "session.registered" && m.sessionId === sessionId)
+        .sort((a, b) => a.sequence - b.sequence);
+    await waitFor("two refreshes of s1", async () => (await refreshes("s1")).length >= 3, 5_000);
+    const last = (await refreshes("s1")).at(-1)!;
+    expect(last.backends).toEqual([{ backendId: "b1", backendSessionId: "new", protocolVersion: "2025-11-25" }]);
+    await c.endSession("s2");
+    const afterEnd = (await refreshes("s2")).length;
+    await sleep(1_000);
+    expect((await refreshes("s2")).length).toBe(afterEnd);
+  });
+
   describe("reinitializeBackend", () => {
     it("stores the new backend session under the lock and bumps the epoch", async () => {
       await register("s1", "old");

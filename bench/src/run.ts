@@ -9,6 +9,7 @@
  * --smoke (or BENCH_SMOKE=1): tiny sizes, for CI (< 60 s); the figures are not meaningful.
  * --sse: the backend answers POSTs with SSE streams (the SDK's default) instead of JSON bodies.
  * --profile-throughput: only the saturation run (a development aid for profiling the worker).
+ * --only-flatness, --only-refresh: only that phase (development aids).
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -23,6 +24,7 @@ import { FULL, SMOKE, type BenchContext } from "./context.js";
 import { runFlatness } from "./phases/flatness.js";
 import { runMemory } from "./phases/memory.js";
 import { runInProcessTimers, runPlainLoop } from "./phases/plain.js";
+import { runRefresh } from "./phases/refresh.js";
 import { runThroughput } from "./phases/throughput.js";
 import { killAll, tempDir, workerNodeFlags } from "./processes.js";
 import { figure, formatTable, type Figure } from "./report.js";
@@ -54,6 +56,7 @@ async function main(): Promise<void> {
       out: { type: "string" },
       "profile-throughput": { type: "boolean" },
       "only-flatness": { type: "boolean" },
+      "only-refresh": { type: "boolean" },
     },
     strict: true,
   });
@@ -101,6 +104,12 @@ async function main(): Promise<void> {
       process.stdout.write(`${JSON.stringify({ oneWorker: tp.oneWorker, roundTrips: tp.roundTripsPerKeepalive, monitor: tp.monitor }, null, 2)}\n`);
       return;
     }
+    if (values["only-refresh"]) {
+      // Development aid: only the soft-state refresh phase.
+      const refresh = await runRefresh(ctx);
+      process.stdout.write(`${JSON.stringify(refresh, null, 1)}\n`);
+      return;
+    }
     if (values["only-flatness"]) {
       // Development aid: only the flatness/lag phase, with its per-second shapes.
       const flat = await runFlatness(ctx);
@@ -117,6 +126,8 @@ async function main(): Promise<void> {
     const tp = await runThroughput((ctx = await freshBackend()));
     log("memory and registration");
     const mem = await runMemory(ctx);
+    log("soft-state refresh");
+    const refresh = await runRefresh(ctx);
     log("flatness and lag");
     const flat = await runFlatness((ctx = await freshBackend()));
 
@@ -153,6 +164,15 @@ async function main(): Promise<void> {
       figure("registration.pairs_per_s", "registration, queue → job scheduler", "pairs/s", mem.registrationPairsPerSecond, { op: ">=", value: 5000 }),
       figure("registration.pairs_per_s_with_worker", "registration while a worker runs", "pairs/s", flat.registrationPairsPerSecond),
       figure("registration.in_process_pairs_per_s", "registration in-process (no queue hop)", "pairs/s", mem.inProcessPairsPerSecond),
+      figure("refresh.per_s", `refresh of ${refresh.sessions.toLocaleString("en-US")} live sessions, one scheduler`, "msgs/s", refresh.perSecond),
+      figure("refresh.redis_cpu_us_per_message", "Redis CPU per refresh message", "µs", refresh.redisCpuUsPerRefresh),
+      figure("refresh.scheduler_cpu_us_per_message", "scheduler CPU per refresh message", "µs", refresh.schedulerCpuUsPerRefresh),
+      figure(
+        "refresh.redis_core_share_100k_10min",
+        "Redis core share: 100,000 sessions refreshed every 10 min (6 msgs/session/h)",
+        "%",
+        (((100_000 * 6) / 3600) * refresh.redisCpuUsPerRefresh) / 10_000,
+      ),
       figure("flatness.steady_ratio", "busiest ÷ mean second, steady", "", flat.steady.ratio, { op: "<=", value: 1.3 }),
       figure("flatness.steady_lag_p50_ms", "schedule lag p50, steady", "ms", flat.steady.lagP50Ms),
       figure("flatness.steady_lag_p99_ms", "schedule lag p99, steady", "ms", flat.steady.lagP99Ms, { op: "<=", value: 250 }),
