@@ -92,6 +92,28 @@ describe("createVmcpClient", () => {
     expect((await messages()).every((x) => x.type === "session.touched")).toBe(true);
   });
 
+  it("touch reports the backends a session called: the leading touch at once, the others folded into the trailing one", async () => {
+    const c = client({ touchIntervalMs: 600 });
+    const before = Date.now();
+    c.touch("s1", { backendIds: ["b1"] });
+    await waitFor("leading touch", async () => (await messages()).length === 1);
+    await sleep(100);
+    const secondUse = Date.now();
+    c.touch("s1", { backendIds: ["b2"] });
+    c.touch("s1");
+    c.touch("s1", { backendIds: ["b2", "b3"] });
+    await waitFor("trailing touch", async () => (await messages()).length === 2, 5_000);
+    const [lead, trail] = (await queue.getJobs(["waiting", "active", "completed"]))
+      .map((j) => j.data as { sequence: number; occurredAt: string; backendIds?: string[] })
+      .sort((a, b) => a.sequence - b.sequence);
+    expect(lead!.backendIds).toEqual(["b1"]);
+    expect(Date.parse(lead!.occurredAt)).toBeGreaterThanOrEqual(before);
+    expect(trail!.backendIds).toEqual(["b2", "b3"]);
+    // The trailing touch says when its backends were first used, not when it was sent.
+    expect(Date.parse(trail!.occurredAt)).toBeGreaterThanOrEqual(secondUse);
+    expect(Date.parse(trail!.occurredAt)).toBeLessThan(secondUse + 50);
+  });
+
   it("sends a pending trailing touch on close and drops it on endSession", async () => {
     const c = client({ touchIntervalMs: 60_000 });
     c.touch("s1");

@@ -49,6 +49,7 @@ export const FIGURE_KEYS = [
   "refresh.redis_cpu_us_per_message",
   "refresh.scheduler_cpu_us_per_message",
   "refresh.redis_core_share_100k_10min",
+  "traffic.backend_calls_per_interval_half_busy",
   "flatness.steady_ratio",
   "flatness.steady_lag_p50_ms",
   "flatness.steady_lag_p99_ms",

@@ -26,6 +26,7 @@ import { runMemory } from "./phases/memory.js";
 import { runInProcessTimers, runPlainLoop } from "./phases/plain.js";
 import { runRefresh } from "./phases/refresh.js";
 import { runThroughput } from "./phases/throughput.js";
+import { runTraffic } from "./phases/traffic.js";
 import { killAll, tempDir, workerNodeFlags } from "./processes.js";
 import { figure, formatTable, type Figure } from "./report.js";
 
@@ -128,6 +129,8 @@ async function main(): Promise<void> {
     const mem = await runMemory(ctx);
     log("soft-state refresh");
     const refresh = await runRefresh(ctx);
+    log("traffic-aware keepalive");
+    const traffic = await runTraffic((ctx = await freshBackend()));
     log("flatness and lag");
     const flat = await runFlatness((ctx = await freshBackend()));
 
@@ -173,6 +176,10 @@ async function main(): Promise<void> {
         "%",
         (((100_000 * 6) / 3600) * refresh.redisCpuUsPerRefresh) / 10_000,
       ),
+      figure("traffic.backend_calls_per_interval_half_busy", `backend calls per interval, half of ${traffic.pairs.toLocaleString("en-US")} pairs busy`, "calls", traffic.callsPerInterval, {
+        op: "<=",
+        value: Math.round(traffic.pairs * 0.55),
+      }),
       figure("flatness.steady_ratio", "busiest ÷ mean second, steady", "", flat.steady.ratio, { op: "<=", value: 1.3 }),
       figure("flatness.steady_lag_p50_ms", "schedule lag p50, steady", "ms", flat.steady.lagP50Ms),
       figure("flatness.steady_lag_p99_ms", "schedule lag p99, steady", "ms", flat.steady.lagP99Ms, { op: "<=", value: 250 }),

@@ -154,6 +154,22 @@ describe("registration consumer", () => {
     expect(await raw.getJobCounts("failed", "completed")).toEqual({ failed: 2, completed: 1 });
   });
 
+  it("a touch naming the backends a session called records their traffic; one naming a backend the session lacks is rejected", async () => {
+    const { scheduler, publisher, raw, store } = await setup();
+    await publisher.register("t1", { sessionTtlMs: 60_000, backends: [{ backendId: "pw", backendSessionId: "bs-t1" }] });
+    await waitFor("registered", () => scheduler.keepaliveQueue.getJobScheduler(schedulerId("t1", "pw")));
+    const at = Date.now() - 1_000;
+    await publisher.touch("t1", { at, backendIds: ["pw"] });
+    await waitFor("traffic recorded", async () => (await store.readPair("t1", "pw"))?.lastTrafficAt === at);
+    const bad = await raw.add("session.touched", { type: "session.touched", sessionId: "t1", occurredAt: now(), sequence: publisher.nextSequence("t1"), backendIds: ["search"] });
+    const job = await waitFor("the touch rejected", async () => {
+      const j = await raw.getJob(bad.id!);
+      return (await j?.isFailed()) ? j : undefined;
+    });
+    expect(job.failedReason).toBe('unknown_backend: session t1 has no backend "search"');
+    expect(job.attemptsMade).toBe(1);
+  });
+
   it("is idempotent across two scheduler processes consuming the same queue", async () => {
     const prefix = testPrefix();
     const a = await setup(prefix);

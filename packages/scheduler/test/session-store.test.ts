@@ -66,7 +66,7 @@ describe("state store", () => {
     expect(await store.readPair("s1", "pw")).toBeUndefined();
     expect(await redis.zscore(keys.sessionsByExpiry(), "s1")).toBeNull();
     expect((await store.applyRegistered(reg("s1", 9), [active("b-1")], 20)).status).toBe("ended");
-    expect(await store.applyTouched({ type: "session.touched", v: 1, sessionId: "s1", occurredAt: new Date().toISOString(), sequence: 10 }, 30)).toBe("ended");
+    expect((await store.applyTouched({ type: "session.touched", v: 1, sessionId: "s1", occurredAt: new Date().toISOString(), sequence: 10 }, 30)).status).toBe("ended");
     expect(await store.readPair("s1", "pw")).toBeUndefined();
     expect(await redis.pttl(keys.session("s1"))).toBeGreaterThan(0);
     await flushPrefix(url, prefix);
@@ -77,13 +77,20 @@ describe("state store", () => {
     const keys = createKeys(prefix);
     const store = createSessionStore(redis, keys);
     const touch = (sequence: number) => ({ type: "session.touched" as const, v: 1 as const, sessionId: "s1", occurredAt: new Date().toISOString(), sequence });
-    expect(await store.applyTouched(touch(2), 0)).toBe("unknown");
+    expect((await store.applyTouched(touch(2), 0)).status).toBe("unknown");
     await store.applyRegistered(reg("s1", 1, "b-1", { maxLifetimeMs: 100_000 }), [active("b-1")], 0);
-    expect(await store.applyTouched(touch(2), 10_000)).toBe("applied");
+    expect((await store.applyTouched(touch(2), 10_000)).status).toBe("applied");
     expect((await store.readSession("s1"))?.expiresAt).toBe(70_000);
-    expect(await store.applyTouched(touch(3), 90_000)).toBe("applied");
+    expect((await store.applyTouched(touch(3), 90_000)).status).toBe("applied");
     expect((await store.readSession("s1"))?.expiresAt).toBe(100_000);
-    expect(await store.applyTouched(touch(3), 95_000)).toBe("stale");
+    expect((await store.applyTouched(touch(3), 95_000)).status).toBe("stale");
+    // A touch that names the backends it called records their traffic on the pairs; one naming a
+    // backend the session did not register is refused, and writes nothing.
+    const used = { ...touch(4), occurredAt: new Date(96_000).toISOString(), backendIds: ["pw"] };
+    expect(await store.applyTouched(used, 97_000)).toEqual({ status: "applied", unknownBackends: [] });
+    expect((await store.readPair("s1", "pw"))?.lastTrafficAt).toBe(96_000);
+    expect(await store.applyTouched({ ...touch(5), backendIds: ["pw", "db"] }, 98_000)).toEqual({ status: "unknown_backends", unknownBackends: ["db"] });
+    expect((await store.readSession("s1"))?.sequence).toBe(4);
     expect(Number(await redis.zscore(keys.sessionsByExpiry(), "s1"))).toBe(100_000);
     await flushPrefix(url, prefix);
   });

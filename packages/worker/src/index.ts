@@ -4,7 +4,7 @@
  * and the keepalive metrics.
  */
 export { createWorker, scheduledAt, jobTimings, type KeepaliveWorker, type WorkerOptions } from "./create-worker.js";
-export { runKeepalive, lockTtlMs, type KeepaliveDeps, type KeepaliveJobResult } from "./tick/run-tick.js";
+export { runKeepalive, lockTtlMs, trafficWindowMs, type KeepaliveDeps, type KeepaliveJobResult } from "./tick/run-tick.js";
 export { nextCall, planRecord, hasFallback, type CallMethod, type CallResult, type TickState, type TickRecord, type BreakerOp, type MethodOp } from "./tick/plan.js";
 export type { KeepaliveEventMap } from "./tick/keepalive-events.js";
 export {

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import { createKeys, createLocker, KEEPALIVE_JOB_NAME, KEEPALIVE_JOB_OPTIONS, QUEUE_KEEPALIVE, schedulerId, type SessionRegistered } from "@vmcp-keepalive/shared";
 import { createSessionStore } from "@vmcp-keepalive/scheduler";
 import { createLogger, parseConfig } from "@vmcp-keepalive/runtime";
-import { captureLines, expectNoLeakedConnections, flushPrefix, openBackendSession, startMcpTestBackend, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
+import { captureLines, expectNoLeakedConnections, flushPrefix, openBackendSession, sleep, startMcpTestBackend, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
 import { createWorker } from "../src/create-worker.js";
 
 const url = inject("redisUrl");
@@ -94,6 +94,27 @@ describe("keepalive worker", () => {
     await t.worker.start();
     await waitFor("pings", () => t.backend.count("ping") >= 2, 10_000);
     expect(t.backend.calls.filter((c) => c.method === "ping").every((c) => c.sessionId === real.sessionId)).toBe(true);
+  });
+
+  it("a pair that carried traffic within its interval gets no backend call (recent_traffic); once idle, it is pinged again", async () => {
+    const t = await setup(1_000);
+    const session = await openBackendSession(t.backend.url);
+    await t.register("busy", session.sessionId);
+    // The vMCP reports that the session called this backend a moment ago.
+    const touch = (sequence: number) => t.store.applyTouched({ type: "session.touched", v: 1, sessionId: "busy", occurredAt: new Date().toISOString(), sequence, backendIds: ["pw"] }, Date.now());
+    expect((await touch(2)).status).toBe("applied");
+    expect(await t.worker._tick("busy", "pw")).toEqual({ outcome: "skipped", reason: "recent_traffic" });
+    await sleep(400);
+    expect((await touch(3)).status).toBe("applied");
+    expect(await t.worker._tick("busy", "pw")).toEqual({ outcome: "skipped", reason: "recent_traffic" });
+    expect(t.backend.count("ping", session.sessionId)).toBe(0);
+    expect((await t.store.readPair("busy", "pw"))?.lastOutcome).toBe("skipped:recent_traffic");
+    // Idle for longer than the window (one 1 s interval): pinged as usual.
+    await sleep(1_100);
+    expect(await t.worker._tick("busy", "pw")).toMatchObject({ outcome: "success", method: "ping" });
+    expect(t.backend.count("ping", session.sessionId)).toBe(1);
+    const skipped = await t.worker.registry.getSingleMetricAsString("keepalive_skipped_total");
+    expect(skipped).toContain('keepalive_skipped_total{backend="pw",reason="recent_traffic"} 2');
   });
 
   it("skips a tick whose pair lock is held elsewhere: no ping, outcome skipped (not failed)", async () => {

@@ -74,7 +74,10 @@ export async function applyMessage(deps: ApplyDeps, message: SessionMessage): Pr
       return { ...base, status, scheduled, off, removed: removedBackends.length };
     }
     case "session.touched": {
-      const status = await store.applyTouched(message, deps.now());
+      const { status, unknownBackends } = await store.applyTouched(message, deps.now());
+      if (status === "unknown_backends") {
+        throw new MessageRejectedError("unknown_backend", `session ${message.sessionId} has no backend ${unknownBackends.map((b) => JSON.stringify(b)).join(", ")}`);
+      }
       return { ...base, status, scheduled: 0, off: {}, removed: 0 };
     }
     case "session.backend_reinitialized": {

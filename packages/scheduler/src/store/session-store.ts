@@ -44,7 +44,8 @@ export interface SessionStore {
    * active now (duplicate: the side effects to complete).
    */
   applyRegistered(message: SessionRegistered, pairs: readonly PairDecision[], now: number): Promise<{ status: ApplyStatus; removedBackends: string[]; activeBackends: string[] }>;
-  applyTouched(message: SessionTouched, now: number): Promise<ApplyStatus>;
+  /** `unknown_backends`: the touch names backends the session did not register; nothing was written. */
+  applyTouched(message: SessionTouched, now: number): Promise<{ status: ApplyStatus | "unknown_backends"; unknownBackends: string[] }>;
   /** Ends a session (message, or the reaper with reason `expired`); returns the backends it had (also on a duplicate, from the tombstone). */
   applyEnded(message: Pick<SessionEnded, "sessionId" | "sequence" | "reason">, now: number): Promise<{ status: ApplyStatus; backends: string[] }>;
   /** Session ids whose expiry (sliding TTL / max lifetime) is at or before `now`, oldest first. */
@@ -71,7 +72,13 @@ export function createSessionStore(redis: Redis, keys: Keys, options: { tombston
       return { status, removedBackends: status === "applied" ? reply.slice(1) : [], activeBackends: status === "duplicate" ? reply.slice(1) : [] };
     },
     async applyTouched(m, now) {
-      return (await APPLY_TOUCHED.run(redis, [keys.session(m.sessionId), keys.sessionsByExpiry()], [m.sessionId, m.sequence, now])) as ApplyStatus;
+      const reply = (await APPLY_TOUCHED.run(
+        redis,
+        [keys.session(m.sessionId), keys.sessionsByExpiry(), keys.sessionBackends(m.sessionId)],
+        [m.sessionId, m.sequence, now, pairPrefix(m.sessionId), Date.parse(m.occurredAt) || now, ...(m.backendIds ?? [])],
+      )) as string[];
+      if (reply[0] === "unknown_backends") return { status: "unknown_backends", unknownBackends: reply.slice(1) };
+      return { status: reply[0] as ApplyStatus, unknownBackends: [] };
     },
     async applyEnded(m, now) {
       const reply = (await APPLY_ENDED.run(

@@ -28,7 +28,8 @@ export interface RegisterOptions {
  */
 export interface SessionPublisher {
   register(sessionId: string, options: RegisterOptions): Promise<void>;
-  touch(sessionId: string): Promise<void>;
+  /** `at`: when the activity happened (ms; default now); `backendIds`: the backends it called. */
+  touch(sessionId: string, activity?: { at?: number; backendIds?: readonly string[] }): Promise<void>;
   end(sessionId: string, reason?: string): Promise<void>;
   /** Asks the scheduler to reconcile a re-initialized pair's job scheduler (see `session.backend_reinitialized`). */
   backendReinitialized(sessionId: string, backendId: string): Promise<void>;
@@ -71,7 +72,14 @@ export function createSessionPublisher(options: { connection: Redis; prefix: str
         ...(o.maxLifetimeMs === undefined ? {} : { maxLifetimeMs: o.maxLifetimeMs }),
         backends: [...o.backends],
       }),
-    touch: (sessionId) => publish({ type: "session.touched", sessionId, occurredAt: new Date(now()).toISOString(), sequence: nextSequence(sessionId) }),
+    touch: (sessionId, activity = {}) =>
+      publish({
+        type: "session.touched",
+        sessionId,
+        occurredAt: new Date(activity.at ?? now()).toISOString(),
+        sequence: nextSequence(sessionId),
+        ...(activity.backendIds && activity.backendIds.length > 0 ? { backendIds: [...activity.backendIds] } : {}),
+      }),
     backendReinitialized: (sessionId, backendId) =>
       publish({
         type: "session.backend_reinitialized",

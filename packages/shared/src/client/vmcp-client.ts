@@ -107,6 +107,14 @@ export interface ReinitializedBackend {
   readonly protocolVersion?: string | undefined;
 }
 
+/** Activity a touch reports: when, and which backends it called. */
+interface Activity {
+  at: number;
+  backends: Set<string>;
+  /** Time of the first use of a backend added to a pending (trailing) touch. */
+  earliestBackendUse: number | undefined;
+}
+
 export type VmcpEventHandler = (event: VmcpEvent) => void | Promise<void>;
 
 /** The surface one vMCP replica uses. Nothing here throws a keepalive problem at the vMCP. */
@@ -118,8 +126,12 @@ export interface VmcpClient {
    * `touchIntervalMs` collapse into one trailing message at the end of the interval, so a busy
    * session costs at most one message per interval and its last activity is never lost. Never
    * throws and never waits for Redis.
+   *
+   * `backendIds`: the backends this activity called. Their pairs carried real traffic, which
+   * kept those backend sessions alive: the keepalive worker skips their next tick
+   * (`recent_traffic`) instead of calling the backend. Only backends the session registered.
    */
-  touch(sessionId: string): void;
+  touch(sessionId: string, options?: { readonly backendIds?: readonly string[] }): void;
   /** Publishes `session.ended` (drops any pending trailing touch). */
   endSession(sessionId: string, reason?: string): Promise<PublishResult>;
   /**
@@ -181,34 +193,34 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
     }
   };
 
-  // Debounced touches: one entry per session with a touch sent in the current interval.
-  const touches = new Map<string, { timer: NodeJS.Timeout; pending: boolean }>();
+  // Debounced touches: one entry per session with a touch sent in the current interval, and the
+  // activity (time, backends used) the trailing touch will report.
+  const touches = new Map<string, { timer: NodeJS.Timeout; pending: Activity | undefined }>();
   const inFlight = new Set<Promise<unknown>>();
   const track = <T>(p: Promise<T>): Promise<T> => {
     inFlight.add(p);
     void p.finally(() => inFlight.delete(p));
     return p;
   };
-  const sendTouch = (sessionId: string) => track(guard("session.touched", sessionId, () => publisher.touch(sessionId)));
+  const sendTouch = (sessionId: string, activity: Activity) =>
+    track(guard("session.touched", sessionId, () => publisher.touch(sessionId, { at: activity.earliestBackendUse ?? activity.at, backendIds: [...activity.backends] })));
   const arm = (sessionId: string) => {
-    const entry = {
-      pending: false,
+    const entry: { timer: NodeJS.Timeout; pending: Activity | undefined } = {
+      pending: undefined,
       timer: setTimeout(() => {
-        if (!entry.pending) {
-          touches.delete(sessionId);
-          return;
-        }
         touches.delete(sessionId);
-        void sendTouch(sessionId);
+        if (!entry.pending) return;
+        void sendTouch(sessionId, entry.pending);
         arm(sessionId);
       }, touchIntervalMs),
     };
     entry.timer.unref();
     touches.set(sessionId, entry);
   };
-  const dropTouch = (sessionId: string): boolean => {
+  /** Forgets a session's debounce; returns the activity a trailing touch would have reported. */
+  const dropTouch = (sessionId: string): Activity | undefined => {
     const entry = touches.get(sessionId);
-    if (!entry) return false;
+    if (!entry) return undefined;
     clearTimeout(entry.timer);
     touches.delete(sessionId);
     return entry.pending;
@@ -286,14 +298,23 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
       return guard("session.registered", sessionId, () => publisher.register(sessionId, o));
     },
 
-    touch(sessionId) {
+    touch(sessionId, o = {}) {
       if (closing) return;
+      const at = now();
+      const used = o.backendIds ?? [];
       const entry = touches.get(sessionId);
       if (entry) {
-        entry.pending = true;
+        // Folded into the trailing touch. Its time is the earliest last use among the backends it
+        // names (conservative: a backend's traffic is never reported later than it happened).
+        const pending = (entry.pending ??= { at, backends: new Set(), earliestBackendUse: undefined });
+        pending.at = at;
+        for (const b of used) {
+          if (!pending.backends.has(b)) pending.earliestBackendUse = Math.min(pending.earliestBackendUse ?? at, at);
+          pending.backends.add(b);
+        }
         return;
       }
-      void sendTouch(sessionId);
+      void sendTouch(sessionId, { at, backends: new Set(used), earliestBackendUse: undefined });
       arm(sessionId);
     },
 
@@ -388,8 +409,11 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
       closing ??= (async () => {
         // The last activity of every session with a pending trailing touch is sent now.
         for (const sessionId of [...live.keys()]) forget(sessionId);
-        const pending = [...touches.keys()].filter((s) => dropTouch(s));
-        await Promise.all(pending.map((s) => sendTouch(s)));
+        const pending = [...touches.keys()].flatMap((s) => {
+          const activity = dropTouch(s);
+          return activity ? [[s, activity] as const] : [];
+        });
+        await Promise.all(pending.map(([s, activity]) => sendTouch(s, activity)));
         await Promise.all([...inFlight]);
         await closeInOrder([eventWorker && (() => eventWorker!.close()), eventConnection && (() => closeRedis(eventConnection!)), () => publisher.close(), ...owned.map((r) => () => closeRedis(r))]);
       })();

@@ -17,6 +17,8 @@ export const SKIP_REASONS = [
   "disabled",
   /** The session ended or was reaped; the tick came from a scheduler being removed. */
   "ended",
+  /** The pair carried real traffic within its window (the vMCP reported it): that traffic kept the backend session alive. */
+  "recent_traffic",
 ] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
 

@@ -63,6 +63,16 @@ export const SessionRegisteredSchema = z.strictObject({
 export const SessionTouchedSchema = z.strictObject({
   type: z.literal("session.touched"),
   ...Base,
+  /**
+   * The backends the session called since its last touch (at `occurredAt` or later): real
+   * traffic that kept those backend sessions alive, so their next keepalive tick is skipped
+   * (`recent_traffic`). Each must be a backend the session registered.
+   */
+  backendIds: z
+    .array(IdSchema)
+    .max(64)
+    .refine((ids) => new Set(ids).size === ids.length, { message: "backendIds must be unique" })
+    .optional(),
 });
 
 export const SessionEndedSchema = z.strictObject({

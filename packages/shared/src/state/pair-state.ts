@@ -23,6 +23,7 @@ export interface PairState {
   readonly lastFailureReason: FailureReason | undefined;
   readonly consecutiveFailures: number;
   readonly lastLatencyMs: number | undefined;
+  readonly lastTrafficAt: number | undefined;
 }
 
 /** Hash field names (short names keep per-pair memory low; see docs/contract.md). */
@@ -42,6 +43,8 @@ export const PAIR_FIELDS = {
   lastFailureReason: "failReason",
   consecutiveFailures: "fails",
   lastLatencyMs: "latMs",
+  /** When the pair last carried real traffic, as the vMCP reported it (`session.touched` backendIds). */
+  lastTrafficAt: "trafficAt",
 } as const;
 
 const num = (v: string | undefined): number | undefined => (v === undefined || v === "" ? undefined : Number(v));
@@ -69,6 +72,7 @@ export function decodePair(hash: Record<string, string>): PairState | undefined 
     lastFailureReason: str(hash[F.lastFailureReason]) as FailureReason | undefined,
     consecutiveFailures: num(hash[F.consecutiveFailures]) ?? 0,
     lastLatencyMs: num(hash[F.lastLatencyMs]),
+    lastTrafficAt: num(hash[F.lastTrafficAt]),
   };
 }
 

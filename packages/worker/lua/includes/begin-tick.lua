@@ -1,19 +1,25 @@
 --[[
-  begin_tick(pk, bk, now, token, lease, pingRetryDelay, fallback): reads a pair and decides,
-  against its backend's breaker, whether this tick calls the backend.
+  begin_tick(pk, bk, now, token, lease, pingRetryDelay, fallback, trafficWindow): reads a pair and
+  decides, against its backend's breaker, whether this tick calls the backend.
   Returns { decision, breakerState, learnedMethod, pingRetry (0|1), pairHashFlat }
-    decision: 'no_pair' | 'inactive' | 'skip_open' | 'call' | 'probe'
+    decision: 'no_pair' | 'inactive' | 'recent_traffic' | 'skip_open' | 'call' | 'probe'
     'probe': this tick claimed the backend's one probe (state -> probing, lease until now + lease).
+    'recent_traffic': the pair carried traffic less than trafficWindow ms ago (its `trafficAt`);
+      records `skipped:recent_traffic` on the pair.
     'skip_open': records `skipped:breaker_open` on the pair.
     pingRetry = 1: this tick claimed the ping retry of a backend that learned its tool (the next
     retry is pushed out by pingRetryDelay), so one worker in the cluster retries ping per window.
   Field names: PAIR_FIELDS and BACKEND_FIELDS in packages/shared (a test keeps them in step).
 ]]
-local function begin_tick(pk, bk, now, token, lease, pingRetryDelay, fallback)
+local function begin_tick(pk, bk, now, token, lease, pingRetryDelay, fallback, trafficWindow)
   local pair = redis.call('HGETALL', pk)
   if #pair == 0 then return {'no_pair', '', '', 0, pair} end
-  local p = redis.call('HMGET', pk, 'status', 'bsid')
+  local p = redis.call('HMGET', pk, 'status', 'bsid', 'trafficAt')
   if (p[1] and p[1] ~= 'active') or not p[2] or p[2] == '' then return {'inactive', '', '', 0, pair} end
+  if trafficWindow > 0 and p[3] and now - tonumber(p[3]) < trafficWindow then
+    redis.call('HSET', pk, 'lastAt', now, 'last', 'skipped:recent_traffic')
+    return {'recent_traffic', '', '', 0, pair}
+  end
   local b = redis.call('HMGET', bk, 'state', 'probeAt', 'probeUntil', 'method', 'pingRetryAt')
   local state = b[1] or 'closed'
   local decision = 'call'

@@ -10,6 +10,8 @@ export type TickStart =
   | { readonly kind: "no_pair" }
   /** The pair is off or expired, or has no backend session. */
   | { readonly kind: "inactive"; readonly pair: PairState }
+  /** The pair carried real traffic within the traffic window: that traffic kept it alive. */
+  | { readonly kind: "recent_traffic"; readonly pair: PairState }
   /** The breaker is open (or another tick holds the probe): no backend call. */
   | { readonly kind: "skip_open"; readonly pair: PairState; readonly breaker: BreakerState }
   /**
@@ -34,6 +36,8 @@ export interface BeginOptions {
   readonly pingRetryDelayMs: number;
   /** The backend is `tool:<name>` without every-tick: it may switch between ping and the tool. */
   readonly fallback: boolean;
+  /** A pair that carried traffic less than this long ago is skipped (`recent_traffic`). @defaultValue 0 (never) */
+  readonly trafficWindowMs?: number;
   /**
    * Single-node fast path: take the pair lock in the same script. Held afterwards for `call` and
    * `inactive`; released in the script otherwise.
@@ -119,7 +123,7 @@ function flatToRecord(flat: unknown): Record<string, string> {
 export function createTickStore(redis: Redis, keys: Keys): TickStore {
   return {
     async begin(sessionId, backendId, now, o) {
-      const args: (string | number)[] = [now, o.token, Math.round(o.probeLeaseMs), Math.round(o.pingRetryDelayMs), o.fallback ? "1" : "0"];
+      const args: (string | number)[] = [now, o.token, Math.round(o.probeLeaseMs), Math.round(o.pingRetryDelayMs), o.fallback ? "1" : "0", Math.max(0, Math.round(o.trafficWindowMs ?? 0))];
       const pairKeys = [keys.pair(sessionId, backendId), keys.backend(backendId)];
       const reply = (
         o.lockTtlMs === undefined
@@ -131,6 +135,7 @@ export function createTickStore(redis: Redis, keys: Keys): TickStore {
       const pair = decodePair(flatToRecord(flat));
       if (decision === "no_pair" || !pair) return { kind: "no_pair" };
       if (decision === "inactive") return { kind: "inactive", pair };
+      if (decision === "recent_traffic") return { kind: "recent_traffic", pair };
       const breaker = (state || "closed") as BreakerState;
       if (decision === "skip_open") return { kind: "skip_open", pair, breaker };
       return {

@@ -64,6 +64,16 @@ export function lockTtlMs(config: KeepaliveConfig, backend?: BackendConfig): num
   return calls * config.keepalive.timeoutMs + 1_000;
 }
 
+/**
+ * How recent a pair's real traffic must be for its tick to be skipped: one interval, so busy pairs
+ * cost no backend call. The backend then sees activity at least every window + interval, which
+ * must stay within its idle TTL: with `session_ttl` set, the window is at most TTL − interval.
+ */
+export function trafficWindowMs(backend: BackendConfig): number {
+  const window = backend.sessionTtlMs === undefined ? backend.intervalMs : Math.min(backend.intervalMs, backend.sessionTtlMs - backend.intervalMs);
+  return Math.max(0, window);
+}
+
 /** The pair lock of one tick, as the call-and-record step needs it. */
 interface TickLock {
   /** False once the lock may belong to someone else (its TTL ran out). */
@@ -122,6 +132,7 @@ export async function runKeepalive(deps: KeepaliveDeps, sessionId: string, backe
         probeLeaseMs: ttl + 1_000,
         pingRetryDelayMs: jittered(config.breaker.probeAfterMs, deps.random),
         fallback: hasFallback(backend.method),
+        trafficWindowMs: trafficWindowMs(backend),
         ...(deps.lockInTick ? { lockTtlMs: ttl } : {}),
       });
     } catch (err) {
@@ -140,6 +151,8 @@ export async function runKeepalive(deps: KeepaliveDeps, sessionId: string, backe
       case "inactive":
         await deps.removeScheduler(sessionId, backendId);
         return skip("disabled");
+      case "recent_traffic":
+        return skip("recent_traffic");
       case "skip_open":
         return skip("breaker_open");
       case "call":
