@@ -238,8 +238,9 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
       () => {
         const current = live.get(sessionId);
         if (current !== entry || closing) return;
-        // A registration slides the session's expiry too: it stands in for a pending touch.
-        dropTouch(sessionId);
+        // A registration slides the session's expiry too: it stands in for a pending touch, unless
+        // that touch reports traffic on backends (which a registration does not carry).
+        if ((touches.get(sessionId)?.pending?.backends.size ?? 0) === 0) dropTouch(sessionId);
         void track(guard("session.registered (refresh)", sessionId, () => publisher.register(sessionId, entry.options)));
         armRefresh(sessionId);
       },
