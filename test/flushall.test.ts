@@ -63,7 +63,8 @@ describe("Redis loses every key", () => {
     await sleep(intervalMs);
     const endedPinged = ended.filter((s) => pingedSince(s, flushedAt)).length;
     console.log(`FLUSHALL: all ${live.length} live pairs pinged again ${tookMs} ms after the flush (refresh ${refreshMs} ms, interval ${intervalMs} ms); ended sessions pinged since: ${endedPinged}`);
-    expect(tookMs).toBeLessThanOrEqual(deadline + 1_500);
+    // Slack for applying 1,000 registrations and the worker picking up their first ticks.
+    expect(tookMs).toBeLessThanOrEqual(deadline + 2_500);
     expect(endedPinged).toBe(0);
     expect(await redis.exists("vmk:session:f0")).toBe(0);
   }, 180_000);
