@@ -1,12 +1,11 @@
-export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from "./usage-error.js";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "./config/load.js";
 import type { KeepaliveConfig } from "./config/types.js";
 import { httpListenFor } from "./http/ops-http-server.js";
 import { createLogger, type Logger } from "./logging/logger.js";
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./usage-error.js";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from "./usage-error.js";
 
-import { UsageError } from "./usage-error.js";
+export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from "./usage-error.js";
 
 /**
  * Resolves the config path from `--config FILE` or KEEPALIVE_CONFIG and loads it. Throws
