@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, inject, it } from "vitest";
 import type { Redis } from "ioredis";
-import { closeRedis, createKeys, createLocker, createRedis, readBackendState, type BackendState, type Keys } from "@vmcp-keepalive/shared";
+import { closeRedis, createKeys, createLocker, createRedis, readBackendState, type BackendState, type Keys, type SessionRegistered } from "@vmcp-keepalive/shared";
 import { createSessionStore, type SessionStore } from "@vmcp-keepalive/scheduler";
 import { createTickStore, jittered, type FinishInput, type TickStore } from "../src/index.js";
 import { expectNoLeakedConnections, flushPrefix, testPrefix } from "@vmcp-keepalive/testkit";
@@ -20,6 +20,18 @@ afterEach(async () => {
   await expectNoLeakedConnections(redisUrl);
 });
 
+/** A `session.registered` for the store; its pairs' decisions are passed beside it. */
+const registered = (sessionId: string, sequence: number): SessionRegistered => ({
+  type: "session.registered",
+  v: 1,
+  sessionId,
+  occurredAt: new Date().toISOString(),
+  sequence,
+  replicaId: "r",
+  sessionTtlMs: 60_000,
+  backends: [],
+});
+
 /** `n` breakers on `n` connections (n workers) plus a store to register pairs. */
 async function setup(n: number, pairs: number): Promise<{ breakers: TickStore[]; store: SessionStore; readBackend: (id: string) => Promise<BackendState> }> {
   prefix = testPrefix("brk");
@@ -28,16 +40,7 @@ async function setup(n: number, pairs: number): Promise<{ breakers: TickStore[];
   opened.push(...conns);
   const store = createSessionStore(conns[0]!, keys);
   for (let i = 0; i < pairs; i++) {
-    const m = {
-      type: "session.registered" as const,
-      v: 1 as const,
-      sessionId: `s${i}`,
-      occurredAt: new Date().toISOString(),
-      sequence: 1,
-      replicaId: "r",
-      sessionTtlMs: 60_000,
-      backends: [],
-    };
+    const m = registered(`s${i}`, 1);
     await store.applyRegistered(m, [{ backendId: "b", backendSessionId: `bs${i}`, protocolVersion: "2025-06-18", status: "active", offReason: undefined }], Date.now());
   }
   return { breakers: conns.map((c) => createTickStore(c, keys)), store, readBackend: (id) => readBackendState(conns[0]!, keys, id) };
@@ -166,16 +169,7 @@ describe("tick store scripts: breaker, probe, outcome fence", () => {
       consecutiveFailures: 2,
       lastLatencyMs: 12,
     });
-    const m = {
-      type: "session.registered" as const,
-      v: 1 as const,
-      sessionId: "s0",
-      occurredAt: new Date().toISOString(),
-      sequence: 2,
-      replicaId: "r",
-      sessionTtlMs: 60_000,
-      backends: [],
-    };
+    const m = registered("s0", 2);
     await store.applyRegistered(m, [{ backendId: "b", backendSessionId: "bs-new", protocolVersion: "2025-06-18", status: "active", offReason: undefined }], 7);
     expect(await record(pair, { kind: "success" }, 8)).toMatchObject({ recorded: false, why: "fenced" });
     expect(await store.readPair("s0", "b")).toMatchObject({ backendSessionId: "bs-new", epoch: 2, lastOutcome: undefined, consecutiveFailures: 0 });
@@ -199,16 +193,7 @@ async function setupLocked(): Promise<{ redis: Redis; keys: Keys; breaker: TickS
   const keys = createKeys(prefix);
   const redis = createRedis(redisUrl, "client", `vmk-test-lock@${prefix}`);
   opened.push(redis);
-  const m = {
-    type: "session.registered" as const,
-    v: 1 as const,
-    sessionId: "s1",
-    occurredAt: new Date().toISOString(),
-    sequence: 1,
-    replicaId: "r",
-    sessionTtlMs: 60_000,
-    backends: [],
-  };
+  const m = registered("s1", 1);
   await createSessionStore(redis, keys).applyRegistered(m, [{ backendId: "b", backendSessionId: "bs1", protocolVersion: undefined, status: "active", offReason: undefined }], Date.now());
   return { redis, keys, breaker: createTickStore(redis, keys) };
 }

@@ -14,9 +14,11 @@
 local function begin_tick(pk, bk, now, token, lease, pingRetryDelay, fallback, trafficWindow)
   local pair = redis.call('HGETALL', pk)
   if #pair == 0 then return {'no_pair', '', '', 0, pair} end
-  local p = redis.call('HMGET', pk, 'status', 'bsid', 'trafficAt')
-  if (p[1] and p[1] ~= 'active') or not p[2] or p[2] == '' then return {'inactive', '', '', 0, pair} end
-  if trafficWindow > 0 and p[3] and now - tonumber(p[3]) < trafficWindow then
+  -- The fields this decision needs, from the HGETALL above (not read a second time).
+  local f = {}
+  for i = 1, #pair, 2 do f[pair[i]] = pair[i + 1] end
+  if (f.status and f.status ~= 'active') or not f.bsid or f.bsid == '' then return {'inactive', '', '', 0, pair} end
+  if trafficWindow > 0 and f.trafficAt and now - tonumber(f.trafficAt) < trafficWindow then
     redis.call('HSET', pk, 'lastAt', now, 'last', 'skipped:recent_traffic')
     return {'recent_traffic', '', '', 0, pair}
   end
