@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { createTickStore, type KeepaliveEventMap } from "@vmcp-keepalive/worker";
-import { closeRedis, createKeys, createLocker, createRedis, createVmcpClient, type VmcpEvent, type VmcpClient } from "@vmcp-keepalive/shared";
-import { createLogger, parseConfig, TypedEmitter } from "@vmcp-keepalive/runtime";
+import { closeRedis, createLocker, createRedis, createVmcpClient, type RedisTarget, type VmcpEvent, type VmcpClient } from "@vmcp-keepalive/shared";
+import { createLogger, keysOf, parseConfig, redisTargetOf, TypedEmitter } from "@vmcp-keepalive/runtime";
 import { createSessionStore } from "@vmcp-keepalive/scheduler";
-import { expectNoLeakedConnections, flushPrefix, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
+import { expectNoLeakedConnections, flushPrefix, startMcpTestBackend, startRedisCluster, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
 import { createScheduler, type Scheduler } from "@vmcp-keepalive/scheduler";
 import { runKeepalive, type KeepaliveDeps, type KeepaliveJobResult } from "@vmcp-keepalive/worker";
 
@@ -57,9 +57,24 @@ function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   ]);
 }
 
+/**
+ * Where the race runs: the run's redis-server, and (issue 11) a local Redis Cluster of 3 masters
+ * and 3 replicas with 16 keepalive shards — the tick's scripts split into pair and backend halves.
+ */
+const TOPOLOGIES = [
+  { name: "one redis-server", start: async () => ({ redis: { url: redisUrl }, stop: async () => flushPrefix(redisUrl, prefix) }) },
+  {
+    name: "Redis Cluster (3 masters, 16 shards)",
+    start: async () => {
+      const cluster = await startRedisCluster();
+      return { redis: { mode: "cluster", nodes: [...cluster.nodes] }, stop: () => cluster.stop() };
+    },
+  },
+] as const;
+let prefix = "";
+
 // Acceptance 1 (issue 4): reinitializeBackend and keepalive ticks race on one pair.
-describe("reinitializeBackend racing keepalive ticks", () => {
-  let prefix = "";
+describe.each(TOPOLOGIES)("reinitializeBackend racing keepalive ticks on $name", (topology) => {
   let backend: McpTestBackend | undefined;
   let scheduler: Scheduler | undefined;
   let client: VmcpClient | undefined;
@@ -69,27 +84,30 @@ describe("reinitializeBackend racing keepalive ticks", () => {
     await scheduler?.stop();
     for (const c of cleanups.splice(0)) await c();
     await backend?.stop();
-    await flushPrefix(redisUrl, prefix);
     await expectNoLeakedConnections(redisUrl, (n) => n.endsWith(`@${prefix}`));
   });
 
   it(`${ROUNDS} rounds: no ping uses a session id after the re-initialize that replaced it returned; no deadlock; every re-initialize completes`, async () => {
     prefix = testPrefix("race");
     backend = await startMcpTestBackend({ jsonResponse: true });
+    const redisSetting = await topology.start();
+    cleanups.push(redisSetting.stop);
     const config = parseConfig({
-      redis: { url: redisUrl, prefix },
+      redis: { ...redisSetting.redis, prefix },
       keepalive: { interval: "1h", timeout: "3s" },
       sessions: { reap_interval: "1h" },
       backends: [{ id: "b1", url: backend.url }],
     });
     scheduler = createScheduler({ config, logger });
     await scheduler.start();
-    client = createVmcpClient({ redisUrl, prefix, replicaId: "vmcp-1", lockTimeoutMs: config.keepalive.timeoutMs + 2_000 });
+    const target: RedisTarget = redisTargetOf(config)!;
+    client = createVmcpClient({ redis: target, prefix, replicaId: "vmcp-1", lockTimeoutMs: config.keepalive.timeoutMs + 2_000 });
 
     // The worker side, wired from the real pieces a worker uses (ticks driven directly).
-    const redis = createRedis(redisUrl, "client", `vmk-race-worker@${prefix}`);
-    cleanups.push(() => closeRedis(redis));
-    const keys = createKeys(prefix);
+    const redis = createRedis(target, "client", `vmk-race-worker@${prefix}`);
+    cleanups.unshift(() => closeRedis(redis));
+    const keys = keysOf(config);
+    expect(keys.tagged).toBe(target.mode === "cluster");
     const events = new TypedEmitter<KeepaliveEventMap>();
     const store = createSessionStore(redis, keys);
     const published: VmcpEvent[] = [];

@@ -43,18 +43,18 @@ describe("re-initialize reconciliation", () => {
         { backendId: "b2", backendSessionId: "y-s1" },
       ],
     });
-    await waitFor("registered", async () => (await s.keepaliveQueue.getJobSchedulersCount()) === 2);
+    await waitFor("registered", async () => (await s.keepaliveQueues[0]!.getJobSchedulersCount()) === 2);
     // What a worker does on 404: record `expired` (fenced) and remove the pair's job scheduler.
     const pair = (await s.store.readPair("s1", "b1"))!;
     expect((await recordOutcome(redis, s.store.keys, pair, { kind: "failure", reason: "session_not_found" }, Date.now(), { status: "expired" })).written).toBe(true);
     await s.pairs.remove("s1", "b1");
-    const before = await s.keepaliveQueue.getJobScheduler(schedulerId("s1", "b2"));
+    const before = await s.keepaliveQueues[0]!.getJobScheduler(schedulerId("s1", "b2"));
 
     const result = await client.reinitializeBackend("s1", "b1", async () => ({ backendSessionId: "fresh", protocolVersion: "2025-06-18" }));
     expect(result).toMatchObject({ lock: "held", state: "written", schedulerRestoreRequested: true });
-    await waitFor("job scheduler restored", () => s.keepaliveQueue.getJobScheduler(schedulerId("s1", "b1")));
+    await waitFor("job scheduler restored", () => s.keepaliveQueues[0]!.getJobScheduler(schedulerId("s1", "b1")));
     expect(await s.store.readPair("s1", "b1")).toMatchObject({ status: "active", backendSessionId: "fresh" });
     // The other pair's scheduler is untouched.
-    expect(await s.keepaliveQueue.getJobScheduler(schedulerId("s1", "b2"))).toEqual(before);
+    expect(await s.keepaliveQueues[0]!.getJobScheduler(schedulerId("s1", "b2"))).toEqual(before);
   });
 });

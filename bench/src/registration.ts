@@ -73,7 +73,7 @@ export async function registerInProcess(ctx: BenchContext, prefix: string, n: nu
   const deps = {
     config,
     store: createSessionStore(conn, createKeys(prefix)),
-    scheduler: createPairScheduler(queue),
+    scheduler: createPairScheduler([queue]),
     log: createLogger({ name: "bench", level: "silent" }),
     now: Date.now,
   };

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "./config/load.js";
 import type { KeepaliveConfig } from "./config/types.js";
+import { requireRedisTarget } from "./config/redis-target.js";
 import { httpListenFor } from "./http/ops-http-server.js";
 import { createLogger, type Logger } from "./logging/logger.js";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from "./usage-error.js";
@@ -121,7 +122,7 @@ export function runProgram(spec: ProgramSpec, argv: string[] = process.argv.slic
       throw new UsageError(`${(err as Error).message}\n${usage}`);
     }
     const config = resolveConfig(configPath, env);
-    if (!config.redis.url) throw new UsageError("redis.url: not set (set it in the config file or REDIS_URL)");
+    requireRedisTarget(config);
     const logger = createLogger({ name: spec.name, level: config.log.level });
     const service = spec.create(config, logger, httpListenFor(config, spec.role));
     const stopTimeoutMs = spec.stopTimeoutMs?.(config);

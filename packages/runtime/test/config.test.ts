@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, parseConfig } from "../src/config/load.js";
 import { parseDuration } from "../src/duration.js";
+import { keysOf, redisTargetOf } from "../src/config/redis-target.js";
 
 function problemsOf(fn: () => unknown): string[] {
   try {
@@ -34,8 +35,8 @@ describe("durations", () => {
 describe("parseConfig", () => {
   it("applies every default and freezes the result", () => {
     const c = parseConfig({ backends: [backend] });
-    expect(c.redis).toEqual({ url: undefined, prefix: "vmk" });
-    expect(c.keepalive).toEqual({ intervalMs: 300_000, timeoutMs: 10_000, concurrency: 50, maxResponseBytes: 65_536 });
+    expect(c.redis).toEqual({ mode: "standalone", url: undefined, nodes: [], sentinels: [], sentinelName: undefined, prefix: "vmk" });
+    expect(c.keepalive).toEqual({ intervalMs: 300_000, timeoutMs: 10_000, concurrency: 50, maxResponseBytes: 65_536, shards: 1 });
     expect(c.breaker).toEqual({ failureThreshold: 3, probeAfterMs: 1_800_000, minFailureSpanMs: 30_000 });
     expect(c.lock.redisUrls).toEqual([]);
     const b = c.backends[0]!;
@@ -148,5 +149,38 @@ describe("loadConfig", () => {
     const list = join(dir, "list.yaml");
     writeFileSync(list, "- a\n- b\n");
     expect(problemsOf(() => loadConfig(list, {}))[0]).toMatch(/^\(root\): must be a mapping/);
+  });
+});
+
+describe("redis modes and keepalive shards", () => {
+  it("standalone by default with one shard; cluster defaults to 16 shards; sentinel to 1", () => {
+    const standalone = parseConfig({ redis: { url: "redis://127.0.0.1:6379" } });
+    expect([standalone.redis.mode, standalone.keepalive.shards]).toEqual(["standalone", 1]);
+    expect(redisTargetOf(standalone)).toEqual({ mode: "standalone", url: "redis://127.0.0.1:6379" });
+    const cluster = parseConfig({ redis: { mode: "cluster", nodes: ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"] } });
+    expect(cluster.keepalive.shards).toBe(16);
+    expect(redisTargetOf(cluster)).toEqual({ mode: "cluster", nodes: ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"] });
+    expect(keysOf(cluster).tagged).toBe(true);
+    const sentinel = parseConfig({ redis: { mode: "sentinel", sentinels: ["10.0.0.5:26379"], sentinel_name: "mymaster" }, keepalive: { shards: 4 } });
+    expect([sentinel.keepalive.shards, keysOf(sentinel).shards]).toEqual([4, 4]);
+    expect(redisTargetOf(sentinel)).toEqual({ mode: "sentinel", sentinels: ["10.0.0.5:26379"], name: "mymaster", url: undefined });
+  });
+
+  it("names the key of every bad combination", () => {
+    expect(problemsOf(() => parseConfig({ redis: { mode: "cluster" } }))).toEqual(["redis.nodes: needs at least one seed node when redis.mode is cluster"]);
+    expect(problemsOf(() => parseConfig({ redis: { mode: "cluster", nodes: [] } }))).toEqual(["redis.nodes: needs at least one seed node when redis.mode is cluster"]);
+    expect(problemsOf(() => parseConfig({ redis: { mode: "cluster", nodes: ["redis://a:1"] } }, { REDIS_URL: "redis://127.0.0.1:6379" }))).toEqual([
+      "REDIS_URL (redis.url): not used when redis.mode is cluster (list the seed nodes in redis.nodes)",
+    ]);
+    expect(problemsOf(() => parseConfig({ redis: { mode: "sentinel", sentinels: ["a:26379"] } }))).toEqual(["redis.sentinel_name: needs the master's name when redis.mode is sentinel"]);
+    expect(problemsOf(() => parseConfig({ redis: { mode: "sentinel", sentinel_name: "m" } }))).toEqual(["redis.sentinels: needs at least one host:port when redis.mode is sentinel"]);
+    expect(problemsOf(() => parseConfig({ redis: { url: "redis://h:1", nodes: ["redis://a:1"] } }))).toEqual(["redis.nodes: only used when redis.mode is cluster (it is standalone)"]);
+    expect(problemsOf(() => parseConfig({ redis: { mode: "sentinel", sentinels: ["nope"], sentinel_name: "m" } }))).toEqual(["redis.sentinels[0]: must be host:port"]);
+    expect(problemsOf(() => parseConfig({ redis: { mode: "clustered" } }))[0]).toMatch(/^redis\.mode: /);
+    expect(problemsOf(() => parseConfig({ redis: { mode: "cluster", nodes: ["redis://a:1"], prefix: "{vmk}" } }))).toEqual([
+      "redis.prefix: must not contain { } in cluster mode or with keepalive.shards > 1 (the key layout adds its own hash tags)",
+    ]);
+    expect(problemsOf(() => parseConfig({ keepalive: { shards: 0 } }))[0]).toMatch(/^keepalive\.shards: /);
+    expect(problemsOf(() => parseConfig({ keepalive: { shards: 1025 } }))[0]).toMatch(/^keepalive\.shards: /);
   });
 });

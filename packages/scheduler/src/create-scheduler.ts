@@ -1,9 +1,21 @@
 import { Queue, type Worker } from "bullmq";
 import { Registry } from "prom-client";
-import { closeInOrder, closeRedis, createKeys, createLocker, createRedis, queueOptions, QUEUE_EVENTS, QUEUE_KEEPALIVE, QUEUE_SESSIONS, whenReady } from "@vmcp-keepalive/shared";
+import { closeInOrder, closeRedis, createLocker, createRedis, describeRedisTarget, queueOptions, whenReady, type QueueLocation } from "@vmcp-keepalive/shared";
 import type { RegistrationEventMap } from "./registrations/registration-events.js";
 import { createSessionStore, type SessionStore } from "./store/session-store.js";
-import { isLoopbackHost, redisAnswers, startOpsHttpServer, TypedEmitter, UsageError, type OpsHttpServer, type Readiness, type KeepaliveConfig, type Logger } from "@vmcp-keepalive/runtime";
+import {
+  isLoopbackHost,
+  keysOf,
+  redisAnswers,
+  requireRedisTarget,
+  startOpsHttpServer,
+  TypedEmitter,
+  UsageError,
+  type OpsHttpServer,
+  type Readiness,
+  type KeepaliveConfig,
+  type Logger,
+} from "@vmcp-keepalive/runtime";
 import { createRegistrationConsumer } from "./registrations/registration-consumer.js";
 import { createPairScheduler, type PairScheduler } from "./scheduling/pair-scheduler.js";
 import { createSchedulerMetrics } from "./scheduler-metrics.js";
@@ -30,7 +42,8 @@ export interface SchedulerOptions {
 export interface Scheduler {
   readonly store: SessionStore;
   readonly pairs: PairScheduler;
-  readonly keepaliveQueue: Queue;
+  /** Each shard's keepalive queue (index = shard; one unless `keepalive.shards` > 1). */
+  readonly keepaliveQueues: readonly Queue[];
   readonly registry: Registry;
   readonly events: TypedEmitter<RegistrationEventMap>;
   /** Ends sessions whose TTL or max lifetime passed (every `sessions.reap_interval`). */
@@ -49,8 +62,7 @@ export interface Scheduler {
 /** Wires a scheduler process: registration consumer, job-scheduler upserts, state store, session reaper. */
 export function createScheduler(options: SchedulerOptions): Scheduler {
   const { config, logger } = options;
-  const url = config.redis.url;
-  if (!url) throw new UsageError("redis.url: not set (set it in the config file or REDIS_URL)");
+  const target = requireRedisTarget(config);
   const log = logger.child({ component: "scheduler" });
   const now = options.now ?? Date.now;
   const registry = options.registry ?? new Registry();
@@ -62,22 +74,26 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       `admin.password: required when http.host (${options.http.host}) is not a loopback address — Bull Board at ${BULL_BOARD_PATH} must not be served without authentication (set admin.password, e.g. "\${BULL_BOARD_PASSWORD}", or ADMIN_PASSWORD)`,
     );
   }
-  const consumerRedis = createRedis(url, "consumer", `vmk-scheduler-consumer@${config.redis.prefix}`);
-  const clientRedis = createRedis(url, "client", `vmk-scheduler-client@${config.redis.prefix}`);
-  const keys = createKeys(config.redis.prefix);
+  const consumerRedis = createRedis(target, "consumer", `vmk-scheduler-consumer@${config.redis.prefix}`);
+  const clientRedis = createRedis(target, "client", `vmk-scheduler-client@${config.redis.prefix}`);
+  const keys = keysOf(config);
+  const openQueue = (where: QueueLocation): Queue => {
+    const queue = new Queue(where.name, queueOptions(clientRedis, where));
+    queue.on("error", (err) => log.error({ err, queue: where.name }, "queue error"));
+    return queue;
+  };
   const store = createSessionStore(clientRedis, keys);
   // The per-session mutex (registration consumer and reaper) on the project's one lock primitive.
   const locker = createLocker([clientRedis]);
-  const keepaliveQueue = new Queue(QUEUE_KEEPALIVE, queueOptions(clientRedis, config.redis.prefix));
-  keepaliveQueue.on("error", (err) => log.error({ err }, "keepalive queue error"));
-  const pairs = createPairScheduler(keepaliveQueue);
+  const keepaliveQueues = Array.from({ length: keys.shards }, (_, shard) => openQueue(keys.keepaliveQueue(shard)));
+  const pairs = createPairScheduler(keepaliveQueues, keys.shardOf);
   const events = new TypedEmitter<RegistrationEventMap>((event, err) => log.error({ err, event }, "event listener failed"));
   createSchedulerMetrics(registry, events);
   const reconciler = createReconciler({
     config,
     redis: clientRedis,
     keys,
-    keepaliveQueue,
+    keepaliveQueues,
     scheduler: pairs,
     locker,
     events,
@@ -94,11 +110,10 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   });
 
   // Producers of the other two queues, for Bull Board and the queue-depth gauges only.
-  const sessionsQueue = new Queue(QUEUE_SESSIONS, queueOptions(clientRedis, config.redis.prefix));
-  const eventsQueue = new Queue(QUEUE_EVENTS, queueOptions(clientRedis, config.redis.prefix));
-  for (const q of [sessionsQueue, eventsQueue]) q.on("error", (err) => log.error({ err, queue: q.name }, "queue error"));
-  const allQueues = [sessionsQueue, keepaliveQueue, eventsQueue];
-  createSchedulerOpsMetrics({ registry, queues: allQueues, keepaliveQueue, redis: clientRedis, keys, backendIds: config.backends.map((b) => b.id) });
+  const sessionsQueue = openQueue(keys.sessionsQueue);
+  const eventsQueue = openQueue(keys.eventsQueue);
+  const allQueues = [sessionsQueue, ...keepaliveQueues, eventsQueue];
+  createSchedulerOpsMetrics({ registry, queues: allQueues, keepaliveQueues, redis: clientRedis, keys, backendIds: config.backends.map((b) => b.id) });
 
   let consumer: Worker | undefined;
   let stopping: Promise<void> | undefined;
@@ -115,7 +130,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   return {
     store,
     pairs,
-    keepaliveQueue,
+    keepaliveQueues,
     registry,
     events,
     reaper,
@@ -125,7 +140,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     },
     readiness,
     async start() {
-      consumer = createRegistrationConsumer({ config, store, scheduler: pairs, log, now, connection: consumerRedis, locker, events });
+      consumer = createRegistrationConsumer({ config, store, scheduler: pairs, log, now, connection: consumerRedis, queue: keys.sessionsQueue, locker, events });
       void consumer.run().catch((err: unknown) => log.error({ err }, "registration consumer stopped"));
       await consumer.waitUntilReady();
       // The consumer waited for its own connection; state writes and /readyz use this one.
@@ -139,7 +154,14 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         log.info({ url: http.url, port: http.port, host: options.http.host, bullBoard: `${http.url}${BULL_BOARD_PATH}`, auth: auth !== undefined }, "http server listening");
       }
       log.info(
-        { reapIntervalMs: config.sessions.reapIntervalMs, reconcileIntervalMs: config.sessions.reconcileIntervalMs, prefix: config.redis.prefix, backends: config.backends.map((b) => b.id) },
+        {
+          redis: describeRedisTarget(target),
+          prefix: config.redis.prefix,
+          shards: keys.shards,
+          reapIntervalMs: config.sessions.reapIntervalMs,
+          reconcileIntervalMs: config.sessions.reconcileIntervalMs,
+          backends: config.backends.map((b) => b.id),
+        },
         "scheduler started",
       );
     },
@@ -153,7 +175,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
             () => reaper.stop(),
             consumer && (() => consumer!.close()),
             http && (() => http!.close()),
-            ...[keepaliveQueue, sessionsQueue, eventsQueue].map((q) => () => q.close()),
+            async () => void (await Promise.all(allQueues.map((q) => q.close()))),
             ...[clientRedis, consumerRedis].map((r) => () => closeRedis(r)),
           ]);
         } finally {

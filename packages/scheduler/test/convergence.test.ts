@@ -84,7 +84,7 @@ describe("redelivery completes the work", () => {
     const s = await t.start();
     await t.publisher.publish(message);
     await waitFor("job schedulers of the redelivered message", async () => (await t.queue.getJobSchedulersCount()) === 2);
-    expect(await s.keepaliveQueue.getJobScheduler(schedulerId("s1", "pw"))).toBeTruthy();
+    expect(await s.keepaliveQueues[0]!.getJobScheduler(schedulerId("s1", "pw"))).toBeTruthy();
     // Applying it again changes nothing more: same state, same schedulers.
     const before = await t.store.readPair("s1", "pw");
     await t.publisher.publish(message);

@@ -92,7 +92,7 @@ async function snapshot(redis: Redis, scheduler: Scheduler, prefix: string): Pro
       out[name] = type;
     }
   }
-  const schedulers = await scheduler.keepaliveQueue.getJobSchedulers(0, -1);
+  const schedulers = await scheduler.keepaliveQueues[0]!.getJobSchedulers(0, -1);
   out["<job schedulers>"] = schedulers.map((s) => ({ key: s.key, every: s.every, offset: s.offset, data: s.template?.data })).sort((a, b) => a.key.localeCompare(b.key));
   return out;
 }

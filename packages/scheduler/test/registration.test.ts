@@ -57,22 +57,22 @@ describe("registration consumer", () => {
       sessionTtlMs: 600_000,
       backends: [{ backendId: "pw", backendSessionId: "abc", protocolVersion: "2025-06-18" }, { backendId: "search" }],
     });
-    const sched = await waitFor("job scheduler", () => scheduler.keepaliveQueue.getJobScheduler(schedulerId("s1", "pw")));
+    const sched = await waitFor("job scheduler", () => scheduler.keepaliveQueues[0]!.getJobScheduler(schedulerId("s1", "pw")));
     expect(sched).toMatchObject({ key: "ka:s1:pw", every: 10_000, offset: phaseOffset("s1", "pw", 10_000) });
     // Tiny jobs: the template carries neither data nor per-job options (the worker reads the pair
     // from the scheduler id and trims finished jobs by count); the events stream is capped.
     expect(sched?.template?.data ?? {}).toEqual({});
     expect(sched?.template?.opts ?? {}).toEqual({});
     const meta = new Redis(url, { connectionName: "test-meta" });
-    expect(await meta.hget(`${scheduler.keepaliveQueue.opts.prefix}:keepalive:meta`, "opts.maxLenEvents")).toBe("1000");
+    expect(await meta.hget(`${scheduler.keepaliveQueues[0]!.opts.prefix}:keepalive:meta`, "opts.maxLenEvents")).toBe("1000");
     meta.disconnect();
-    expect(await scheduler.keepaliveQueue.getJobScheduler(schedulerId("s1", "search"))).toBeUndefined();
+    expect(await scheduler.keepaliveQueues[0]!.getJobScheduler(schedulerId("s1", "search"))).toBeUndefined();
     expect(await store.readPair("s1", "pw")).toMatchObject({ backendSessionId: "abc", protocolVersion: "2025-06-18", epoch: 1, status: "active" });
     expect(await store.readPair("s1", "search")).toMatchObject({ status: "off", offReason: "no_backend_session" });
     await publisher.end("s1");
-    await waitFor("scheduler removed", async () => (await scheduler.keepaliveQueue.getJobScheduler(schedulerId("s1", "pw"))) === undefined);
+    await waitFor("scheduler removed", async () => (await scheduler.keepaliveQueues[0]!.getJobScheduler(schedulerId("s1", "pw"))) === undefined);
     await waitFor("state removed", async () => (await store.readPair("s1", "pw")) === undefined);
-    expect(await scheduler.keepaliveQueue.getJobSchedulersCount()).toBe(0);
+    expect(await scheduler.keepaliveQueues[0]!.getJobSchedulersCount()).toBe(0);
   });
 
   it("rejects bad messages with a reason naming the problem, and processes every valid message around them", async () => {
@@ -96,8 +96,8 @@ describe("registration consumer", () => {
       await publisher.register(valid[i]!, { sessionTtlMs: 60_000, backends: [{ backendId: "pw", backendSessionId: `bs${i}` }] });
       badJobs.push(await raw.add(bad[i]![0], bad[i]![1]));
     }
-    await waitFor("valid schedulers", async () => (await scheduler.keepaliveQueue.getJobSchedulersCount()) === valid.length, 15_000);
-    for (const id of valid) expect(await scheduler.keepaliveQueue.getJobScheduler(schedulerId(id, "pw"))).toBeDefined();
+    await waitFor("valid schedulers", async () => (await scheduler.keepaliveQueues[0]!.getJobSchedulersCount()) === valid.length, 15_000);
+    for (const id of valid) expect(await scheduler.keepaliveQueues[0]!.getJobScheduler(schedulerId(id, "pw"))).toBeDefined();
     for (let i = 0; i < bad.length; i++) {
       const job = await waitFor(`failed ${bad[i]![0]}`, async () => {
         const j = await raw.getJob(badJobs[i]!.id!);
@@ -136,7 +136,7 @@ describe("registration consumer", () => {
     const [reasonB, attemptsB] = await failed(deep.id!);
     expect(reasonB).toBe("invalid_message: payload is nested deeper than 32 levels");
     expect(attemptsB).toBe("1");
-    await waitFor("the valid message after them", () => scheduler.keepaliveQueue.getJobScheduler(schedulerId("after", "pw")), 15_000);
+    await waitFor("the valid message after them", () => scheduler.keepaliveQueues[0]!.getJobScheduler(schedulerId("after", "pw")), 15_000);
     expect(
       lines
         .filter((l) => l["msg"] === "registration message rejected")
@@ -157,7 +157,7 @@ describe("registration consumer", () => {
   it("a touch naming the backends a session called records their traffic; one naming a backend the session lacks is rejected", async () => {
     const { scheduler, publisher, raw, store } = await setup();
     await publisher.register("t1", { sessionTtlMs: 60_000, backends: [{ backendId: "pw", backendSessionId: "bs-t1" }] });
-    await waitFor("registered", () => scheduler.keepaliveQueue.getJobScheduler(schedulerId("t1", "pw")));
+    await waitFor("registered", () => scheduler.keepaliveQueues[0]!.getJobScheduler(schedulerId("t1", "pw")));
     const at = Date.now() - 1_000;
     await publisher.touch("t1", { at, backendIds: ["pw"] });
     await waitFor("traffic recorded", async () => (await store.readPair("t1", "pw"))?.lastTrafficAt === at);
@@ -181,7 +181,7 @@ describe("registration consumer", () => {
     }
     await waitFor(
       "20 schedulers",
-      async () => (await a.scheduler.keepaliveQueue.getJobSchedulersCount()) === 20 && (await a.raw.getWaitingCount()) === 0 && (await a.raw.getActiveCount()) === 0,
+      async () => (await a.scheduler.keepaliveQueues[0]!.getJobSchedulersCount()) === 20 && (await a.raw.getWaitingCount()) === 0 && (await a.raw.getActiveCount()) === 0,
       20_000,
     );
     const pairs = await a.store.listPairs();

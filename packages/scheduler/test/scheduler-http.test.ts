@@ -88,7 +88,7 @@ describe("scheduler ops HTTP (in process)", () => {
     // The request a DNS-rebinding page makes: to 127.0.0.1, but with its own name as Host.
     const attack = await requestWithHost(port, "PUT", "/admin/queues/api/queues/keepalive/pause", "attacker.example");
     expect(attack.status).toBe(403);
-    expect(await scheduler.keepaliveQueue.isPaused()).toBe(false);
+    expect(await scheduler.keepaliveQueues[0]!.isPaused()).toBe(false);
     expect((await requestWithHost(port, "GET", "/admin/queues", `attacker.example:${port}`)).status).toBe(403);
     for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, "localhost"]) expect((await requestWithHost(port, "GET", "/admin/queues", host)).status).toBe(200);
     // Metrics and health stay reachable whatever the Host (Prometheus scrapes by address).

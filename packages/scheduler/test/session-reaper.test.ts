@@ -53,11 +53,11 @@ describe("session reaper", () => {
     await a.start();
     await b.start();
     for (let i = 0; i < 200; i++) await register(client, `s${i}`);
-    await waitFor("200 sessions registered", async () => (await a.keepaliveQueue.getJobSchedulersCount()) === 400, 30_000);
+    await waitFor("200 sessions registered", async () => (await a.keepaliveQueues[0]!.getJobSchedulersCount()) === 400, 30_000);
     await sleep(1_200); // every session's 1 s TTL passes
     const [endedA, endedB] = await Promise.all([a.reaper.reapOnce(), b.reaper.reapOnce()]);
     expect(endedA + endedB).toBe(200);
-    expect(await a.keepaliveQueue.getJobSchedulersCount()).toBe(0);
+    expect(await a.keepaliveQueues[0]!.getJobSchedulersCount()).toBe(0);
     expect(await a.store.listPairs()).toEqual([]);
     const s0 = await a.store.readSession("s0");
     expect(s0).toMatchObject({ state: "ended" });
@@ -70,7 +70,7 @@ describe("session reaper", () => {
     await register(client, "idle", { ttl: 1_500 });
     await register(client, "busy", { ttl: 1_500 });
     await register(client, "capped", { ttl: 1_500, maxLife: 3_000 });
-    await waitFor("3 sessions registered", async () => (await s.keepaliveQueue.getJobSchedulersCount()) === 6);
+    await waitFor("3 sessions registered", async () => (await s.keepaliveQueues[0]!.getJobSchedulersCount()) === 6);
     const registeredAt = Date.now();
     const keepBusy = setInterval(() => {
       client.touch("busy");
@@ -81,9 +81,9 @@ describe("session reaper", () => {
       await waitFor("capped session reaped at its max lifetime", async () => (await s.store.readSession("capped"))?.state === "ended", 10_000);
       expect(Date.now() - registeredAt).toBeGreaterThanOrEqual(2_500);
       expect((await s.store.readSession("busy"))?.state).toBe("active");
-      expect(await s.keepaliveQueue.getJobScheduler(schedulerId("busy", "b1"))).toBeTruthy();
-      expect(await s.keepaliveQueue.getJobScheduler(schedulerId("idle", "b1"))).toBeFalsy();
-      expect(await s.keepaliveQueue.getJobScheduler(schedulerId("capped", "b2"))).toBeFalsy();
+      expect(await s.keepaliveQueues[0]!.getJobScheduler(schedulerId("busy", "b1"))).toBeTruthy();
+      expect(await s.keepaliveQueues[0]!.getJobScheduler(schedulerId("idle", "b1"))).toBeFalsy();
+      expect(await s.keepaliveQueues[0]!.getJobScheduler(schedulerId("capped", "b2"))).toBeFalsy();
     } finally {
       clearInterval(keepBusy);
     }
@@ -91,6 +91,6 @@ describe("session reaper", () => {
     await register(client, "idle", { ttl: 60_000 });
     await sleep(500);
     expect((await s.store.readSession("idle"))?.state).toBe("ended");
-    expect(await s.keepaliveQueue.getJobScheduler(schedulerId("idle", "b1"))).toBeFalsy();
+    expect(await s.keepaliveQueues[0]!.getJobScheduler(schedulerId("idle", "b1"))).toBeFalsy();
   }, 60_000);
 });

@@ -64,7 +64,7 @@ describe("state store", () => {
     await store.applyRegistered(reg("s1", 1), [active("b-1")], 0);
     expect(await store.applyEnded({ sessionId: "s1", sequence: 2, reason: "closed" }, 10)).toEqual({ status: "applied", backends: ["pw"] });
     expect(await store.readPair("s1", "pw")).toBeUndefined();
-    expect(await redis.zscore(keys.sessionsByExpiry(), "s1")).toBeNull();
+    expect(await redis.zscore(keys.sessionsByExpiry(0), "s1")).toBeNull();
     expect((await store.applyRegistered(reg("s1", 9), [active("b-1")], 20)).status).toBe("ended");
     expect((await store.applyTouched({ type: "session.touched", v: 1, sessionId: "s1", occurredAt: new Date().toISOString(), sequence: 10 }, 30)).status).toBe("ended");
     expect(await store.readPair("s1", "pw")).toBeUndefined();
@@ -91,7 +91,7 @@ describe("state store", () => {
     expect((await store.readPair("s1", "pw"))?.lastTrafficAt).toBe(96_000);
     expect(await store.applyTouched({ ...touch(5), backendIds: ["pw", "db"] }, 98_000)).toEqual({ status: "unknown_backends", unknownBackends: ["db"] });
     expect((await store.readSession("s1"))?.sequence).toBe(4);
-    expect(Number(await redis.zscore(keys.sessionsByExpiry(), "s1"))).toBe(100_000);
+    expect(Number(await redis.zscore(keys.sessionsByExpiry(0), "s1"))).toBe(100_000);
     await flushPrefix(url, prefix);
   });
 

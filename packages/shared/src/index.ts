@@ -57,8 +57,21 @@ export { FAILURE_REASONS, SKIP_REASONS, OFF_REASONS, type FailureReason, type Sk
 export { KEEPALIVE_JOB_OPTIONS, EVENTS_MAX_LEN, queueOptions } from "./queues.js";
 
 // Redis: connections, key layout, stored state and its field names, scripts, the lock.
-export { createRedis, closeRedis, whenReady, type RedisRole } from "./redis/connection.js";
-export { createKeys, type Keys } from "./redis/keys.js";
+export {
+  createRedis,
+  closeRedis,
+  duplicateRedis,
+  whenReady,
+  describeRedisTarget,
+  parseHostPort,
+  masterNodes,
+  scanKeys,
+  type RedisRole,
+  type RedisConnection,
+  type RedisTarget,
+} from "./redis/connection.js";
+export { createKeys, keyLayout, shardOfSession, shardTag, CLUSTER_SLOTS, DEFAULT_CLUSTER_SHARDS, MAX_SHARDS, type Keys, type KeyLayoutOptions, type QueueLocation } from "./redis/keys.js";
+export { hashSlot } from "./redis/hash-slot.js";
 export { LuaScript, loadLuaScript } from "./redis/lua-script.js";
 export { decodePair, outcomeLabel, PAIR_FIELDS, type PairState, type PairStatus, type KeepaliveOutcome } from "./state/pair-state.js";
 export { BACKEND_FIELDS, decodeBackend, readBackendState, type BackendState, type BreakerState, type LearnedMethod, type SwitchReason } from "./state/backend-state.js";

@@ -1,4 +1,5 @@
 import type { QueueOptions } from "bullmq";
+import type { QueueLocation } from "./redis/keys.js";
 
 /**
  * Retention of finished keepalive jobs, applied as options of the keepalive Worker (not stored in
@@ -15,7 +16,8 @@ export const KEEPALIVE_JOB_OPTIONS = {
 /** Events stream cap shared by every queue we create (BullMQ's default is 10,000 entries). */
 export const EVENTS_MAX_LEN = 1_000;
 
-/** Queue options for our three queues under a prefix. */
-export function queueOptions(connection: QueueOptions["connection"], prefix: string): QueueOptions {
+/** Queue options for one of our queues: under a key prefix, or at a {@link QueueLocation} (its prefix). */
+export function queueOptions(connection: QueueOptions["connection"], where: string | QueueLocation): QueueOptions {
+  const prefix = typeof where === "string" ? where : where.prefix;
   return { connection, prefix, streams: { events: { maxLen: EVENTS_MAX_LEN } } };
 }

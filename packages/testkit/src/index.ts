@@ -3,6 +3,8 @@ import type {} from "vitest";
 export { startMcpTestBackend, type McpTestBackend, type McpTestBackendOptions, type RecordedCall, type BackendMode } from "./mcp-test-backend.js";
 export { openBackendSession, callToolOnSession, type OpenedSession } from "./mcp-session.js";
 export { startEmbeddedRedis, freePort, REDIS_INSTALL_HINT, type EmbeddedRedis, type EmbeddedRedisOptions } from "./embedded-redis.js";
+export { startRedisCluster, type LocalRedisCluster, type LocalRedisClusterOptions, type RedisClusterNode } from "./redis-cluster.js";
+export { startRedisSentinel, type LocalRedisSentinel, type LocalRedisSentinelOptions } from "./redis-sentinel.js";
 export { waitFor, sleep } from "./wait.js";
 export { startLatencyProxy, startLatencyProxyProcess, type LatencyProxy } from "./latency-proxy.js";
 export { testPrefix, flushPrefix, openVmkConnections, expectNoLeakedConnections, captureLines, type CapturedLines } from "./harness.js";

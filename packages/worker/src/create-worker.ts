@@ -3,18 +3,18 @@ import { Registry } from "prom-client";
 import {
   closeInOrder,
   closeRedis,
-  createKeys,
   createLocker,
   createRedis,
   createVmcpEventPublisher,
+  describeRedisTarget,
   KEEPALIVE_JOB_OPTIONS,
   parseSchedulerId,
   queueOptions,
-  QUEUE_KEEPALIVE,
   whenReady,
   schedulerId,
 } from "@vmcp-keepalive/shared";
-import { redisAnswers, startOpsHttpServer, TypedEmitter, UsageError, type KeepaliveConfig, type Logger, type OpsHttpServer, type Readiness } from "@vmcp-keepalive/runtime";
+
+import { keysOf, redisAnswers, requireRedisTarget, startOpsHttpServer, TypedEmitter, type KeepaliveConfig, type Logger, type OpsHttpServer, type Readiness } from "@vmcp-keepalive/runtime";
 import { attachKeepaliveMetrics, createKeepaliveMetrics } from "./metrics/keepalive-metrics.js";
 import { createKeepAliveFetch } from "./protocol/keep-alive-fetch.js";
 import { createTickStore } from "./store/tick-store.js";
@@ -71,25 +71,37 @@ export function jobTimings(config: KeepaliveConfig): { lockDuration: number; sta
   return { lockDuration, stalledInterval: Math.max(1_000, Math.round(lockDuration / 2)) };
 }
 
+/**
+ * Each shard's consumer takes an equal part of `keepalive.concurrency` (rounded up): pairs spread
+ * evenly over the shards by the hash of their session id, so the parts are evenly loaded.
+ */
+export function shardConcurrency(config: KeepaliveConfig): number {
+  return Math.max(1, Math.ceil(config.keepalive.concurrency / config.keepalive.shards));
+}
+
 export function createWorker(options: WorkerOptions): KeepaliveWorker {
   const { config, logger } = options;
-  const url = config.redis.url;
-  if (!url) throw new UsageError("redis.url: not set (set it in the config file or REDIS_URL)");
+  const target = requireRedisTarget(config);
   const log = logger.child({ component: "worker" });
   const registry = options.registry ?? new Registry();
   const now = options.now ?? Date.now;
 
-  const consumerRedis = createRedis(url, "consumer", `vmk-worker-consumer@${config.redis.prefix}`);
-  const clientRedis = createRedis(url, "client", `vmk-worker-client@${config.redis.prefix}`);
+  const consumerRedis = createRedis(target, "consumer", `vmk-worker-consumer@${config.redis.prefix}`);
+  const clientRedis = createRedis(target, "client", `vmk-worker-client@${config.redis.prefix}`);
   // Lock nodes fail fast (no offline queue): a down node must vote against at once, not stall the tick.
-  const lockUrls = config.lock.redisUrls.length > 0 ? config.lock.redisUrls : [url];
-  const lockRedis = lockUrls.map((u, i) => createRedis(u, "client", `vmk-worker-lock-${i}@${config.redis.prefix}`, { enableOfflineQueue: false, maxRetriesPerRequest: 0 }));
-  const keys = createKeys(config.redis.prefix);
+  const lockTargets = config.lock.redisUrls.length > 0 ? config.lock.redisUrls : [target];
+  const lockRedis = lockTargets.map((t, i) => createRedis(t, "client", `vmk-worker-lock-${i}@${config.redis.prefix}`, { enableOfflineQueue: false, maxRetriesPerRequest: 0 }));
+  const keys = keysOf(config);
   const store = createTickStore(clientRedis, keys);
-  const vmcpEvents = createVmcpEventPublisher(clientRedis, config.redis.prefix);
+  const vmcpEvents = createVmcpEventPublisher(clientRedis, keys.eventsQueue);
   const locker = createLocker(lockRedis);
-  const keepaliveQueue = new Queue(QUEUE_KEEPALIVE, queueOptions(clientRedis, config.redis.prefix));
-  keepaliveQueue.on("error", (err) => log.error({ err }, "keepalive queue error"));
+  // One queue handle per shard (to remove a pair's job scheduler); they share the client connection.
+  const keepaliveQueues = Array.from({ length: keys.shards }, (_, shard) => {
+    const where = keys.keepaliveQueue(shard);
+    const queue = new Queue(where.name, queueOptions(clientRedis, where));
+    queue.on("error", (err) => log.error({ err, queue: where.name }, "keepalive queue error"));
+    return queue;
+  });
 
   // One pool of keep-alive connections to the backends for every tick of this worker.
   const backendHttp = createKeepAliveFetch({ maxResponseBytes: config.keepalive.maxResponseBytes });
@@ -110,7 +122,7 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
     log,
     now,
     removeScheduler: async (sessionId, backendId) => {
-      await keepaliveQueue.removeJobScheduler(schedulerId(sessionId, backendId));
+      await keepaliveQueues[keys.shardOf(sessionId)]!.removeJobScheduler(schedulerId(sessionId, backendId));
     },
     publishEvent: (event) => vmcpEvents.publish(event),
     fetch: backendHttp.fetch,
@@ -134,14 +146,15 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
   };
 
   const timings = jobTimings(config);
-  let worker: Worker | undefined;
+  const perShard = shardConcurrency(config);
+  let workers: Worker[] = [];
   let stopping: Promise<void> | undefined;
   let http: OpsHttpServer | undefined;
 
   const readiness = async (): Promise<Readiness> => {
     const checks = {
       redis: await redisAnswers(clientRedis),
-      consumer: worker !== undefined && stopping === undefined && worker.isRunning() && consumerRedis.status === "ready",
+      consumer: workers.length === keys.shards && stopping === undefined && workers.every((w) => w.isRunning()) && consumerRedis.status === "ready",
     };
     return { ready: checks.redis && checks.consumer, checks };
   };
@@ -163,37 +176,53 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
       // and /readyz reads the client connection.
       const [clientReady, ...ready] = await Promise.all([clientRedis, ...lockRedis].map((r) => whenReady(r, 5_000)));
       if (!clientReady) log.warn("Redis is not reachable yet; the worker keeps retrying and /readyz says so");
-      if (ready.includes(false)) log.warn({ lockNodes: lockUrls.length }, "some lock nodes are not reachable yet; ticks skip as lock_unavailable until they are");
-      worker = new Worker(QUEUE_KEEPALIVE, processor, {
-        connection: consumerRedis,
-        prefix: config.redis.prefix,
-        concurrency: config.keepalive.concurrency,
-        autorun: false,
-        maxStalledCount: 1,
-        // Retention lives here, not in each job's options (pair-scheduler.ts): jobs stay small.
-        removeOnComplete: KEEPALIVE_JOB_OPTIONS.removeOnComplete,
-        removeOnFail: KEEPALIVE_JOB_OPTIONS.removeOnFail,
-        ...timings,
+      if (ready.includes(false)) log.warn({ lockNodes: lockTargets.length }, "some lock nodes are not reachable yet; ticks skip as lock_unavailable until they are");
+      // One consumer per shard's keepalive queue, each with its part of the concurrency.
+      workers = Array.from({ length: keys.shards }, (_, shard) => {
+        const where = keys.keepaliveQueue(shard);
+        const worker = new Worker(where.name, processor, {
+          connection: consumerRedis,
+          prefix: where.prefix,
+          concurrency: perShard,
+          autorun: false,
+          maxStalledCount: 1,
+          // Retention lives here, not in each job's options (pair-scheduler.ts): jobs stay small.
+          removeOnComplete: KEEPALIVE_JOB_OPTIONS.removeOnComplete,
+          removeOnFail: KEEPALIVE_JOB_OPTIONS.removeOnFail,
+          ...timings,
+        });
+        worker.on("error", (err) => log.error({ err, queue: where.name }, "keepalive worker error"));
+        worker.on("failed", (job, err) => log.warn({ jobId: job?.id, queue: where.name, err: err.message }, "keepalive job failed"));
+        void worker.run().catch((err: unknown) => log.error({ err, queue: where.name }, "keepalive worker stopped"));
+        return worker;
       });
-      worker.on("error", (err) => log.error({ err }, "keepalive worker error"));
-      worker.on("failed", (job, err) => log.warn({ jobId: job?.id, err: err.message }, "keepalive job failed"));
-      void worker.run().catch((err: unknown) => log.error({ err }, "keepalive worker stopped"));
-      await worker.waitUntilReady();
+      await Promise.all(workers.map((w) => w.waitUntilReady()));
       if (options.http) {
         http = await startOpsHttpServer({ ...options.http, registry, readiness, log });
         log.info({ url: http.url, port: http.port, host: options.http.host }, "http server listening");
       }
-      log.info({ concurrency: config.keepalive.concurrency, timeoutMs: config.keepalive.timeoutMs, lockNodes: lockUrls.length, ...timings }, "worker started");
+      log.info(
+        {
+          redis: describeRedisTarget(target),
+          shards: keys.shards,
+          concurrency: config.keepalive.concurrency,
+          concurrencyPerShard: perShard,
+          timeoutMs: config.keepalive.timeoutMs,
+          lockNodes: lockTargets.length,
+          ...timings,
+        },
+        "worker started",
+      );
     },
     stop() {
       stopping ??= (async () => {
         // close() waits for in-flight jobs; each is bounded by the call timeout and releases its lock.
         try {
           await closeInOrder([
-            worker && (() => worker!.close()),
+            async () => void (await Promise.all(workers.map((w) => w.close()))),
             async () => backendHttp.close(),
             http && (() => http!.close()),
-            () => keepaliveQueue.close(),
+            async () => void (await Promise.all(keepaliveQueues.map((q) => q.close()))),
             () => vmcpEvents.close(),
             ...[...lockRedis, clientRedis, consumerRedis].map((r) => () => closeRedis(r)),
           ]);

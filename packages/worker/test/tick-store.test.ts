@@ -14,6 +14,16 @@ const redisUrl = inject("redisUrl");
 const opened: Redis[] = [];
 let prefix = "";
 
+/**
+ * Both ways the scripts run: combined (pair and backend in one script, the standalone layout) and
+ * split (pair half and backend half, hash-tagged keys over 4 shards: the Redis Cluster way).
+ */
+const VARIANTS = [
+  { name: "combined scripts", split: false, shards: 1 },
+  { name: "split scripts, sharded keys", split: true, shards: 4 },
+] as const;
+type Variant = (typeof VARIANTS)[number];
+
 afterEach(async () => {
   for (const r of opened.splice(0)) await closeRedis(r);
   await flushPrefix(redisUrl, prefix);
@@ -33,9 +43,9 @@ const registered = (sessionId: string, sequence: number): SessionRegistered => (
 });
 
 /** `n` breakers on `n` connections (n workers) plus a store to register pairs. */
-async function setup(n: number, pairs: number): Promise<{ breakers: TickStore[]; store: SessionStore; readBackend: (id: string) => Promise<BackendState> }> {
+async function setup(v: Variant, n: number, pairs: number): Promise<{ breakers: TickStore[]; store: SessionStore; readBackend: (id: string) => Promise<BackendState> }> {
   prefix = testPrefix("brk");
-  const keys = createKeys(prefix);
+  const keys = createKeys(prefix, { shards: v.shards });
   const conns = Array.from({ length: n }, (_, i) => createRedis(redisUrl, "client", `vmk-test-breaker-${i}@${prefix}`));
   opened.push(...conns);
   const store = createSessionStore(conns[0]!, keys);
@@ -43,7 +53,7 @@ async function setup(n: number, pairs: number): Promise<{ breakers: TickStore[];
     const m = registered(`s${i}`, 1);
     await store.applyRegistered(m, [{ backendId: "b", backendSessionId: `bs${i}`, protocolVersion: "2025-06-18", status: "active", offReason: undefined }], Date.now());
   }
-  return { breakers: conns.map((c) => createTickStore(c, keys)), store, readBackend: (id) => readBackendState(conns[0]!, keys, id) };
+  return { breakers: conns.map((c) => createTickStore(c, keys, { split: v.split })), store, readBackend: (id) => readBackendState(conns[0]!, keys, id) };
 }
 
 const begin = (b: TickStore, i: number, now = Date.now()) => b.begin(`s${i}`, "b", now, { token: `tok-${i}`, probeLeaseMs: 5_000, pingRetryDelayMs: 60_000, fallback: false });
@@ -64,10 +74,13 @@ function finish(b: TickStore, i: number, epoch: number, over: Partial<FinishInpu
   });
 }
 
-describe("tick store scripts: breaker, probe, outcome fence", () => {
+describe.each(VARIANTS)("tick store, $name: breaker, probe, outcome fence", (v) => {
   it("20 concurrent failures from 10 workers: exactly one of them opens the breaker", async () => {
-    const { breakers, readBackend } = await setup(10, 20);
-    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => finish(breakers[i % 10]!, i, 1, {})));
+    const { breakers, readBackend } = await setup(v, 10, 20);
+    // One clock for all: the failures arrive at Redis in any order, and with the span at 0 ms a
+    // later-built record arriving first would otherwise make the run's start later than an earlier one's now.
+    const at = Date.now();
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => finish(breakers[i % 10]!, i, 1, { now: at })));
     expect(results.filter((r) => r.breakerTransition === "opened")).toHaveLength(1);
     expect(results.find((r) => r.breakerTransition === "opened")?.breakerFailures).toBe(3);
     const state = await readBackend("b");
@@ -76,7 +89,7 @@ describe("tick store scripts: breaker, probe, outcome fence", () => {
   });
 
   it("when the probe is due, exactly one of 20 concurrent ticks claims it; the rest skip", async () => {
-    const { breakers, readBackend } = await setup(10, 20);
+    const { breakers, readBackend } = await setup(v, 10, 20);
     for (let i = 0; i < 3; i++) await finish(breakers[0]!, i, 1, { probeDelayMs: 0 });
     expect((await readBackend("b")).state).toBe("open");
     const decisions = await Promise.all(Array.from({ length: 20 }, (_, i) => begin(breakers[i % 10]!, i)));
@@ -87,7 +100,7 @@ describe("tick store scripts: breaker, probe, outcome fence", () => {
   });
 
   it("only the probe's own result closes or re-opens; a probe that got 404 hands the probe back", async () => {
-    const { breakers, readBackend } = await setup(2, 3);
+    const { breakers, readBackend } = await setup(v, 2, 3);
     const [w1] = breakers as [TickStore, TickStore];
     for (let i = 0; i < 3; i++) await finish(w1, i, 1, { probeDelayMs: 0 });
     const d = await begin(w1, 0);
@@ -108,7 +121,7 @@ describe("tick store scripts: breaker, probe, outcome fence", () => {
   });
 
   it("min failure span: 1,000 pairs failing for 5 s never open it; failures spanning the minimum do; a success restarts the span", async () => {
-    const { breakers, readBackend } = await setup(4, 1_000);
+    const { breakers, readBackend } = await setup(v, 4, 1_000);
     const t0 = Date.now();
     const span = { minFailureSpanMs: 30_000 };
     // A 5-second blip: every one of 1,000 pairs fails, spread over 5 s, from 4 workers.
@@ -127,7 +140,7 @@ describe("tick store scripts: breaker, probe, outcome fence", () => {
   });
 
   it("a probe claim whose lease ran out (its worker died) is taken over", async () => {
-    const { breakers } = await setup(1, 2);
+    const { breakers } = await setup(v, 1, 2);
     const b = breakers[0]!;
     for (let i = 0; i < 3; i++) await finish(b, i % 2, 1, { probeDelayMs: 0 });
     const t0 = Date.now();
@@ -137,13 +150,13 @@ describe("tick store scripts: breaker, probe, outcome fence", () => {
   });
 
   it("outcomes are fenced on the pair epoch, breaker accounting is not", async () => {
-    const { breakers } = await setup(1, 1);
+    const { breakers } = await setup(v, 1, 1);
     const r = await finish(breakers[0]!, 0, 99, {});
     expect(r).toMatchObject({ recorded: false, why: "fenced", breakerFailures: 1 });
   });
 
   it("records outcomes on the pair, fenced on its epoch; a pair that is gone records nothing", async () => {
-    const { breakers, store } = await setup(1, 1);
+    const { breakers, store } = await setup(v, 1, 1);
     const t = breakers[0]!;
     const pair = (await store.readPair("s0", "b"))!;
     const record = (p: typeof pair, outcome: FinishInput["outcome"], now: number, latencyMs?: number) =>
@@ -188,14 +201,14 @@ describe("tick store scripts: breaker, probe, outcome fence", () => {
  * inside finish-tick-release-3.lua must behave exactly like the Redlock a vMCP takes on the same
  * resource.
  */
-async function setupLocked(): Promise<{ redis: Redis; keys: Keys; breaker: TickStore }> {
+async function setupLocked(v: Variant): Promise<{ redis: Redis; keys: Keys; breaker: TickStore }> {
   prefix = testPrefix("lk");
-  const keys = createKeys(prefix);
+  const keys = createKeys(prefix, { shards: v.shards });
   const redis = createRedis(redisUrl, "client", `vmk-test-lock@${prefix}`);
   opened.push(redis);
   const m = registered("s1", 1);
   await createSessionStore(redis, keys).applyRegistered(m, [{ backendId: "b", backendSessionId: "bs1", protocolVersion: undefined, status: "active", offReason: undefined }], Date.now());
-  return { redis, keys, breaker: createTickStore(redis, keys) };
+  return { redis, keys, breaker: createTickStore(redis, keys, { split: v.split }) };
 }
 
 /** A successful finish that releases the one-node lock held with `token`. */
@@ -215,10 +228,12 @@ const finishSuccess = (store: TickStore, pair: FinishInput["pair"], token: strin
 
 const opts = (token: string) => ({ token, probeLeaseMs: 5_000, pingRetryDelayMs: 60_000, fallback: false, lockTtlMs: 5_000 });
 
-describe("pair lock inside the tick scripts", () => {
+describe.each(VARIANTS)("pair lock inside the tick scripts, $name", (v) => {
   it("takes the contract lock resource, excludes a Redlock holder both ways, and releases in FINISH", async () => {
-    const { redis, keys, breaker } = await setupLocked();
-    const lockKey = `${prefix}:lock:s1:b`;
+    const { redis, keys, breaker } = await setupLocked(v);
+    const lockKey = keys.pairLock("s1", "b");
+    // The contract's lock resource: `<shard prefix>:lock:<sessionId>:<backendId>`.
+    expect(lockKey).toBe(`${keys.shardPrefix(keys.shardOf("s1"))}:lock:s1:b`);
     const redlock = createLocker([redis]);
 
     const held = await redlock.tryLock(keys.pairLock("s1", "b"), 5_000);
@@ -238,16 +253,17 @@ describe("pair lock inside the tick scripts", () => {
   });
 
   it("releases in the script when the tick ends there, and never deletes another holder's lock", async () => {
-    const { redis, breaker } = await setupLocked();
-    const lockKey = `${prefix}:lock:s1:b`;
+    const { redis, keys, breaker } = await setupLocked(v);
+    const lockKey = keys.pairLock("s1", "b");
     // No pair: the lock is not left behind.
     expect(await breaker.begin("gone", "b", Date.now(), opts("t1"))).toEqual({ kind: "no_pair" });
-    expect(await redis.exists(`${prefix}:lock:gone:b`)).toBe(0);
+    expect(await redis.exists(keys.pairLock("gone", "b"))).toBe(0);
     // Breaker open: skipped, lock released.
-    await redis.hset(`${prefix}:backend:b`, "state", "open", "probeAt", Date.now() + 60_000);
+    await redis.hset(keys.backend("b"), "state", "open", "probeAt", Date.now() + 60_000);
     expect((await breaker.begin("s1", "b", Date.now(), opts("t2"))).kind).toBe("skip_open");
     expect(await redis.exists(lockKey)).toBe(0);
-    await redis.del(`${prefix}:backend:b`);
+    expect(await redis.hget(keys.pair("s1", "b"), "last")).toBe("skipped:breaker_open");
+    await redis.del(keys.backend("b"));
     // A lock that expired and was taken by someone else is not ours to delete.
     const d = await breaker.begin("s1", "b", Date.now(), { ...opts("t3"), lockTtlMs: 50 });
     expect(d.kind).toBe("call");

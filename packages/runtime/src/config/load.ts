@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml, YAMLParseError } from "yaml";
-import { describeIssues, formatIssuePath } from "@vmcp-keepalive/shared";
+import { describeIssues, formatIssuePath, keyLayout } from "@vmcp-keepalive/shared";
 import { ConfigFileSchema, type ConfigFile } from "./schema.js";
 import type { BackendConfig, KeepaliveConfig, KeepaliveMethod } from "./types.js";
 
@@ -119,7 +119,14 @@ export function parseConfig(document: unknown, env: NodeJS.ProcessEnv = {}, sour
     headers: { ...b.headers },
   }));
   const config: KeepaliveConfig = {
-    redis: { url: file.redis.url, prefix: file.redis.prefix },
+    redis: {
+      mode: file.redis.mode,
+      url: file.redis.url,
+      nodes: [...(file.redis.nodes ?? [])],
+      sentinels: [...(file.redis.sentinels ?? [])],
+      sentinelName: file.redis.sentinel_name,
+      prefix: file.redis.prefix,
+    },
     lock: { redisUrls: [...file.lock.redis_urls], ttlMs: file.lock.ttl },
     sessions: { reapIntervalMs: file.sessions.reap_interval, reconcileIntervalMs: file.sessions.reconcile_interval },
     keepalive: {
@@ -127,6 +134,7 @@ export function parseConfig(document: unknown, env: NodeJS.ProcessEnv = {}, sour
       timeoutMs: file.keepalive.timeout,
       concurrency: file.keepalive.concurrency,
       maxResponseBytes: file.keepalive.max_response_bytes,
+      shards: keyLayout(file.redis.mode === "cluster", file.keepalive.shards).shards,
     },
     breaker: { failureThreshold: file.breaker.failure_threshold, probeAfterMs: file.breaker.probe_after, minFailureSpanMs: file.breaker.min_failure_span },
     fallback: { afterFailures: file.fallback.after_failures },

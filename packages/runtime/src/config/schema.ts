@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { parseDuration } from "../duration.js";
-import { IdSchema } from "@vmcp-keepalive/shared";
+import { IdSchema, keyLayout, MAX_SHARDS } from "@vmcp-keepalive/shared";
 
 /**
  * The longest delay Node's timers take (2^31 − 1 ms, about 24.8 days): a longer one fires at once,
@@ -70,15 +70,33 @@ export const ConfigFileSchema = z
   .strictObject({
     redis: z
       .strictObject({
-        /** Main Redis. Absent ⇒ the dev command starts an embedded redis-server. */
+        /**
+         * `standalone`: one node at `url`; `sentinel`: the master `sentinel_name` of `sentinels`;
+         * `cluster`: a Redis Cluster through the seed `nodes`.
+         * @defaultValue "standalone"
+         */
+        mode: z.enum(["standalone", "sentinel", "cluster"]).default("standalone"),
+        /**
+         * Standalone: the node. Sentinel: optional, for the data nodes' credentials, db and TLS
+         * (its host is not used). Absent in standalone mode ⇒ the dev command starts an embedded redis-server.
+         */
         url: redisUrl.optional(),
-        /** Key prefix of every key and queue; may be hash-tagged (`{vmk}`) for Redis Cluster. */
+        /** Cluster mode: seed nodes (redis:// or rediss:// URLs, credentials in the URL). */
+        nodes: z.array(redisUrl).optional(),
+        /** Sentinel mode: the Sentinels, `host:port`. */
+        sentinels: z.array(z.string().regex(/^[A-Za-z0-9._-]+:\d{1,5}$/, "must be host:port")).optional(),
+        /** Sentinel mode: the master's name in the Sentinels' configuration. */
+        sentinel_name: z
+          .string()
+          .regex(/^[A-Za-z0-9._-]{1,128}$/, "must be 1-128 characters of A-Z a-z 0-9 . _ -")
+          .optional(),
+        /** Key prefix of every key and queue. No `{ }` where the layout hash-tags keys (cluster mode, keepalive.shards > 1). */
         prefix: z
           .string()
           .regex(/^[A-Za-z0-9{}_.-]{1,64}$/, "must be 1-64 characters of A-Z a-z 0-9 { } _ . -")
           .default("vmk"),
       })
-      .default({ prefix: "vmk" }),
+      .default({ mode: "standalone", prefix: "vmk" }),
     lock: z
       .strictObject({
         /** Independent Redis nodes for the Redlock quorum. Empty ⇒ the main Redis. */
@@ -107,6 +125,12 @@ export const ConfigFileSchema = z
         interval: duration(1_000).default(300_000),
         timeout: duration(100).default(10_000),
         concurrency: z.number().int().min(1).max(10_000).default(50),
+        /**
+         * Keepalive queues; a pair goes to one by the hash of its session id. Each shard's queue
+         * and pair state share one Redis Cluster hash slot.
+         * @defaultValue 16 in cluster mode, else 1
+         */
+        shards: z.number().int().min(1).max(MAX_SHARDS).optional(),
         /**
          * Most bytes read of one backend answer: a keepalive answer is tiny, and a backend (or a
          * proxy) that sends more must not grow the worker's memory; the call is cut and counts as
@@ -206,6 +230,26 @@ export const ConfigFileSchema = z
         });
       }
     });
+    const r = file.redis;
+    const mode = r.mode;
+    const onlyFor = (key: "nodes" | "sentinels" | "sentinel_name", needs: string) => {
+      if (r[key] !== undefined && mode !== needs) ctx.addIssue({ code: "custom", path: ["redis", key], message: `only used when redis.mode is ${needs} (it is ${mode})` });
+    };
+    onlyFor("nodes", "cluster");
+    onlyFor("sentinels", "sentinel");
+    onlyFor("sentinel_name", "sentinel");
+    if (mode === "cluster") {
+      if (!r.nodes || r.nodes.length === 0) ctx.addIssue({ code: "custom", path: ["redis", "nodes"], message: "needs at least one seed node when redis.mode is cluster" });
+      if (r.url !== undefined) ctx.addIssue({ code: "custom", path: ["redis", "url"], message: "not used when redis.mode is cluster (list the seed nodes in redis.nodes)" });
+    }
+    if (mode === "sentinel") {
+      if (!r.sentinels || r.sentinels.length === 0) ctx.addIssue({ code: "custom", path: ["redis", "sentinels"], message: "needs at least one host:port when redis.mode is sentinel" });
+      if (r.sentinel_name === undefined) ctx.addIssue({ code: "custom", path: ["redis", "sentinel_name"], message: "needs the master's name when redis.mode is sentinel" });
+    }
+    const layout = keyLayout(mode === "cluster", file.keepalive.shards);
+    if (layout.tagged && /[{}]/.test(r.prefix)) {
+      ctx.addIssue({ code: "custom", path: ["redis", "prefix"], message: "must not contain { } in cluster mode or with keepalive.shards > 1 (the key layout adds its own hash tags)" });
+    }
     if (file.keepalive.timeout >= file.keepalive.interval) {
       ctx.addIssue({ code: "custom", path: ["keepalive", "timeout"], message: "must be shorter than keepalive.interval" });
     }

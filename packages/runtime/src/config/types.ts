@@ -25,14 +25,29 @@ export interface BackendConfig {
 
 /** The validated, frozen configuration every process runs on. Built only by `loadConfig`/`parseConfig`. */
 export interface KeepaliveConfig {
-  readonly redis: { readonly url: string | undefined; readonly prefix: string };
+  readonly redis: {
+    readonly mode: "standalone" | "sentinel" | "cluster";
+    /** Standalone: the node; sentinel: credentials/db/TLS of the data nodes (optional). */
+    readonly url: string | undefined;
+    readonly nodes: readonly string[];
+    readonly sentinels: readonly string[];
+    readonly sentinelName: string | undefined;
+    readonly prefix: string;
+  };
   readonly lock: {
     readonly redisUrls: readonly string[];
     /** Worker pair-lock TTL; undefined ⇒ `keepalive.timeoutMs` + 1 s. */
     readonly ttlMs: number | undefined;
   };
   readonly sessions: { readonly reapIntervalMs: number; readonly reconcileIntervalMs: number };
-  readonly keepalive: { readonly intervalMs: number; readonly timeoutMs: number; readonly concurrency: number; readonly maxResponseBytes: number };
+  readonly keepalive: {
+    readonly intervalMs: number;
+    readonly timeoutMs: number;
+    readonly concurrency: number;
+    readonly maxResponseBytes: number;
+    /** Keepalive shards (resolved: 16 in cluster mode, else 1, unless set). */
+    readonly shards: number;
+  };
   readonly breaker: { readonly failureThreshold: number; readonly probeAfterMs: number; readonly minFailureSpanMs: number };
   readonly fallback: { readonly afterFailures: number };
   readonly registration: { readonly maxMessageBytes: number; readonly concurrency: number };

@@ -1,7 +1,7 @@
 import { ZodError } from "zod";
-import { closeRedis, createKeys, createRedis, createSessionPublisher, describeIssues } from "@vmcp-keepalive/shared";
+import { closeRedis, createRedis, createSessionPublisher, describeIssues, describeRedisTarget } from "@vmcp-keepalive/shared";
 import { createSessionStore } from "../store/session-store.js";
-import { exitOnStartupError, findBackend, resolveConfig, UsageError } from "@vmcp-keepalive/runtime";
+import { exitOnStartupError, findBackend, keysOf, requireRedisTarget, resolveConfig, UsageError } from "@vmcp-keepalive/runtime";
 import { CLI_USAGE, parseCli } from "./parse-cli.js";
 import { formatStatusTable, statusRows } from "./status.js";
 
@@ -32,11 +32,6 @@ async function asUsage<T>(publishing: Promise<T>): Promise<T> {
   }
 }
 
-/** A Redis URL without its password, for messages. */
-function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@");
-}
-
 async function main(): Promise<void> {
   const cmd = parseCli(process.argv.slice(2));
   if (cmd.command === "help") {
@@ -44,24 +39,26 @@ async function main(): Promise<void> {
     return;
   }
   const config = resolveConfig(cmd.config, process.env);
-  if (!config.redis.url) throw new UsageError("redis.url is not set (set it in the config file or REDIS_URL)");
+  const target = requireRedisTarget(config);
   if (cmd.command === "register") {
     const unknown = cmd.backends.filter((b) => !findBackend(config, b.backendId));
     if (unknown.length > 0) {
       throw new UsageError(`unknown backend ${unknown.map((b) => JSON.stringify(b.backendId)).join(", ")} (configured: ${config.backends.map((b) => b.id).join(", ") || "none"})`);
     }
   }
-  const redis = createRedis(config.redis.url, "client", "vmk-cli", { enableOfflineQueue: false, lazyConnect: true });
+  const redis = createRedis(target, "client", "vmk-cli", { enableOfflineQueue: false, lazyConnect: true });
+  const keys = keysOf(config);
   try {
     await redis.connect().catch((err: unknown) => {
-      throw new UsageError(`redis.url: cannot reach Redis at ${redactUrl(config.redis.url!)}: ${(err as Error).message}`);
+      const key = target.mode === "cluster" ? "redis.nodes" : target.mode === "sentinel" ? "redis.sentinels" : "redis.url";
+      throw new UsageError(`${key}: cannot reach Redis at ${describeRedisTarget(target)}: ${(err as Error).message}`);
     });
     if (cmd.command === "status") {
-      const pairs = await createSessionStore(redis, createKeys(config.redis.prefix)).listPairs();
+      const pairs = await createSessionStore(redis, keys).listPairs();
       process.stdout.write(cmd.json ? `${JSON.stringify(statusRows(pairs), null, 2)}\n` : `${formatStatusTable(pairs)}\n`);
       return;
     }
-    const publisher = createSessionPublisher({ connection: redis, prefix: config.redis.prefix, replicaId: "cli" });
+    const publisher = createSessionPublisher({ connection: redis, queue: keys.sessionsQueue, replicaId: "cli" });
     try {
       if (cmd.command === "register") {
         await asUsage(

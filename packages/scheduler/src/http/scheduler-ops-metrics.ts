@@ -1,8 +1,10 @@
 import type { Queue } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "@vmcp-keepalive/shared";
 import { Gauge, type Registry } from "prom-client";
 import { withTimeout } from "@vmcp-keepalive/runtime";
 import { type Keys } from "@vmcp-keepalive/shared";
+
+const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0);
 
 /** Queue states exported as `vmk_queue_jobs{queue,state}`. */
 export const QUEUE_STATES = ["waiting", "delayed", "active", "failed"] as const;
@@ -19,10 +21,11 @@ interface Snapshot {
 
 export interface SchedulerOpsMetricsDeps {
   readonly registry: Registry;
-  /** The three queues (vmcp-sessions, keepalive, vmcp-events). */
+  /** Every queue (vmcp-sessions, each shard's keepalive queue, vmcp-events). */
   readonly queues: readonly Queue[];
-  readonly keepaliveQueue: Queue;
-  readonly redis: Redis;
+  /** Each shard's keepalive queue (index = shard). */
+  readonly keepaliveQueues: readonly Queue[];
+  readonly redis: RedisConnection;
   readonly keys: Keys;
   readonly backendIds: readonly string[];
   /** Upper bound of one scrape's Redis reads; a scrape during an outage answers `vmk_redis_up 0` instead of hanging. */
@@ -44,8 +47,8 @@ export function createSchedulerOpsMetrics(deps: SchedulerOpsMetricsDeps): void {
     const jobs = new Map<string, Record<string, number>>();
     const [counts, scheduledPairs, sessions, states] = await Promise.all([
       Promise.all(deps.queues.map((q) => q.getJobCounts(...QUEUE_STATES))),
-      deps.keepaliveQueue.getJobSchedulersCount(),
-      deps.redis.zcard(deps.keys.sessionsByExpiry()),
+      Promise.all(deps.keepaliveQueues.map((q) => q.getJobSchedulersCount())).then(sum),
+      Promise.all(deps.keepaliveQueues.map((_, shard) => deps.redis.zcard(deps.keys.sessionsByExpiry(shard)))).then(sum),
       Promise.all(deps.backendIds.map((b) => deps.redis.hget(deps.keys.backend(b), "state"))),
     ]);
     deps.queues.forEach((q, i) => jobs.set(q.name, counts[i] ?? {}));
@@ -81,7 +84,7 @@ export function createSchedulerOpsMetrics(deps: SchedulerOpsMetricsDeps): void {
   });
   new Gauge({
     name: "vmk_scheduled_pairs",
-    help: "Session×backend pairs that have a keepalive job scheduler (pairs being kept alive).",
+    help: "Session×backend pairs that have a keepalive job scheduler (pairs being kept alive), over every shard.",
     registers,
     async collect() {
       this.reset();
@@ -91,7 +94,7 @@ export function createSchedulerOpsMetrics(deps: SchedulerOpsMetricsDeps): void {
   });
   new Gauge({
     name: "vmk_registered_sessions",
-    help: "vMCP sessions currently registered (not ended or reaped).",
+    help: "vMCP sessions currently registered (not ended or reaped), over every shard.",
     registers,
     async collect() {
       this.reset();

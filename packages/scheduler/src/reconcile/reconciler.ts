@@ -1,11 +1,12 @@
 import type { Queue } from "bullmq";
-import type { Redis } from "ioredis";
-import { PAIR_FIELDS, parseSchedulerId, schedulerId, type Keys, type Locker } from "@vmcp-keepalive/shared";
+import type { RedisConnection } from "@vmcp-keepalive/shared";
+import { PAIR_FIELDS, parseSchedulerId, scanKeys, schedulerId, type Keys, type Locker } from "@vmcp-keepalive/shared";
 import { findBackend, type KeepaliveConfig, type Logger, type TypedEmitter } from "@vmcp-keepalive/runtime";
 import type { RegistrationEventMap } from "../registrations/registration-events.js";
 import { withSessionMutex } from "../registrations/session-mutex.js";
 import { createPeriodic } from "../periodic.js";
 import type { PairScheduler } from "../scheduling/pair-scheduler.js";
+import { groupByShard } from "../store/session-store.js";
 
 /** What a reconcile pass repairs: the label set of `vmk_reconciled_total{kind}`. */
 export const RECONCILE_KINDS = [
@@ -27,9 +28,10 @@ export interface Reconciler {
 
 export interface ReconcilerDeps {
   readonly config: KeepaliveConfig;
-  readonly redis: Redis;
+  readonly redis: RedisConnection;
   readonly keys: Keys;
-  readonly keepaliveQueue: Queue;
+  /** Each shard's keepalive queue (index = shard). */
+  readonly keepaliveQueues: readonly Queue[];
   readonly scheduler: PairScheduler;
   readonly locker: Locker;
   readonly events: TypedEmitter<RegistrationEventMap>;
@@ -55,7 +57,9 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const { redis, keys, log, config } = deps;
   const batch = deps.batchSize ?? 500;
   const random = deps.random ?? Math.random;
-  const repeatKey = deps.keepaliveQueue.keys["repeat"]!;
+  // The job-scheduler index of each shard's queue (a sorted set of scheduler ids).
+  const repeatKeys = deps.keepaliveQueues.map((q) => q.keys["repeat"]!);
+  const repeatKeyOf = (sessionId: string) => repeatKeys[keys.shardOf(sessionId)]!;
   let halting = false;
   // Jittered (±10 %), so that schedulers started together do not reconcile in step.
   const periodic = createPeriodic(
@@ -82,7 +86,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const repair = async (sessionId: string, backendId: string, want: "add" | "remove"): Promise<ReconcileKind | undefined> =>
     withSessionMutex(deps.locker, keys, sessionId, async () => {
       const [fields] = await readPairs([{ sessionId, backendId }]);
-      const present = (await redis.zscore(repeatKey, schedulerId(sessionId, backendId))) !== null;
+      const present = (await redis.zscore(repeatKeyOf(sessionId), schedulerId(sessionId, backendId))) !== null;
       if (want === "add" && keptAlive(fields, backendId) && !present) {
         await deps.scheduler.upsert(sessionId, backendId, findBackend(config, backendId)!.intervalMs);
         log.info({ sessionId, backendId }, "reconcile: active pair had no job scheduler; added");
@@ -103,39 +107,41 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       done[kind]++;
       deps.events.emit("reconciled", { kind });
     };
-    // Pairs → job schedulers.
-    let cursor = "0";
-    do {
-      const [next, found] = await redis.scan(cursor, "MATCH", `${keys.prefix}:pair:*`, "COUNT", batch);
-      cursor = next;
-      const pairs = found.map((k) => k.slice(`${keys.prefix}:pair:`.length).split(":")).flatMap(([s, b]) => (s && b ? [{ sessionId: s, backendId: b }] : []));
-      if (pairs.length === 0) continue;
-      const states = await readPairs(pairs);
-      const pipe = redis.pipeline();
-      for (const p of pairs) pipe.zscore(repeatKey, schedulerId(p.sessionId, p.backendId));
-      const scores = ((await pipe.exec()) ?? []).map(([, v]) => v);
-      for (let i = 0; i < pairs.length; i++) {
-        const p = pairs[i]!;
-        if (keptAlive(states[i], p.backendId) && scores[i] === null) count(await repair(p.sessionId, p.backendId, "add"));
+    // Pairs → job schedulers: every master's pair keys, one shard (one hash slot) per pipeline.
+    for await (const found of scanKeys(redis, keys.pairPattern, batch)) {
+      if (halting) break;
+      for (const group of groupByShard(keys, found)) {
+        const pairs = group.flatMap((k) => keys.parsePairKey(k) ?? []);
+        const states = await readPairs(pairs);
+        const pipe = redis.pipeline();
+        for (const p of pairs) pipe.zscore(repeatKeyOf(p.sessionId), schedulerId(p.sessionId, p.backendId));
+        const scores = ((await pipe.exec()) ?? []).map(([, v]) => v);
+        for (let i = 0; i < pairs.length; i++) {
+          const p = pairs[i]!;
+          if (keptAlive(states[i], p.backendId) && scores[i] === null) count(await repair(p.sessionId, p.backendId, "add"));
+        }
       }
-    } while (cursor !== "0" && !halting);
-    // Job schedulers → pairs.
-    cursor = "0";
-    do {
-      const [next, flat] = await redis.zscan(repeatKey, cursor, "COUNT", batch);
-      cursor = next;
-      const ids = flat.filter((_, i) => i % 2 === 0);
-      const pairs = ids.flatMap((id) => {
-        const p = parseSchedulerId(id);
-        return p ? [p] : [];
-      });
-      if (pairs.length === 0) continue;
-      const states = await readPairs(pairs);
-      for (let i = 0; i < pairs.length; i++) {
-        const p = pairs[i]!;
-        if (!keptAlive(states[i], p.backendId)) count(await repair(p.sessionId, p.backendId, "remove"));
-      }
-    } while (cursor !== "0" && !halting);
+    }
+    // Job schedulers → pairs, shard by shard.
+    for (const repeatKey of repeatKeys) {
+      let cursor = "0";
+      do {
+        const [next, flat] = await redis.zscan(repeatKey, cursor, "COUNT", batch);
+        cursor = next;
+        const ids = flat.filter((_, i) => i % 2 === 0);
+        const pairs = ids.flatMap((id) => {
+          const p = parseSchedulerId(id);
+          return p ? [p] : [];
+        });
+        if (pairs.length === 0) continue;
+        const states = await readPairs(pairs);
+        for (let i = 0; i < pairs.length; i++) {
+          const p = pairs[i]!;
+          if (!keptAlive(states[i], p.backendId)) count(await repair(p.sessionId, p.backendId, "remove"));
+        }
+      } while (cursor !== "0" && !halting);
+      if (halting) break;
+    }
     if (done.scheduler_added + done.scheduler_removed > 0) log.info(done, "reconcile pass repaired job schedulers");
     return done;
   };

@@ -1,6 +1,6 @@
 import { UnrecoverableError, Worker, type Job, type JobJson } from "bullmq";
-import type { Redis } from "ioredis";
-import { parseSessionMessage, QUEUE_SESSIONS, type Locker } from "@vmcp-keepalive/shared";
+import type { RedisConnection } from "@vmcp-keepalive/shared";
+import { parseSessionMessage, QUEUE_SESSIONS, type Locker, type QueueLocation } from "@vmcp-keepalive/shared";
 import type { RegistrationEventMap } from "./registration-events.js";
 import { type KeepaliveConfig, type TypedEmitter } from "@vmcp-keepalive/runtime";
 import { applyMessage, MessageRejectedError, type ApplyDeps, type ApplyResult } from "./apply-message.js";
@@ -44,13 +44,16 @@ class SessionMessageWorker extends Worker {
  */
 export function createRegistrationConsumer(
   deps: ApplyDeps & {
-    readonly connection: Redis;
+    readonly connection: RedisConnection;
+    /** Where `vmcp-sessions` lives (`keys.sessionsQueue`). @defaultValue `vmcp-sessions` under `redis.prefix` */
+    readonly queue?: QueueLocation;
     readonly locker: Locker;
     readonly events: TypedEmitter<RegistrationEventMap>;
     readonly config: KeepaliveConfig;
   },
 ): Worker {
   const { config, log, events } = deps;
+  const queue = deps.queue ?? { name: QUEUE_SESSIONS, prefix: config.redis.prefix };
   const reject = (job: Job, reason: RegistrationEventMap["rejected"]["reason"], detail: string): never => {
     log.warn({ jobId: job.id, reason, detail, queue: QUEUE_SESSIONS }, "registration message rejected");
     events.emit("rejected", { reason, detail, jobId: job.id });
@@ -58,7 +61,7 @@ export function createRegistrationConsumer(
   };
 
   const worker = new SessionMessageWorker(
-    QUEUE_SESSIONS,
+    queue.name,
     async (job: Job): Promise<ApplyResult> => {
       const notJson = unparsable.get(job);
       if (notJson !== undefined) return reject(job, "invalid_json", `job data is not valid JSON: ${notJson}`);
@@ -88,7 +91,7 @@ export function createRegistrationConsumer(
     },
     {
       connection: deps.connection,
-      prefix: config.redis.prefix,
+      prefix: queue.prefix,
       concurrency: config.registration.concurrency,
       autorun: false,
       removeOnComplete: { count: 1_000 },

@@ -8,7 +8,16 @@ export interface PairScheduler {
   remove(sessionId: string, backendId: string): Promise<void>;
 }
 
-export function createPairScheduler(queue: Queue): PairScheduler {
+/**
+ * `queues[shard]`: the keepalive queue of each shard (one when unsharded); a pair's job scheduler
+ * lives in its session's shard (`shardOf`).
+ */
+export function createPairScheduler(queues: readonly Queue[], shardOf: (sessionId: string) => number = () => 0): PairScheduler {
+  const queueOf = (sessionId: string): Queue => {
+    const queue = queues[shardOf(sessionId)];
+    if (!queue) throw new RangeError(`no keepalive queue for shard ${shardOf(sessionId)} of session ${sessionId}`);
+    return queue;
+  };
   return {
     async upsert(sessionId, backendId, everyMs) {
       // Tiny jobs (docs/benchmarks.md, "Memory"): no data — the worker reads the pair from the
@@ -16,10 +25,10 @@ export function createPairScheduler(queue: Queue): PairScheduler {
       // retention (KEEPALIVE_JOB_OPTIONS) is a worker option. Both would otherwise be stored in
       // the scheduler template and again in every pending job, and a template value over 64
       // bytes makes Redis store the scheduler hash as a hashtable instead of a listpack.
-      await queue.upsertJobScheduler(schedulerId(sessionId, backendId), { every: everyMs, offset: phaseOffset(sessionId, backendId, everyMs) }, { name: KEEPALIVE_JOB_NAME });
+      await queueOf(sessionId).upsertJobScheduler(schedulerId(sessionId, backendId), { every: everyMs, offset: phaseOffset(sessionId, backendId, everyMs) }, { name: KEEPALIVE_JOB_NAME });
     },
     async remove(sessionId, backendId) {
-      await queue.removeJobScheduler(schedulerId(sessionId, backendId));
+      await queueOf(sessionId).removeJobScheduler(schedulerId(sessionId, backendId));
     },
   };
 }

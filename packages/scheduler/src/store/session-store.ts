@@ -1,5 +1,16 @@
-import type { Redis } from "ioredis";
-import { decodePair, SESSION_FIELDS, type Keys, type OffReason, type PairState, type PairStatus, type SessionEnded, type SessionRegistered, type SessionTouched } from "@vmcp-keepalive/shared";
+import type { RedisConnection } from "@vmcp-keepalive/shared";
+import {
+  decodePair,
+  scanKeys,
+  SESSION_FIELDS,
+  type Keys,
+  type OffReason,
+  type PairState,
+  type PairStatus,
+  type SessionEnded,
+  type SessionRegistered,
+  type SessionTouched,
+} from "@vmcp-keepalive/shared";
 import { APPLY_ENDED, APPLY_REGISTERED, APPLY_TOUCHED, REAP_SESSION } from "./scripts.js";
 
 /** What the scheduler decided for one registered pair before storing it. */
@@ -58,7 +69,7 @@ export interface SessionStore {
   listPairs(): Promise<PairState[]>;
 }
 
-export function createSessionStore(redis: Redis, keys: Keys, options: { tombstoneMs?: number } = {}): SessionStore {
+export function createSessionStore(redis: RedisConnection, keys: Keys, options: { tombstoneMs?: number } = {}): SessionStore {
   const tombstoneMs = options.tombstoneMs ?? DEFAULT_TOMBSTONE_MS;
   const pairPrefix = (sessionId: string) => keys.pair(sessionId, "");
 
@@ -67,14 +78,14 @@ export function createSessionStore(redis: Redis, keys: Keys, options: { tombston
     async applyRegistered(m, pairs, now) {
       const args: (string | number)[] = [m.sessionId, m.sequence, now, m.replicaId, m.sessionTtlMs, m.maxLifetimeMs ?? "", pairPrefix(m.sessionId), pairs.length];
       for (const p of pairs) args.push(p.backendId, p.backendSessionId ?? "", p.protocolVersion ?? "", p.status, p.offReason ?? "");
-      const reply = (await APPLY_REGISTERED.run(redis, [keys.session(m.sessionId), keys.sessionBackends(m.sessionId), keys.sessionsByExpiry()], args)) as string[];
+      const reply = (await APPLY_REGISTERED.run(redis, [keys.session(m.sessionId), keys.sessionBackends(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId))], args)) as string[];
       const status = reply[0] as ApplyStatus;
       return { status, removedBackends: status === "applied" ? reply.slice(1) : [], activeBackends: status === "duplicate" ? reply.slice(1) : [] };
     },
     async applyTouched(m, now) {
       const reply = (await APPLY_TOUCHED.run(
         redis,
-        [keys.session(m.sessionId), keys.sessionsByExpiry(), keys.sessionBackends(m.sessionId)],
+        [keys.session(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId)), keys.sessionBackends(m.sessionId)],
         [m.sessionId, m.sequence, now, pairPrefix(m.sessionId), Date.parse(m.occurredAt) || now, ...(m.backendIds ?? [])],
       )) as string[];
       if (reply[0] === "unknown_backends") return { status: "unknown_backends", unknownBackends: reply.slice(1) };
@@ -83,18 +94,20 @@ export function createSessionStore(redis: Redis, keys: Keys, options: { tombston
     async applyEnded(m, now) {
       const reply = (await APPLY_ENDED.run(
         redis,
-        [keys.session(m.sessionId), keys.sessionBackends(m.sessionId), keys.sessionsByExpiry()],
+        [keys.session(m.sessionId), keys.sessionBackends(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId))],
         [m.sessionId, m.sequence, now, pairPrefix(m.sessionId), tombstoneMs, m.reason ?? ""],
       )) as string[];
       return { status: reply[0] as ApplyStatus, backends: reply.slice(1) };
     },
     async expiredSessions(now, limit) {
-      return redis.zrangebyscore(keys.sessionsByExpiry(), "-inf", now, "LIMIT", 0, limit);
+      // Every shard's expiry index, up to `limit` sessions from each.
+      const perShard = await Promise.all(Array.from({ length: keys.shards }, (_, shard) => redis.zrangebyscore(keys.sessionsByExpiry(shard), "-inf", now, "LIMIT", 0, limit)));
+      return perShard.flat();
     },
     async reapSession(sessionId, now) {
       const reply = (await REAP_SESSION.run(
         redis,
-        [keys.session(sessionId), keys.sessionBackends(sessionId), keys.sessionsByExpiry()],
+        [keys.session(sessionId), keys.sessionBackends(sessionId), keys.sessionsByExpiry(keys.shardOf(sessionId))],
         [sessionId, now, pairPrefix(sessionId), tombstoneMs],
       )) as string[];
       if (reply[0] === "applied") return { status: "applied", backends: reply.slice(1) };
@@ -123,21 +136,34 @@ export function createSessionStore(redis: Redis, keys: Keys, options: { tombston
     },
     async listPairs() {
       const out: PairState[] = [];
-      let cursor = "0";
-      do {
-        const [next, batch] = await redis.scan(cursor, "MATCH", `${keys.prefix}:pair:*`, "COUNT", 1000);
-        cursor = next;
-        if (batch.length === 0) continue;
-        const pipe = redis.pipeline();
-        for (const k of batch) pipe.hgetall(k);
-        const replies = (await pipe.exec()) ?? [];
-        for (const [err, h] of replies) {
-          if (err) continue;
-          const p = decodePair(h as Record<string, string>);
-          if (p) out.push(p);
+      for await (const batch of scanKeys(redis, keys.pairPattern)) {
+        // One pipeline per shard: its keys share a hash slot (a Cluster pipeline must not cross nodes).
+        for (const group of groupByShard(keys, batch)) {
+          const pipe = redis.pipeline();
+          for (const k of group) pipe.hgetall(k);
+          const replies = (await pipe.exec()) ?? [];
+          for (const [err, h] of replies) {
+            if (err) continue;
+            const p = decodePair(h as Record<string, string>);
+            if (p) out.push(p);
+          }
         }
-      } while (cursor !== "0");
+      }
       return out.sort((a, b) => a.sessionId.localeCompare(b.sessionId) || a.backendId.localeCompare(b.backendId));
     },
   };
+}
+
+/** Pair keys grouped by their shard (keys that are not pair keys are left out). */
+export function groupByShard(keys: Keys, pairKeys: readonly string[]): string[][] {
+  const groups = new Map<number, string[]>();
+  for (const k of pairKeys) {
+    const pair = keys.parsePairKey(k);
+    if (!pair) continue;
+    const shard = keys.shardOf(pair.sessionId);
+    let group = groups.get(shard);
+    if (!group) groups.set(shard, (group = []));
+    group.push(k);
+  }
+  return [...groups.values()];
 }

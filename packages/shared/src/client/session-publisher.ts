@@ -1,7 +1,8 @@
 import { Queue, type JobsOptions } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "../redis/connection.js";
 import { QUEUE_SESSIONS } from "../names.js";
 import { queueOptions } from "../queues.js";
+import type { QueueLocation } from "../redis/keys.js";
 import type { BackendRegistration, SessionMessageInput } from "../messages/schema.js";
 import { SessionMessageSchema } from "../messages/schema.js";
 
@@ -39,9 +40,14 @@ export interface SessionPublisher {
   close(): Promise<void>;
 }
 
-export function createSessionPublisher(options: { connection: Redis; prefix: string; replicaId: string; now?: () => number }): SessionPublisher {
+/**
+ * Where `vmcp-sessions` lives: `queue` (`keys.sessionsQueue` of the servers' key layout), or
+ * queue `vmcp-sessions` under `prefix` (the standalone, unsharded layout).
+ */
+export function createSessionPublisher(options: { connection: RedisConnection; prefix?: string; queue?: QueueLocation; replicaId: string; now?: () => number }): SessionPublisher {
   const now = options.now ?? Date.now;
-  const queue = new Queue(QUEUE_SESSIONS, queueOptions(options.connection, options.prefix));
+  const where: QueueLocation = options.queue ?? { name: QUEUE_SESSIONS, prefix: options.prefix ?? "vmk" };
+  const queue = new Queue(where.name, queueOptions(options.connection, where));
   queue.on("error", () => {});
   const lastSequence = new Map<string, number>();
 

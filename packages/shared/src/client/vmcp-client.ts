@@ -1,25 +1,36 @@
 import { UnrecoverableError, Worker, type Job } from "bullmq";
-import type { Redis } from "ioredis";
+import { Cluster } from "ioredis";
+import type { RedisConnection } from "../redis/connection.js";
 import { closeInOrder } from "../close-in-order.js";
 import { createLocker, type Locker, type TryLockResult } from "../lock/locker.js";
 import { SILENT_LOGGER, type ClientLogger } from "../logger.js";
-import { ID_PATTERN, QUEUE_EVENTS } from "../names.js";
-import { closeRedis, createRedis } from "../redis/connection.js";
-import { createKeys } from "../redis/keys.js";
+import { ID_PATTERN } from "../names.js";
+import { closeRedis, createRedis, duplicateRedis, type RedisTarget } from "../redis/connection.js";
+import { createKeys, keyLayout } from "../redis/keys.js";
 import { reinitializePair } from "../state/reinitialize-pair.js";
 import { VmcpEventSchema, type VmcpEvent } from "../events/vmcp-events.js";
 import { BackendRegistrationSchema } from "../messages/schema.js";
 import { createSessionPublisher, type RegisterOptions, type SessionPublisher } from "./session-publisher.js";
 
 export interface VmcpClientOptions {
-  /** URL of the main Redis (the one schedulers and workers use). Give this or `connection`. */
+  /** URL of the main Redis (the one schedulers and workers use), standalone. Give this, `redis` or `connection`. */
   readonly redisUrl?: string;
+  /**
+   * The main Redis as the servers' `redis.mode` sees it: standalone (`url`), Sentinel
+   * (`sentinels`, `name`) or Cluster (`nodes`). Give this, `redisUrl` or `connection`.
+   */
+  readonly redis?: RedisTarget;
+  /**
+   * Keepalive shards; must equal the servers' `keepalive.shards` (it decides where a pair's lock
+   * lives). @defaultValue 16 on a Redis Cluster, else 1
+   */
+  readonly shards?: number;
   /**
    * An existing ioredis connection to the main Redis, owned by the caller (not closed by
    * `close()`). The event subscription duplicates it, because BullMQ consumers need a blocking
    * connection with `maxRetriesPerRequest: null`.
    */
-  readonly connection?: Redis;
+  readonly connection?: RedisConnection;
   /** Key prefix; must equal the servers' `redis.prefix`. @defaultValue "vmk" */
   readonly prefix?: string;
   /** This vMCP replica's id (`[A-Za-z0-9][A-Za-z0-9._-]{0,127}`), recorded with each registration. */
@@ -161,7 +172,8 @@ const asError = (err: unknown): Error => (err instanceof Error ? err : new Error
 
 export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
   if (!ID_PATTERN.test(options.replicaId)) throw new Error(`replicaId ${JSON.stringify(options.replicaId)} is not a valid id`);
-  if (!options.connection && !options.redisUrl) throw new Error("createVmcpClient needs redisUrl or connection");
+  const target: RedisTarget | undefined = options.redis ?? (options.redisUrl ? { mode: "standalone", url: options.redisUrl } : undefined);
+  if (!options.connection && !target) throw new Error("createVmcpClient needs redisUrl, redis or connection");
   const prefix = options.prefix ?? "vmk";
   const now = options.now ?? Date.now;
   const log = (options.logger ?? SILENT_LOGGER).child({ component: "vmcp-client", replicaId: options.replicaId });
@@ -170,17 +182,18 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
   const touchIntervalMs = options.touchIntervalMs ?? 30_000;
   const refreshIntervalFor = (o: RegisterOptions) => options.refreshIntervalMs ?? Math.min(Math.round(o.sessionTtlMs / 3), 600_000);
 
-  const owned: Redis[] = [];
-  const connection = options.connection ?? createRedis(options.redisUrl!, "client", `vmk-vmcp-client@${prefix}`);
+  const owned: RedisConnection[] = [];
+  const connection = options.connection ?? createRedis(target!, "client", `vmk-vmcp-client@${prefix}`);
   if (!options.connection) owned.push(connection);
   const lockUrls = options.lockRedisUrls ?? [];
   // Lock nodes fail fast (no offline queue): a down node must vote against at once.
   const lockClients = lockUrls.length > 0 ? lockUrls.map((u, i) => createRedis(u, "client", `vmk-vmcp-lock-${i}@${prefix}`, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })) : [connection];
   if (lockUrls.length > 0) owned.push(...lockClients);
 
-  const keys = createKeys(prefix);
+  const cluster = target ? target.mode === "cluster" : options.connection instanceof Cluster;
+  const keys = createKeys(prefix, keyLayout(cluster, options.shards));
   const locker: Locker = createLocker(lockClients);
-  const publisher: SessionPublisher = createSessionPublisher({ connection, prefix, replicaId: options.replicaId, now });
+  const publisher: SessionPublisher = createSessionPublisher({ connection, queue: keys.sessionsQueue, replicaId: options.replicaId, now });
 
   const guard = async (what: string, sessionId: string, send: () => Promise<void>): Promise<PublishResult> => {
     try {
@@ -257,14 +270,12 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
   // vmcp-events subscription, started with the first handler.
   const handlers = new Set<VmcpEventHandler>();
   let eventWorker: Worker | undefined;
-  let eventConnection: Redis | undefined;
+  let eventConnection: RedisConnection | undefined;
   const startEvents = () => {
-    eventConnection = options.connection
-      ? options.connection.duplicate({ maxRetriesPerRequest: null, connectionName: `vmk-vmcp-events@${prefix}` })
-      : createRedis(options.redisUrl!, "consumer", `vmk-vmcp-events@${prefix}`);
-    eventConnection.on("error", () => {});
+    const events = options.connection ? duplicateRedis(options.connection, "consumer", `vmk-vmcp-events@${prefix}`) : createRedis(target!, "consumer", `vmk-vmcp-events@${prefix}`);
+    eventConnection = events;
     eventWorker = new Worker(
-      QUEUE_EVENTS,
+      keys.eventsQueue.name,
       async (job: Job) => {
         const parsed = VmcpEventSchema.safeParse(job.data);
         if (!parsed.success) {
@@ -282,7 +293,7 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
         }
         for (const handler of [...handlers]) await handler(parsed.data);
       },
-      { connection: eventConnection, prefix, concurrency: options.eventConcurrency ?? 8 },
+      { connection: events, prefix: keys.eventsQueue.prefix, concurrency: options.eventConcurrency ?? 8 },
     );
     eventWorker.on("error", (err) => log.warn({ err }, "vmcp-events subscription error"));
     eventWorker.on("failed", (job, err) => log.warn({ jobId: job?.id, err: err.message }, "vmcp-events handler failed"));

@@ -1,8 +1,9 @@
 import { Queue, type JobsOptions } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "../redis/connection.js";
 import { z } from "zod";
 import { FAILURE_REASONS } from "../errors/reasons.js";
 import { QUEUE_EVENTS } from "../names.js";
+import type { QueueLocation } from "../redis/keys.js";
 import { IdSchema } from "../validation.js";
 import { queueOptions } from "../queues.js";
 
@@ -63,8 +64,10 @@ export interface VmcpEventPublisher {
 }
 
 /** Publishes events to `vmcp-events`. Publishing failures are the caller's to log; they never reach a vMCP user. */
-export function createVmcpEventPublisher(connection: Redis, prefix: string): VmcpEventPublisher {
-  const queue = new Queue(QUEUE_EVENTS, queueOptions(connection, prefix));
+/** `where`: `keys.eventsQueue` of the key layout, or a bare prefix (the standalone layout). */
+export function createVmcpEventPublisher(connection: RedisConnection, where: QueueLocation | string): VmcpEventPublisher {
+  const location: QueueLocation = typeof where === "string" ? { name: QUEUE_EVENTS, prefix: where } : where;
+  const queue = new Queue(location.name, queueOptions(connection, location));
   queue.on("error", () => {});
   return {
     async publish(event) {

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "../redis/connection.js";
 import Redlock, { ExecutionError, ResourceLockedError, type Lock } from "redlock";
 
 /** A held lock. `release` never throws: an unreleased lock simply expires. */
@@ -42,7 +42,7 @@ async function classify(error: unknown): Promise<"locked" | "lock_unavailable"> 
  * clients should fail fast (`maxRetriesPerRequest` small, offline queue off) so that a down node
  * votes against at once instead of stalling the caller. The clients stay the caller's to close.
  */
-export function createLocker(clients: readonly Redis[]): Locker {
+export function createLocker(clients: readonly RedisConnection[]): Locker {
   const redlock = new Redlock([...clients], { retryCount: 0, driftFactor: 0.01, automaticExtensionThreshold: 0 });
   // Redlock re-emits every per-node error; we classify them from the ExecutionError instead.
   redlock.on("error", () => {});

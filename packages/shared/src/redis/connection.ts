@@ -1,4 +1,22 @@
-import { Redis, type RedisOptions } from "ioredis";
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
+
+/** A connection to the main Redis: one node (standalone or behind Sentinel) or a Redis Cluster. */
+export type RedisConnection = Redis | Cluster;
+
+/**
+ * Where the main Redis is. The same three modes for the programs (`redis.mode`), the CLI and
+ * `createVmcpClient`.
+ */
+export type RedisTarget =
+  /** One node at `url` (redis:// or rediss://, credentials and db in the URL). */
+  | { readonly mode: "standalone"; readonly url: string }
+  /**
+   * The master that the Sentinels at `sentinels` (`host:port`) name `name`. `url`, when set,
+   * gives the data nodes' credentials, db and TLS (`rediss://`); its host is not used.
+   */
+  | { readonly mode: "sentinel"; readonly sentinels: readonly string[]; readonly name: string; readonly url?: string | undefined }
+  /** A Redis Cluster reached through the seed nodes `nodes` (redis:// or rediss:// URLs). */
+  | { readonly mode: "cluster"; readonly nodes: readonly string[] };
 
 export type RedisRole =
   /** Blocking BullMQ consumers: must retry forever (`maxRetriesPerRequest: null`, BullMQ requires it). */
@@ -6,29 +24,122 @@ export type RedisRole =
   /** Producers and state reads/writes: fail a command fast while Redis is away instead of queueing it forever. */
   | "client";
 
+const backoff = (times: number) => Math.min(100 * 2 ** Math.min(times, 6), 2_000);
+
+/** host:port of a `host:port` string or a redis URL; throws naming the bad entry. */
+export function parseHostPort(entry: string): { host: string; port: number } {
+  const text = /^rediss?:\/\//.test(entry) ? new URL(entry).host : entry;
+  const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !(port > 0 && port < 65_536)) throw new RangeError(`${JSON.stringify(entry)} is not host:port`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ""), port };
+}
+
+/** Credentials, db and TLS of a redis URL as ioredis options. */
+function urlOptions(url: string | undefined): RedisOptions {
+  if (!url) return {};
+  const u = new URL(url);
+  const options: RedisOptions = {};
+  if (u.username) options.username = decodeURIComponent(u.username);
+  if (u.password) options.password = decodeURIComponent(u.password);
+  const db = u.pathname.replace(/^\//, "");
+  if (db) options.db = Number(db);
+  if (u.protocol === "rediss:") options.tls = {};
+  return options;
+}
+
 /**
  * Creates an ioredis connection for one role. Reconnects forever with capped backoff so a Redis
  * outage never kills the process; callers see errors (client role) or waits (consumer role).
+ * A Sentinel connection follows the master through failovers; a Cluster connection follows slot
+ * moves and replica promotions.
  */
-export function createRedis(url: string, role: RedisRole, name: string, extra: RedisOptions = {}): Redis {
+export function createRedis(url: string, role: RedisRole, name: string, extra?: RedisOptions): Redis;
+export function createRedis(target: string | RedisTarget, role: RedisRole, name: string, extra?: RedisOptions): RedisConnection;
+export function createRedis(target: string | RedisTarget, role: RedisRole, name: string, extra: RedisOptions = {}): RedisConnection {
+  const resolved: RedisTarget = typeof target === "string" ? { mode: "standalone", url: target } : target;
   const options: RedisOptions = {
     connectionName: name,
     lazyConnect: false,
     enableReadyCheck: true,
-    retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 6), 2_000),
+    retryStrategy: backoff,
     reconnectOnError: () => false,
     maxRetriesPerRequest: role === "consumer" ? null : 2,
     ...extra,
   };
-  // ioredis 6's overloads add `replyMapping?: "legacy"`, which exactOptionalPropertyTypes rejects.
-  const redis = new Redis(url, options as RedisOptions & { replyMapping?: "legacy" });
+  let redis: RedisConnection;
+  if (resolved.mode === "cluster") {
+    // Per-node options: the cluster retries and queues itself (retryStrategy, offline queue).
+    const { lazyConnect, enableOfflineQueue, retryStrategy: _retry, ...nodeOptions } = options;
+    const first = resolved.nodes[0];
+    const clusterOptions: ClusterOptions = {
+      redisOptions: { ...urlOptions(first), ...nodeOptions },
+      clusterRetryStrategy: backoff,
+      enableReadyCheck: true,
+      scaleReads: "master",
+      retryDelayOnFailover: 200,
+      retryDelayOnClusterDown: 200,
+      retryDelayOnTryAgain: 200,
+      slotsRefreshTimeout: 2_000,
+      ...(lazyConnect !== undefined ? { lazyConnect } : {}),
+      ...(enableOfflineQueue !== undefined ? { enableOfflineQueue } : {}),
+    };
+    redis = new Cluster(
+      resolved.nodes.map((u) => parseHostPort(u)),
+      clusterOptions as ClusterOptions & { redisOptions: { replyMapping?: "legacy" } },
+    );
+  } else if (resolved.mode === "sentinel") {
+    const sentinelOptions = {
+      ...urlOptions(resolved.url),
+      ...options,
+      sentinels: resolved.sentinels.map((s) => parseHostPort(s)),
+      name: resolved.name,
+      sentinelRetryStrategy: backoff,
+      // After a failover, the old master (now a replica) answers READONLY: reconnect to the new one.
+      reconnectOnError: (err: Error) => err.message.startsWith("READONLY"),
+    };
+    redis = new Redis(sentinelOptions as RedisOptions & { replyMapping?: "legacy" });
+  } else {
+    // ioredis 6's overloads add `replyMapping?: "legacy"`, which exactOptionalPropertyTypes rejects.
+    redis = new Redis(resolved.url, options as RedisOptions & { replyMapping?: "legacy" });
+  }
   // ioredis emits 'error' on every failed reconnect; without a listener Node would crash the process.
   redis.on("error", () => {});
   return redis;
 }
 
+/**
+ * A new connection to the same Redis as `redis`, for another role (e.g. the blocking connection
+ * of a BullMQ consumer made from a caller's connection). The caller owns and closes it.
+ */
+export function duplicateRedis(redis: RedisConnection, role: RedisRole, name: string): RedisConnection {
+  const maxRetriesPerRequest = role === "consumer" ? null : 2;
+  const copy =
+    redis instanceof Cluster
+      ? redis.duplicate(undefined, { redisOptions: { ...redis.options.redisOptions, maxRetriesPerRequest, connectionName: name } } as ClusterOptions & { redisOptions: { replyMapping?: "legacy" } })
+      : redis.duplicate({ maxRetriesPerRequest, connectionName: name });
+  copy.on("error", () => {});
+  return copy;
+}
+
+/** Where a target points, for logs: the URL without credentials, the sentinels or the seed nodes. */
+export function describeRedisTarget(target: RedisTarget): string {
+  const redact = (u: string) => {
+    try {
+      const url = new URL(u);
+      if (url.password) url.password = "***";
+      return url.toString();
+    } catch {
+      return u;
+    }
+  };
+  if (target.mode === "cluster") return `cluster ${target.nodes.map(redact).join(",")}`;
+  if (target.mode === "sentinel") return `sentinel ${target.name}@${target.sentinels.join(",")}`;
+  return redact(target.url);
+}
+
 /** Closes a connection: QUIT when connected, disconnect otherwise. Never throws. */
-export async function closeRedis(redis: Redis): Promise<void> {
+export async function closeRedis(redis: RedisConnection): Promise<void> {
   try {
     if (redis.status === "ready") await redis.quit();
     else redis.disconnect();
@@ -42,7 +153,7 @@ export async function closeRedis(redis: Redis): Promise<void> {
  * reconnecting). Start-up waits on this so that a process that says "started" is ready, not
  * still connecting.
  */
-export async function whenReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+export async function whenReady(redis: RedisConnection, timeoutMs: number): Promise<boolean> {
   if (redis.status === "ready") return true;
   return new Promise<boolean>((resolve) => {
     const done = (ok: boolean) => {
@@ -54,4 +165,24 @@ export async function whenReady(redis: Redis, timeoutMs: number): Promise<boolea
     const timer = setTimeout(() => done(false), timeoutMs);
     redis.on("ready", onReady);
   });
+}
+
+/** The masters of a connection: the cluster's master nodes, or the connection itself. */
+export function masterNodes(redis: RedisConnection): Redis[] {
+  return redis instanceof Cluster ? redis.nodes("master") : [redis];
+}
+
+/**
+ * Every key matching `pattern` on every master (SCAN; a Cluster is scanned node by node). Keys
+ * may repeat (SCAN's guarantee); callers deduplicate when it matters.
+ */
+export async function* scanKeys(redis: RedisConnection, pattern: string, count = 1_000): AsyncGenerator<string[]> {
+  for (const node of masterNodes(redis)) {
+    let cursor = "0";
+    do {
+      const [next, batch] = await node.scan(cursor, "MATCH", pattern, "COUNT", count);
+      cursor = next;
+      if (batch.length > 0) yield batch;
+    } while (cursor !== "0");
+  }
 }

@@ -1,18 +1,51 @@
+import { QUEUE_EVENTS, QUEUE_KEEPALIVE, QUEUE_SESSIONS } from "../names.js";
+import { hashSlot } from "./hash-slot.js";
+
+/** Number of Redis Cluster hash slots. */
+export const CLUSTER_SLOTS = 16_384;
+
+/** Default `keepalive.shards` on a Redis Cluster (1 elsewhere). */
+export const DEFAULT_CLUSTER_SHARDS = 16;
+
+/** Most keepalive shards (`keepalive.shards`). */
+export const MAX_SHARDS = 1_024;
+
+/** Where a BullMQ queue lives: its name and its key prefix. */
+export interface QueueLocation {
+  readonly name: string;
+  readonly prefix: string;
+}
+
 /**
- * Every Redis key this project writes (besides BullMQ's own, which live under the same prefix).
- * Documented for other-language vMCPs in docs/contract.md; keep the two in step.
+ * Every Redis key this project writes (besides BullMQ's own, which live under the queue prefixes
+ * below). Documented for other-language vMCPs in docs/contract.md; keep the two in step.
+ *
+ * Pairs go to one of `shards` keepalive shards by the hash of their session id
+ * ({@link shardOfSession}). A shard's keepalive queue, its sessions, pairs, pair locks and session
+ * mutexes share one key prefix; when `tagged`, that prefix carries a Redis Cluster hash tag, so
+ * every key of a shard sits in one hash slot and no script crosses slots. A backend's breaker hash
+ * and the sessions and events queues have hash tags of their own. Untagged with one shard (the
+ * standalone default) is the original single-prefix layout.
  */
 export interface Keys {
   readonly prefix: string;
+  /** Number of keepalive shards (1 = no sharding). */
+  readonly shards: number;
+  /** True when keys carry hash tags (cluster mode, or more than one shard). */
+  readonly tagged: boolean;
+  /** The shard of a session (every pair of the session lives in it). */
+  shardOf(sessionId: string): number;
+  /** Key prefix of one shard: `<prefix>` untagged, `<prefix>:{<tag>}` tagged. */
+  shardPrefix(shard: number): string;
   /** Hash: one vMCP session (sequence, TTLs, state). */
   session(sessionId: string): string;
   /** Set: backend ids registered for a session. */
   sessionBackends(sessionId: string): string;
-  /** Sorted set: session id → expiry time (ms); the reaper's index. */
-  sessionsByExpiry(): string;
+  /** Sorted set: session id → expiry time (ms) of one shard's sessions; the reaper's index. */
+  sessionsByExpiry(shard: number): string;
   /** Hash: one session×backend pair (backend session id, protocol version, epoch, last outcome). */
   pair(sessionId: string, backendId: string): string;
-  /** Redlock resource of a pair (contract: `<prefix>:lock:<sessionId>:<backendId>`). */
+  /** Redlock resource of a pair (contract: `<shard prefix>:lock:<sessionId>:<backendId>`). */
   pairLock(sessionId: string, backendId: string): string;
   /** Short mutex that serializes one session's lifecycle messages across scheduler processes. */
   sessionMutex(sessionId: string): string;
@@ -20,19 +53,93 @@ export interface Keys {
    * Hash: one backend's shared state — circuit breaker and learned keepalive method. Field
    * `state` is `closed` (or absent), `open`, or `probing`; the worker's breaker module owns the
    * rest (BACKEND_FIELDS; docs/keepalive-policy.md lists them). The metrics gauge reads `state` only.
+   * Tagged: in a slot of its own, so the breaker is one for the whole cluster.
    */
   backend(backendId: string): string;
+  /** SCAN pattern of every pair key of every shard. */
+  readonly pairPattern: string;
+  /** The pair a pair key names (any shard), or undefined for any other key. */
+  parsePairKey(key: string): { sessionId: string; backendId: string } | undefined;
+  /** The keepalive queue of one shard (`keepalive`, or `keepalive-<n>` when sharded). */
+  keepaliveQueue(shard: number): QueueLocation;
+  /** The `vmcp-sessions` queue (lifecycle messages from vMCPs). */
+  readonly sessionsQueue: QueueLocation;
+  /** The `vmcp-events` queue (events for vMCPs). */
+  readonly eventsQueue: QueueLocation;
 }
 
-export function createKeys(prefix: string): Keys {
+export interface KeyLayoutOptions {
+  /** Keepalive shards. @defaultValue 1 */
+  readonly shards?: number;
+  /** Hash-tag the keys (required on a Redis Cluster). @defaultValue true when `shards` > 1 */
+  readonly tagged?: boolean;
+}
+
+/** The layout of a deployment: `shards` (default 16 on a Cluster, else 1); tagged on a Cluster or when sharded. */
+export function keyLayout(cluster: boolean, shards?: number): Required<KeyLayoutOptions> {
+  const n = shards ?? (cluster ? DEFAULT_CLUSTER_SHARDS : 1);
+  return { shards: n, tagged: cluster || n > 1 };
+}
+
+/** The shard of a session: CRC16 (the Redis Cluster key hash) of its UTF-8 id, modulo the shard count. */
+export function shardOfSession(sessionId: string, shards: number): number {
+  return shards <= 1 ? 0 : hashSlot(sessionId) % shards;
+}
+
+/**
+ * The hash tag of shard `shard` of `shards`: the first string `<shard>.<k>` (k = 0, 1, …) whose
+ * hash slot falls in the shard's equal share of the slot range, so that shards spread evenly
+ * over masters that own equal contiguous slot ranges (what `redis-cli --cluster create` assigns).
+ */
+export function shardTag(shard: number, shards: number): string {
+  const from = Math.floor((shard * CLUSTER_SLOTS) / shards);
+  const to = Math.floor(((shard + 1) * CLUSTER_SLOTS) / shards);
+  for (let k = 0; ; k++) {
+    const tag = `${shard}.${k}`;
+    const slot = hashSlot(tag);
+    if (slot >= from && slot < to) return tag;
+  }
+}
+
+export function createKeys(prefix: string, options: KeyLayoutOptions = {}): Keys {
+  const shards = options.shards ?? 1;
+  if (!Number.isInteger(shards) || shards < 1 || shards > MAX_SHARDS) throw new RangeError(`shards must be an integer 1-${MAX_SHARDS}, got ${shards}`);
+  const tagged = options.tagged ?? shards > 1;
+  if (tagged && /[{}]/.test(prefix)) throw new RangeError(`prefix ${JSON.stringify(prefix)}: no { } when keys are hash-tagged (cluster mode or keepalive.shards > 1); the layout adds its own tags`);
+  const shardPrefixes = Array.from({ length: shards }, (_, i) => (tagged ? `${prefix}:{${shardTag(i, shards)}}` : prefix));
+  const shardOf = (sessionId: string) => shardOfSession(sessionId, shards);
+  const of = (sessionId: string) => shardPrefixes[shardOf(sessionId)]!;
+  const shardPrefix = (shard: number) => {
+    const p = shardPrefixes[shard];
+    if (p === undefined) throw new RangeError(`shard ${shard} out of range 0-${shards - 1}`);
+    return p;
+  };
+  const escaped = prefix.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const pairKey = new RegExp(`^${escaped}${tagged ? ":\\{[^}]*\\}" : ""}:pair:([^:]+):([^:]+)$`);
+  const keepaliveQueues = shardPrefixes.map((p, i) => ({ name: shards === 1 ? QUEUE_KEEPALIVE : `${QUEUE_KEEPALIVE}-${i}`, prefix: p }));
   return {
     prefix,
-    session: (s) => `${prefix}:session:${s}`,
-    sessionBackends: (s) => `${prefix}:session:${s}:backends`,
-    sessionsByExpiry: () => `${prefix}:sessions`,
-    pair: (s, b) => `${prefix}:pair:${s}:${b}`,
-    pairLock: (s, b) => `${prefix}:lock:${s}:${b}`,
-    sessionMutex: (s) => `${prefix}:smutex:${s}`,
-    backend: (b) => `${prefix}:backend:${b}`,
+    shards,
+    tagged,
+    shardOf,
+    shardPrefix,
+    session: (s) => `${of(s)}:session:${s}`,
+    sessionBackends: (s) => `${of(s)}:session:${s}:backends`,
+    sessionsByExpiry: (shard) => `${shardPrefix(shard)}:sessions`,
+    pair: (s, b) => `${of(s)}:pair:${s}:${b}`,
+    pairLock: (s, b) => `${of(s)}:lock:${s}:${b}`,
+    sessionMutex: (s) => `${of(s)}:smutex:${s}`,
+    pairPattern: tagged ? `${prefix}:{*}:pair:*` : `${prefix}:pair:*`,
+    parsePairKey: (key) => {
+      const m = pairKey.exec(key);
+      return m ? { sessionId: m[1]!, backendId: m[2]! } : undefined;
+    },
+    backend: (b) => (tagged ? `${prefix}:backend:{${b}}` : `${prefix}:backend:${b}`),
+    keepaliveQueue: (shard) => {
+      shardPrefix(shard);
+      return keepaliveQueues[shard]!;
+    },
+    sessionsQueue: { name: QUEUE_SESSIONS, prefix: tagged ? `${prefix}:{sessions}` : prefix },
+    eventsQueue: { name: QUEUE_EVENTS, prefix: tagged ? `${prefix}:{events}` : prefix },
   };
 }

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "../redis/connection.js";
 import type { Keys } from "../redis/keys.js";
 import type { FailureReason } from "../errors/reasons.js";
 
@@ -85,6 +85,6 @@ export function decodeBackend(backendId: string, hash: Record<string, string>): 
 }
 
 /** Reads one backend's shared state (status CLI, tests; not on the keepalive path). */
-export async function readBackendState(redis: Redis, keys: Keys, backendId: string): Promise<BackendState> {
+export async function readBackendState(redis: RedisConnection, keys: Keys, backendId: string): Promise<BackendState> {
   return decodeBackend(backendId, await redis.hgetall(keys.backend(backendId)));
 }

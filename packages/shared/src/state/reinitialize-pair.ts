@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "../redis/connection.js";
 import type { Keys } from "../redis/keys.js";
 import { loadLuaScript } from "../redis/lua-script.js";
 import type { PairStatus } from "./pair-state.js";
@@ -16,7 +16,7 @@ export type ReinitializeStateResult =
  * lock). Never creates a pair.
  */
 export async function reinitializePair(
-  redis: Redis,
+  redis: RedisConnection,
   keys: Keys,
   pair: { sessionId: string; backendId: string; backendSessionId: string; protocolVersion: string | undefined },
   now: number,

@@ -1,7 +1,20 @@
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "@vmcp-keepalive/shared";
 import { decodePair, outcomeLabel, type BreakerState, type Keys, type KeepaliveOutcome, type LearnedMethod, type PairState, type PairStatus } from "@vmcp-keepalive/shared";
 import type { BreakerOp, MethodOp } from "../tick/plan.js";
-import { BEGIN_TICK, BEGIN_TICK_LOCKED, FINISH_TICK, FINISH_TICK_RELEASE, RELEASE_LOCK } from "./scripts.js";
+import { Cluster } from "ioredis";
+import {
+  BEGIN_BREAKER,
+  BEGIN_PAIR,
+  BEGIN_PAIR_LOCKED,
+  BEGIN_TICK,
+  BEGIN_TICK_LOCKED,
+  FINISH_BREAKER,
+  FINISH_PAIR,
+  FINISH_PAIR_RELEASE,
+  FINISH_TICK,
+  FINISH_TICK_RELEASE,
+  RELEASE_LOCK,
+} from "./scripts.js";
 
 export type TickStart =
   /** Single-node fast path only: another holder has the pair lock. */
@@ -68,7 +81,8 @@ export interface FinishRecord extends FinishAccounting {
   /** The pair epoch read under the lock: the fence. */
   readonly epoch: number;
   readonly now: number;
-  readonly kind: "success" | "failure";
+  /** `skipped`: only on the split path, a tick whose pair half started and whose breaker said skip. */
+  readonly kind: "success" | "failure" | "skipped";
   readonly reason?: string;
   /** The pair's `last` field (`success`, `failure:timeout`). */
   readonly label: string;
@@ -120,16 +134,67 @@ function flatToRecord(flat: unknown): Record<string, string> {
   return out;
 }
 
-export function createTickStore(redis: Redis, keys: Keys): TickStore {
+export interface TickStoreOptions {
+  /**
+   * Run each step as its pair half and its backend half (four scripts a tick instead of two), so
+   * that no script crosses hash slots. @defaultValue true on a Redis Cluster, else false
+   */
+  readonly split?: boolean;
+}
+
+type BeginReply = [string, string, string, number, unknown];
+
+export function createTickStore(redis: RedisConnection, keys: Keys, options: TickStoreOptions = {}): TickStore {
+  const split = options.split ?? redis instanceof Cluster;
+
+  /** The combined start: one script over the pair (and its lock) and the backend. */
+  const beginTogether = async (sessionId: string, backendId: string, now: number, o: BeginOptions): Promise<BeginReply> => {
+    const args: (string | number)[] = [now, o.token, Math.round(o.probeLeaseMs), Math.round(o.pingRetryDelayMs), o.fallback ? "1" : "0", Math.max(0, Math.round(o.trafficWindowMs ?? 0))];
+    const pairKeys = [keys.pair(sessionId, backendId), keys.backend(backendId)];
+    return (
+      o.lockTtlMs === undefined
+        ? await BEGIN_TICK.run(redis, pairKeys, args)
+        : await BEGIN_TICK_LOCKED.run(redis, [...pairKeys, keys.pairLock(sessionId, backendId)], [...args, Math.max(1, Math.round(o.lockTtlMs))])
+    ) as BeginReply;
+  };
+
+  /** The split start: the pair half (with its lock), then — when it says go — the backend half. */
+  const beginSplit = async (sessionId: string, backendId: string, now: number, o: BeginOptions): Promise<BeginReply> => {
+    const pairArgs = [now, Math.max(0, Math.round(o.trafficWindowMs ?? 0))];
+    const pk = keys.pair(sessionId, backendId);
+    const [decision, flat] = (
+      o.lockTtlMs === undefined
+        ? await BEGIN_PAIR.run(redis, [pk], pairArgs)
+        : await BEGIN_PAIR_LOCKED.run(redis, [pk, keys.pairLock(sessionId, backendId)], [...pairArgs, o.token, Math.max(1, Math.round(o.lockTtlMs))])
+    ) as [string, unknown];
+    if (decision !== "go") return [decision, "", "", 0, flat];
+    const breaker = (await BEGIN_BREAKER.run(redis, [keys.backend(backendId)], [now, o.token, Math.round(o.probeLeaseMs), Math.round(o.pingRetryDelayMs), o.fallback ? "1" : "0"])) as [
+      string,
+      string,
+      string,
+      number,
+    ];
+    if (breaker[0] === "skip_open") {
+      // Record the skip on the pair (and release its lock), as the combined start does in its script.
+      const pair = decodePair(flatToRecord(flat));
+      const record = { epoch: pair?.epoch ?? 0, now, kind: "skipped", label: "skipped:breaker_open" };
+      if (o.lockTtlMs === undefined) await FINISH_PAIR.run(redis, [pk], [JSON.stringify(record)]);
+      else await FINISH_PAIR_RELEASE.run(redis, [pk, keys.pairLock(sessionId, backendId)], [JSON.stringify(record), o.token]);
+    }
+    return [...breaker, flat];
+  };
+
+  /** The split finish: the pair half (releasing its lock), then the backend half. */
+  const finishSplit = async (sessionId: string, backendId: string, json: string, releaseLockToken: string | undefined): Promise<[number, string, number, string]> => {
+    const pk = keys.pair(sessionId, backendId);
+    const rec = releaseLockToken === undefined ? await FINISH_PAIR.run(redis, [pk], [json]) : await FINISH_PAIR_RELEASE.run(redis, [pk, keys.pairLock(sessionId, backendId)], [json, releaseLockToken]);
+    const [bt, bfails, mt] = (await FINISH_BREAKER.run(redis, [keys.backend(backendId)], [json])) as [string, number, string];
+    return [Number(rec), bt, bfails, mt];
+  };
+
   return {
     async begin(sessionId, backendId, now, o) {
-      const args: (string | number)[] = [now, o.token, Math.round(o.probeLeaseMs), Math.round(o.pingRetryDelayMs), o.fallback ? "1" : "0", Math.max(0, Math.round(o.trafficWindowMs ?? 0))];
-      const pairKeys = [keys.pair(sessionId, backendId), keys.backend(backendId)];
-      const reply = (
-        o.lockTtlMs === undefined
-          ? await BEGIN_TICK.run(redis, pairKeys, args)
-          : await BEGIN_TICK_LOCKED.run(redis, [...pairKeys, keys.pairLock(sessionId, backendId)], [...args, Math.max(1, Math.round(o.lockTtlMs))])
-      ) as [string, string, string, number, unknown];
+      const reply = split ? await beginSplit(sessionId, backendId, now, o) : await beginTogether(sessionId, backendId, now, o);
       const [decision, state, method, pingRetry, flat] = reply;
       if (decision === "locked") return { kind: "locked" };
       const pair = decodePair(flatToRecord(flat));
@@ -161,11 +226,11 @@ export function createTickStore(redis: Redis, keys: Keys): TickStore {
       };
       const pairKeys = [keys.pair(pair.sessionId, pair.backendId), keys.backend(pair.backendId)];
       const json = JSON.stringify(record);
-      const reply = (
-        releaseLockToken === undefined
-          ? await FINISH_TICK.run(redis, pairKeys, [json])
-          : await FINISH_TICK_RELEASE.run(redis, [...pairKeys, keys.pairLock(pair.sessionId, pair.backendId)], [json, releaseLockToken])
-      ) as [number, string, number, string];
+      const reply = split
+        ? await finishSplit(pair.sessionId, pair.backendId, json, releaseLockToken)
+        : ((releaseLockToken === undefined
+            ? await FINISH_TICK.run(redis, pairKeys, [json])
+            : await FINISH_TICK_RELEASE.run(redis, [...pairKeys, keys.pairLock(pair.sessionId, pair.backendId)], [json, releaseLockToken])) as [number, string, number, string]);
       const [rec, bt, bfails, mt] = reply;
       const recNum = Number(rec);
       return {

@@ -1,0 +1,71 @@
+import { describe, expect, it } from "vitest";
+import { CLUSTER_SLOTS, createKeys, hashSlot, keyLayout, shardOfSession, shardTag } from "../src/index.js";
+
+describe("hash slots", () => {
+  it("computes Redis Cluster's slot (CRC16/XMODEM mod 16384), honouring hash tags", () => {
+    // Reference values: CRC16/XMODEM("123456789") = 0x31C3; Redis `CLUSTER KEYSLOT foo` = 12182.
+    expect(hashSlot("123456789")).toBe(0x31c3 % CLUSTER_SLOTS);
+    expect(hashSlot("foo")).toBe(12182);
+    expect(hashSlot("{user1000}.following")).toBe(hashSlot("user1000"));
+    // An empty tag `{}` is not a tag: the whole key is hashed.
+    expect(hashSlot("{}foo")).not.toBe(hashSlot(""));
+  });
+});
+
+describe("key layout", () => {
+  it("unsharded and untagged, is the original single-prefix layout", () => {
+    const k = createKeys("vmk");
+    expect([k.shards, k.tagged]).toEqual([1, false]);
+    expect(k.pair("s1", "b1")).toBe("vmk:pair:s1:b1");
+    expect(k.pairLock("s1", "b1")).toBe("vmk:lock:s1:b1");
+    expect(k.session("s1")).toBe("vmk:session:s1");
+    expect(k.sessionsByExpiry(0)).toBe("vmk:sessions");
+    expect(k.backend("b1")).toBe("vmk:backend:b1");
+    expect(k.keepaliveQueue(0)).toEqual({ name: "keepalive", prefix: "vmk" });
+    expect(k.sessionsQueue).toEqual({ name: "vmcp-sessions", prefix: "vmk" });
+    expect(k.eventsQueue).toEqual({ name: "vmcp-events", prefix: "vmk" });
+    expect(k.parsePairKey("vmk:pair:s1:b1")).toEqual({ sessionId: "s1", backendId: "b1" });
+  });
+
+  it("sharded: a session's keys, its pairs' locks and its shard's queue share one hash slot; backends and the two other queues have their own", () => {
+    const k = createKeys("vmk", keyLayout(true, 16));
+    expect([k.shards, k.tagged]).toEqual([16, true]);
+    for (let i = 0; i < 200; i++) {
+      const s = `session-${i}`;
+      const shard = k.shardOf(s);
+      const q = k.keepaliveQueue(shard);
+      const slot = hashSlot(k.pair(s, "b"));
+      // BullMQ's keys are `<prefix>:<queue name>:<suffix>`.
+      for (const key of [k.session(s), k.sessionBackends(s), k.pairLock(s, "b"), k.sessionMutex(s), k.sessionsByExpiry(shard), `${q.prefix}:${q.name}:wait`]) expect(hashSlot(key)).toBe(slot);
+      expect(k.parsePairKey(k.pair(s, "b"))).toEqual({ sessionId: s, backendId: "b" });
+    }
+    expect(hashSlot(k.backend("b1"))).toBe(hashSlot("b1"));
+    expect(k.keepaliveQueue(3).name).toBe("keepalive-3");
+    expect(k.sessionsQueue.prefix).toBe("vmk:{sessions}");
+    expect(k.eventsQueue.prefix).toBe("vmk:{events}");
+    expect(k.parsePairKey("vmk:session:s1")).toBeUndefined();
+  });
+
+  it("spreads shards evenly over the slot range: 16 shards over 3 equal masters are 5/5/6", () => {
+    const slots = Array.from({ length: 16 }, (_, i) => hashSlot(`{${shardTag(i, 16)}}`));
+    slots.forEach((slot, i) => expect(Math.floor((slot * 16) / CLUSTER_SLOTS)).toBe(i));
+    const perMaster = [0, 0, 0];
+    for (const slot of slots) perMaster[Math.min(2, Math.floor(slot / Math.ceil(CLUSTER_SLOTS / 3)))]!++;
+    expect(perMaster.sort()).toEqual([5, 5, 6]);
+  });
+
+  it("assigns sessions to shards evenly and stably", () => {
+    const counts = new Array<number>(16).fill(0);
+    for (let i = 0; i < 16_000; i++) counts[shardOfSession(`vmcp-session-${i}`, 16)]!++;
+    for (const c of counts) expect(c).toBeGreaterThan(800);
+    expect(shardOfSession("abc", 16)).toBe(hashSlot("abc") % 16);
+    expect(shardOfSession("abc", 1)).toBe(0);
+  });
+
+  it("refuses a hash-tagged prefix where the layout tags keys, and a shard count out of range", () => {
+    expect(() => createKeys("{vmk}", { shards: 4 })).toThrow(/no \{ \}/);
+    expect(() => createKeys("{vmk}")).not.toThrow();
+    expect(() => createKeys("vmk", { shards: 0 })).toThrow(RangeError);
+    expect(() => createKeys("vmk", { shards: 4 }).keepaliveQueue(4)).toThrow(RangeError);
+  });
+});

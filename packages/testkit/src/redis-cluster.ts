@@ -1,0 +1,525 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort, REDIS_INSTALL_HINT } from "./embedded-redis.js";
+import { sleep } from "./wait.js";
+
+export interface RedisClusterNode {
+  readonly port: number;
+  readonly url: string;
+  readonly pid: number;
+  readonly dir: string;
+}
+
+export interface LocalRedisCluster {
+  /** Seed URLs of every node (redis://127.0.0.1:port), masters first. */
+  readonly nodes: readonly string[];
+  /** The node processes, in the order of `nodes`. */
+  readonly processes: readonly RedisClusterNode[];
+  /** Current masters as seen by CLUSTER NODES (after failovers), with their slot ranges. Masters flagged `fail` or without slots are left out. */
+  masters(): Promise<Array<{ port: number; url: string; slots: Array<[number, number]> }>>;
+  /** SIGKILLs the node on `port` (it stays dead). */
+  kill(port: number): Promise<void>;
+  /** Waits until every slot is served by a live master and the cluster reports cluster_state:ok from every live node; returns ms waited. Throws after timeoutMs. */
+  waitHealthy(timeoutMs?: number): Promise<number>;
+  /** Runs a command on one node via a short-lived raw connection, e.g. for INFO cpu / DBSIZE per master. Arrays come back one element a line. */
+  command(port: number, ...args: string[]): Promise<string>;
+  /** Stops every node (SIGTERM, SIGKILL after 5 s) and deletes the temp dirs. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface LocalRedisClusterOptions {
+  /** Number of masters (redis-cli needs at least 3). @defaultValue 3 */
+  masters?: number;
+  /** Replicas per master. @defaultValue 1 */
+  replicasPerMaster?: number;
+  /** cluster-node-timeout: how long a node may be unreachable before it counts as failing. @defaultValue 1000 */
+  nodeTimeoutMs?: number;
+}
+
+const CLUSTER_SLOTS = 16_384;
+
+/**
+ * Starts a real Redis Cluster on loopback: `masters × (1 + replicasPerMaster)` redis-server
+ * processes, joined with `redis-cli --cluster create`. Resolves once every node reports
+ * cluster_state:ok and every replica has finished its initial sync. Tuned so that a replica
+ * takes over within a few seconds after its master is SIGKILLed.
+ */
+export async function startRedisCluster(options: LocalRedisClusterOptions = {}): Promise<LocalRedisCluster> {
+  const masterCount = options.masters ?? 3;
+  const replicasPerMaster = options.replicasPerMaster ?? 1;
+  const nodeTimeoutMs = options.nodeTimeoutMs ?? 1000;
+  if (!Number.isInteger(masterCount) || masterCount < 3) throw new Error(`a Redis Cluster needs at least 3 masters (got ${masterCount})`);
+  if (!Number.isInteger(replicasPerMaster) || replicasPerMaster < 0) throw new Error(`replicasPerMaster must be a non-negative integer (got ${replicasPerMaster})`);
+  const total = masterCount * (1 + replicasPerMaster);
+
+  const root = mkdtempSync(join(tmpdir(), "vmk-redis-cluster-"));
+  const procs: Array<{ proc: RedisProcess; dir: string }> = [];
+  const killed = new Set<number>();
+  const stopAll = async () => {
+    await Promise.all(procs.map(({ proc }) => proc.stop()));
+    rmSync(root, { recursive: true, force: true });
+  };
+
+  try {
+    const taken = new Set<number>();
+    const pickPort = async () => {
+      for (;;) {
+        const port = await freePort();
+        if (!taken.has(port)) {
+          taken.add(port);
+          return port;
+        }
+      }
+    };
+    for (let i = 0; i < total; i++) {
+      const port = await pickPort();
+      // The cluster bus defaults to port + 10000, which can fall outside 1..65535 for ephemeral ports: pick it explicitly.
+      const busPort = await pickPort();
+      const dir = join(root, String(port));
+      mkdirSync(dir);
+      const args = [
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--cluster-enabled",
+        "yes",
+        "--cluster-port",
+        String(busPort),
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        String(nodeTimeoutMs),
+        // A replica may take over however long it has been cut off from its master.
+        "--cluster-replica-validity-factor",
+        "0",
+        "--cluster-allow-reads-when-down",
+        "no",
+        // Start the initial full sync at once instead of waiting 5 s for more replicas.
+        "--repl-diskless-sync-delay",
+        "0",
+        "--dir",
+        dir,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "yes",
+        "--loglevel",
+        "warning",
+        "--daemonize",
+        "no",
+      ];
+      procs.push({ proc: spawnRedisProcess(args, port, dir), dir });
+    }
+    await Promise.all(procs.map(({ proc }) => proc.ready));
+
+    await runRedisCli(["--cluster", "create", ...procs.map(({ proc }) => `127.0.0.1:${proc.port}`), "--cluster-replicas", String(replicasPerMaster), "--cluster-yes"], 60_000);
+
+    const started = Date.now();
+    for (;;) {
+      const problem = await startupProblem(
+        procs.map(({ proc }) => proc.port),
+        masterCount,
+        replicasPerMaster,
+      );
+      if (problem === undefined) break;
+      if (Date.now() - started > 30_000) throw new Error(`Redis Cluster did not settle within 30 s: ${problem}`);
+      await sleep(50);
+    }
+  } catch (err) {
+    const tails = procs
+      .map(({ proc }) => [proc.port, proc.output().trim()] as const)
+      .filter(([, out]) => out && !(err instanceof Error && err.message.includes(out)))
+      .map(([port, out]) => `\n[${port}] ${out}`)
+      .join("");
+    await stopAll();
+    if (tails && err instanceof Error) err.message += tails;
+    throw err;
+  }
+
+  // Order the nodes masters first (by first slot), then the replicas of each master in turn.
+  const view = parseClusterNodes(formatReply(await redisCommand(procs[0]!.proc.port, ["CLUSTER", "NODES"])));
+  const masters = view.filter((n) => n.flags.includes("master")).sort((a, b) => (a.slots[0]?.[0] ?? 0) - (b.slots[0]?.[0] ?? 0));
+  const ordered = [...masters, ...masters.flatMap((m) => view.filter((n) => n.masterId === m.id))];
+  const rank = (port: number) => {
+    const i = ordered.findIndex((n) => n.port === port);
+    return i < 0 ? ordered.length : i;
+  };
+  procs.sort((a, b) => rank(a.proc.port) - rank(b.proc.port));
+
+  const processes: RedisClusterNode[] = procs.map(({ proc, dir }) => ({ port: proc.port, url: `redis://127.0.0.1:${proc.port}`, pid: proc.pid, dir }));
+  const liveProcs = () => procs.filter(({ proc }) => !killed.has(proc.port) && proc.alive()).map(({ proc }) => proc);
+
+  let stopped: Promise<void> | undefined;
+  return {
+    nodes: processes.map((p) => p.url),
+    processes,
+    async masters() {
+      let last: unknown;
+      for (const proc of liveProcs()) {
+        try {
+          const nodes = parseClusterNodes(formatReply(await redisCommand(proc.port, ["CLUSTER", "NODES"])));
+          return nodes
+            .filter((n) => n.flags.includes("master") && !n.flags.includes("fail") && n.slots.length > 0)
+            .sort((a, b) => (a.slots[0]?.[0] ?? CLUSTER_SLOTS) - (b.slots[0]?.[0] ?? CLUSTER_SLOTS))
+            .map((n) => ({ port: n.port, url: `redis://127.0.0.1:${n.port}`, slots: n.slots }));
+        } catch (err) {
+          last = err;
+        }
+      }
+      throw new Error(`no live cluster node answered CLUSTER NODES${last ? `: ${String(last)}` : ""}`);
+    },
+    async kill(port) {
+      const entry = procs.find(({ proc }) => proc.port === port);
+      if (!entry) throw new Error(`no cluster node on port ${port}`);
+      killed.add(port);
+      await entry.proc.kill();
+    },
+    async waitHealthy(timeoutMs = 30_000) {
+      const started = Date.now();
+      for (;;) {
+        const live = liveProcs();
+        const problem = await healthProblem(
+          live.map((p) => p.port),
+          new Set(live.map((p) => p.port)),
+        );
+        if (problem === undefined) return Date.now() - started;
+        if (Date.now() - started > timeoutMs) throw new Error(`Redis Cluster not healthy after ${timeoutMs} ms: ${problem}`);
+        await sleep(50);
+      }
+    },
+    async command(port, ...args) {
+      return formatReply(await redisCommand(port, args));
+    },
+    stop() {
+      stopped ??= stopAll();
+      return stopped;
+    },
+  };
+}
+
+/** What still keeps the cluster from being healthy (as waitHealthy means it), or undefined. */
+async function healthProblem(ports: readonly number[], livePorts: ReadonlySet<number>): Promise<string | undefined> {
+  if (ports.length === 0) return "no live nodes";
+  const problems = await Promise.all(
+    ports.map(async (port) => {
+      try {
+        const info = formatReply(await redisCommand(port, ["CLUSTER", "INFO"]));
+        if (!/^cluster_state:ok\r?$/m.test(info)) return `${port}: ${/^cluster_state:\w+/m.exec(info)?.[0] ?? "no cluster_state"}`;
+        let covered = 0;
+        for (const node of parseClusterNodes(formatReply(await redisCommand(port, ["CLUSTER", "NODES"])))) {
+          if (!node.flags.includes("master") || node.slots.length === 0) continue;
+          if (!livePorts.has(node.port)) return `${port}: slots still assigned to dead master ${node.port}`;
+          if (node.flags.some((f) => f === "fail" || f === "fail?")) return `${port}: master ${node.port} flagged ${node.flags.join(",")}`;
+          covered += node.slots.reduce((sum, [from, to]) => sum + to - from + 1, 0);
+        }
+        return covered === CLUSTER_SLOTS ? undefined : `${port}: only ${covered} of ${CLUSTER_SLOTS} slots served`;
+      } catch (err) {
+        return `${port}: ${String(err)}`;
+      }
+    }),
+  );
+  return problems.find((p) => p !== undefined);
+}
+
+/** Healthy, plus: every node knows every other one, no handshakes left, every replica in sync. */
+async function startupProblem(ports: readonly number[], masterCount: number, replicasPerMaster: number): Promise<string | undefined> {
+  const health = await healthProblem(ports, new Set(ports));
+  if (health !== undefined) return health;
+  const problems = await Promise.all(
+    ports.map(async (port) => {
+      try {
+        const info = formatReply(await redisCommand(port, ["CLUSTER", "INFO"]));
+        const known = Number(/^cluster_known_nodes:(\d+)/m.exec(info)?.[1]);
+        const size = Number(/^cluster_size:(\d+)/m.exec(info)?.[1]);
+        if (known !== ports.length || size !== masterCount) return `${port}: knows ${known} nodes, ${size} masters`;
+        const nodes = parseClusterNodes(formatReply(await redisCommand(port, ["CLUSTER", "NODES"])));
+        const odd = nodes.find((n) => n.linkState !== "connected" || n.flags.some((f) => ["fail", "fail?", "handshake", "noaddr"].includes(f)));
+        if (odd) return `${port}: sees ${odd.port} as ${odd.flags.join(",")} (${odd.linkState})`;
+        // Roles spread by gossip: until then a node may still see a fresh replica as an empty master.
+        const masterIds = new Set(nodes.filter((n) => n.flags.includes("master") && n.slots.length > 0).map((n) => n.id));
+        const replicas = nodes.filter((n) => n.flags.includes("slave") && masterIds.has(n.masterId));
+        if (masterIds.size !== masterCount || replicas.length !== ports.length - masterCount) return `${port}: sees ${masterIds.size} masters with slots and ${replicas.length} replicas`;
+        const replication = formatReply(await redisCommand(port, ["INFO", "replication"]));
+        if (/^role:slave\r?$/m.test(replication)) {
+          if (!/^master_link_status:up\r?$/m.test(replication)) return `${port}: replica link not up yet`;
+          if (!/^master_sync_in_progress:0\r?$/m.test(replication)) return `${port}: replica still syncing`;
+          return undefined;
+        }
+        return await replicationStreamProblem(port, replicasPerMaster);
+      } catch (err) {
+        return `${port}: ${String(err)}`;
+      }
+    }),
+  );
+  return problems.find((p) => p !== undefined);
+}
+
+/**
+ * After its initial sync a replica counts as up, but the master holds back the command stream
+ * until the replica's first REPLCONF ACK, which can take up to a second: writes made in that window
+ * are lost if the master is killed then. A FLUSHALL (harmless on the empty master) followed by WAIT
+ * proves that every replica gets and acknowledges the stream.
+ */
+export async function replicationStreamProblem(port: number, replicas: number): Promise<string | undefined> {
+  if (replicas === 0) return undefined;
+  const [, acked] = await redisPipeline(
+    port,
+    [
+      ["FLUSHALL", "SYNC"],
+      ["WAIT", String(replicas), "1500"],
+    ],
+    3_000,
+  );
+  return typeof acked === "number" && acked >= replicas ? undefined : `${port}: ${formatReply(acked ?? null)} of ${replicas} replicas acknowledged the stream`;
+}
+
+interface ClusterNodeLine {
+  id: string;
+  port: number;
+  flags: string[];
+  masterId: string;
+  linkState: string;
+  slots: Array<[number, number]>;
+}
+
+/** Parses CLUSTER NODES output (`<id> <ip:port@cport> <flags> <master> <ping> <pong> <epoch> <link> <slot>...`). */
+function parseClusterNodes(text: string): ClusterNodeLine[] {
+  return text
+    .split("\n")
+    .map((line) => line.trim())
+    .filter(Boolean)
+    .map((line) => {
+      const [id = "", address = "", flags = "", masterId = "-", , , , linkState = "", ...slotFields] = line.split(" ");
+      const hostPort = address.split("@")[0] ?? "";
+      const slots = slotFields
+        .filter((s) => !s.startsWith("[")) // [slot->-importing] / [slot-<-migrating]
+        .map((s): [number, number] => {
+          const [from, to] = s.split("-");
+          return [Number(from), Number(to ?? from)];
+        });
+      return { id, port: Number(hostPort.slice(hostPort.lastIndexOf(":") + 1)), flags: flags.split(","), masterId, linkState, slots };
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared by the cluster and sentinel harnesses (not exported from the package).
+
+/** A reply as RESP2 delivers it; errors nested in arrays stay Error values. */
+export type RespValue = string | number | null | Error | RespValue[];
+
+/** Sends one command over a fresh loopback connection and resolves with its reply (rejects on an error reply). */
+export async function redisCommand(port: number, args: readonly string[], timeoutMs = 2_000): Promise<RespValue> {
+  const [reply = null] = await redisPipeline(port, [args], timeoutMs);
+  if (reply instanceof Error) throw reply;
+  return reply;
+}
+
+/** Sends commands back to back over one fresh loopback connection; resolves with every reply (error replies as Error values). */
+export function redisPipeline(port: number, commands: ReadonlyArray<readonly string[]>, timeoutMs = 2_000): Promise<RespValue[]> {
+  const what = commands.map((c) => c[0] ?? "").join("+");
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1");
+    let buffer = Buffer.alloc(0);
+    let done = false;
+    const timer = setTimeout(() => finish(new Error(`no reply from 127.0.0.1:${port} to ${what} within ${timeoutMs} ms`)), timeoutMs);
+    const finish = (err: Error | undefined, replies: RespValue[] = []) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      if (err) reject(err);
+      else resolve(replies);
+    };
+    socket.setNoDelay(true);
+    socket.once("connect", () => socket.write(commands.map((args) => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("")}`).join("")));
+    socket.on("data", (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      const replies: RespValue[] = [];
+      let end = 0;
+      try {
+        while (replies.length < commands.length) {
+          const parsed = parseResp(buffer, end);
+          if (!parsed) return;
+          replies.push(parsed.value);
+          end = parsed.end;
+        }
+      } catch (err) {
+        return finish(err as Error);
+      }
+      finish(undefined, replies);
+    });
+    socket.once("error", (err) => finish(err));
+    socket.once("close", () => finish(new Error(`connection to 127.0.0.1:${port} closed before a reply to ${what}`)));
+  });
+}
+
+function parseResp(buffer: Buffer, start: number): { value: RespValue; end: number } | undefined {
+  const eol = buffer.indexOf("\r\n", start);
+  if (eol < 0) return undefined;
+  const type = String.fromCharCode(buffer[start]!);
+  const line = buffer.toString("utf8", start + 1, eol);
+  const next = eol + 2;
+  switch (type) {
+    case "+":
+      return { value: line, end: next };
+    case "-":
+      return { value: new Error(line), end: next };
+    case ":":
+      return { value: Number(line), end: next };
+    case "$": {
+      const length = Number(line);
+      if (length < 0) return { value: null, end: next };
+      if (buffer.length < next + length + 2) return undefined;
+      return { value: buffer.toString("utf8", next, next + length), end: next + length + 2 };
+    }
+    case "*": {
+      const count = Number(line);
+      if (count < 0) return { value: null, end: next };
+      const items: RespValue[] = [];
+      let end = next;
+      for (let i = 0; i < count; i++) {
+        const item = parseResp(buffer, end);
+        if (!item) return undefined;
+        items.push(item.value);
+        end = item.end;
+      }
+      return { value: items, end };
+    }
+    default:
+      throw new Error(`unexpected RESP reply type ${JSON.stringify(type)}`);
+  }
+}
+
+/** Renders a reply as text: bulk strings as they are, arrays one element a line (nested arrays flattened). */
+export function formatReply(value: RespValue): string {
+  if (value === null) return "";
+  if (value instanceof Error) return `(error) ${value.message}`;
+  if (Array.isArray(value)) return value.map(formatReply).join("\n");
+  return String(value);
+}
+
+/** A redis-server child process, spawned like {@link startEmbeddedRedis} does. */
+export interface RedisProcess {
+  readonly port: number;
+  readonly pid: number;
+  /** Resolves once it answers PING; rejects if it exits first or takes more than 10 s. */
+  readonly ready: Promise<void>;
+  alive(): boolean;
+  /** The tail of what it printed. */
+  output(): string;
+  /** SIGKILL; resolves once it has exited. */
+  kill(): Promise<void>;
+  /** SIGTERM, SIGKILL after 5 s; resolves once it has exited. Idempotent. */
+  stop(): Promise<void>;
+}
+
+const liveChildren = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+export function spawnRedisProcess(args: readonly string[], port: number, cwd: string): RedisProcess {
+  const child: ChildProcess = spawn("redis-server", args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout?.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-4_000)));
+  child.stderr?.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-4_000)));
+  let spawnFailed = false;
+  const exited = new Promise<void>((resolve) => {
+    child.once("exit", () => resolve());
+    child.on("error", () => {
+      if (child.pid === undefined) {
+        spawnFailed = true;
+        resolve();
+      }
+    });
+  });
+  // Don't leave servers behind if the test process exits without stop().
+  liveChildren.add(child);
+  void exited.then(() => liveChildren.delete(child));
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on("exit", () => {
+      for (const c of liveChildren) c.kill("SIGKILL");
+    });
+  }
+  const alive = () => !spawnFailed && child.pid !== undefined && child.exitCode === null && child.signalCode === null;
+
+  const ready = new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      clearInterval(poll);
+      reject(err.code === "ENOENT" ? new Error(REDIS_INSTALL_HINT) : err);
+    };
+    const onExit = (code: number | null) => {
+      clearInterval(poll);
+      reject(new Error(`redis-server on port ${port} exited with code ${code} before it was ready: ${output.trim()}`));
+    };
+    child.once("error", onError);
+    child.once("exit", onExit);
+    const started = Date.now();
+    const poll = setInterval(() => {
+      const socket = connect(port, "127.0.0.1");
+      socket.once("connect", () => socket.write("PING\r\n"));
+      socket.once("data", (d) => {
+        socket.destroy();
+        if (!d.toString().startsWith("+PONG")) return;
+        clearInterval(poll);
+        child.off("error", onError);
+        child.off("exit", onExit);
+        resolve();
+      });
+      socket.once("error", () => socket.destroy());
+      if (Date.now() - started > 10_000) {
+        clearInterval(poll);
+        child.kill("SIGKILL");
+        reject(new Error(`redis-server did not become ready on port ${port} within 10 s: ${output.trim()}`));
+      }
+    }, 50);
+  });
+
+  let stopped: Promise<void> | undefined;
+  return {
+    port,
+    pid: child.pid ?? -1,
+    ready,
+    alive,
+    output: () => output,
+    kill() {
+      if (alive()) child.kill("SIGKILL");
+      return exited;
+    },
+    stop() {
+      stopped ??= (async () => {
+        if (!alive()) return exited;
+        const kill = setTimeout(() => child.kill("SIGKILL"), 5_000);
+        child.kill("SIGTERM");
+        await exited;
+        clearTimeout(kill);
+      })();
+      return stopped;
+    },
+  };
+}
+
+/** Runs redis-cli to completion; rejects with its output if it fails or runs longer than `timeoutMs`. */
+export function runRedisCli(args: readonly string[], timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("redis-cli", args, { stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-8_000)));
+    child.stderr.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-8_000)));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.once("error", (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(err.code === "ENOENT" ? new Error(REDIS_INSTALL_HINT.replace("redis-server", "redis-cli")) : err);
+    });
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(output);
+      else reject(new Error(`redis-cli ${args.slice(0, 2).join(" ")} failed (${signal ?? `code ${code}`}): ${output.trim()}`));
+    });
+  });
+}
