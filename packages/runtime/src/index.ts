@@ -22,4 +22,4 @@ export {
   type Readiness,
   type MountedHandler,
 } from "./http/ops-http-server.js";
-export { runProgram, resolveConfig, exitOnStartupError, runUntilSignal, UsageError, EXIT_OK, EXIT_FAILURE, EXIT_USAGE, type ProgramSpec, type RunnableService } from "./program.js";
+export { runProgram, resolveConfig, exitOnStartupError, runUntilSignal, watchedStep, UsageError, EXIT_OK, EXIT_FAILURE, EXIT_USAGE, type ProgramSpec, type RunnableService } from "./program.js";

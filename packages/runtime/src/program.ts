@@ -130,3 +130,40 @@ export function runProgram(spec: ProgramSpec, argv: string[] = process.argv.slic
   };
   main().catch((err: unknown) => exitOnStartupError(spec.name, err));
 }
+
+/**
+ * A named stop step that logs a warning when it is still running after `warnAfterMs` (and once
+ * more when it ends), so a stop that hangs says where. With `giveUpAfterMs`, the step is left
+ * behind after that long (logged) and the stop goes on: a BullMQ consumer whose blocking
+ * connection still points at a Redis Cluster node that died in a failover can wait forever to
+ * close, and closing the connections next ends it. For {@link closeInOrder}'s step lists.
+ */
+export function watchedStep(log: Logger, name: string, step: () => Promise<unknown>, options: { warnAfterMs?: number; giveUpAfterMs?: number } = {}): () => Promise<unknown> {
+  const warnAfterMs = options.warnAfterMs ?? 5_000;
+  return async () => {
+    const started = Date.now();
+    const warn = setTimeout(() => log.warn({ step: name, afterMs: warnAfterMs }, `stop: ${name} still running`), warnAfterMs);
+    let giveUp: NodeJS.Timeout | undefined;
+    let gaveUp = false;
+    try {
+      const running = step();
+      if (options.giveUpAfterMs === undefined) return await running;
+      const limit = options.giveUpAfterMs;
+      return await Promise.race([
+        running,
+        new Promise<void>((resolve) => {
+          giveUp = setTimeout(() => {
+            gaveUp = true;
+            log.warn({ step: name, afterMs: limit }, `stop: ${name} did not finish within ${limit} ms; going on with the stop`);
+            resolve();
+          }, limit);
+        }),
+      ]);
+    } finally {
+      clearTimeout(warn);
+      clearTimeout(giveUp);
+      const tookMs = Date.now() - started;
+      if (tookMs >= warnAfterMs && !gaveUp) log.warn({ step: name, tookMs }, `stop: ${name} done after ${tookMs} ms`);
+    }
+  };
+}

@@ -10,6 +10,7 @@ import {
   requireRedisTarget,
   startOpsHttpServer,
   TypedEmitter,
+  watchedStep,
   UsageError,
   type OpsHttpServer,
   type Readiness,
@@ -173,9 +174,9 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
           await closeInOrder([
             () => reconciler.stop(),
             () => reaper.stop(),
-            consumer && (() => consumer!.close()),
+            consumer && watchedStep(log, "registration consumer", () => consumer!.close(), { giveUpAfterMs: 10_000 }),
             http && (() => http!.close()),
-            async () => void (await Promise.all(allQueues.map((q) => q.close()))),
+            watchedStep(log, "queues", () => Promise.all(allQueues.map((q) => q.close())), { giveUpAfterMs: 5_000 }),
             ...[clientRedis, consumerRedis].map((r) => () => closeRedis(r)),
           ]);
         } finally {

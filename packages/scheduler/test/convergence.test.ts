@@ -129,6 +129,25 @@ describe("reconciler", () => {
     expect(metrics).toContain('vmk_reconciled_total{kind="scheduler_removed"} 1');
   });
 
+  it("restores the next job of a job scheduler that lost it (a failover lost the write), and leaves intact ones alone", async () => {
+    const t = setup();
+    const s = await t.start();
+    await t.publisher.register("s4", { sessionTtlMs: 600_000, backends: registered("s4", 1).backends });
+    await waitFor("registered", async () => (await t.queue.getJobSchedulersCount()) === 2);
+    expect(await s.reconciler.reconcileOnce()).toEqual({ scheduler_added: 0, scheduler_removed: 0, next_job_restored: 0 });
+    // What a lost write leaves: the scheduler still names its next run, but that run's job is gone.
+    const next = await t.redis.zscore(`${prefix}:${QUEUE_KEEPALIVE}:repeat`, schedulerId("s4", "pw"));
+    const jobId = `repeat:${schedulerId("s4", "pw")}:${next}`;
+    expect(await t.queue.getJob(jobId)).toBeDefined();
+    await t.redis.zrem(`${prefix}:${QUEUE_KEEPALIVE}:delayed`, jobId);
+    await t.redis.del(`${prefix}:${QUEUE_KEEPALIVE}:${jobId}`);
+    expect(await s.reconciler.reconcileOnce()).toEqual({ scheduler_added: 0, scheduler_removed: 0, next_job_restored: 1 });
+    const restored = await t.redis.zscore(`${prefix}:${QUEUE_KEEPALIVE}:repeat`, schedulerId("s4", "pw"));
+    expect(await t.queue.getJob(`repeat:${schedulerId("s4", "pw")}:${restored}`)).toBeDefined();
+    expect(await t.queue.getJobCounts("delayed")).toEqual({ delayed: 2 });
+    expect(await s.reconciler.reconcileOnce()).toEqual({ scheduler_added: 0, scheduler_removed: 0, next_job_restored: 0 });
+  });
+
   it("two schedulers reconciling 200 broken pairs at once: each repaired exactly once, no duplicates, no errors", async () => {
     const t = setup();
     const a = await t.start();
@@ -146,6 +165,6 @@ describe("reconciler", () => {
     const ids = (await t.queue.getJobSchedulers(0, -1)).map((j) => j.key).sort();
     expect(ids).toEqual(Array.from({ length: 100 }, (_, i) => schedulerId(`r${i}`, "pw")).sort());
     // A second pass finds nothing left to do.
-    expect(await a.reconciler.reconcileOnce()).toEqual({ scheduler_added: 0, scheduler_removed: 0 });
+    expect(await a.reconciler.reconcileOnce()).toEqual({ scheduler_added: 0, scheduler_removed: 0, next_job_restored: 0 });
   });
 });

@@ -14,7 +14,18 @@ import {
   schedulerId,
 } from "@vmcp-keepalive/shared";
 
-import { keysOf, redisAnswers, requireRedisTarget, startOpsHttpServer, TypedEmitter, type KeepaliveConfig, type Logger, type OpsHttpServer, type Readiness } from "@vmcp-keepalive/runtime";
+import {
+  keysOf,
+  redisAnswers,
+  requireRedisTarget,
+  startOpsHttpServer,
+  TypedEmitter,
+  watchedStep,
+  type KeepaliveConfig,
+  type Logger,
+  type OpsHttpServer,
+  type Readiness,
+} from "@vmcp-keepalive/runtime";
 import { attachKeepaliveMetrics, createKeepaliveMetrics } from "./metrics/keepalive-metrics.js";
 import { createKeepAliveFetch } from "./protocol/keep-alive-fetch.js";
 import { createTickStore } from "./store/tick-store.js";
@@ -219,11 +230,12 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
         // close() waits for in-flight jobs; each is bounded by the call timeout and releases its lock.
         try {
           await closeInOrder([
-            async () => void (await Promise.all(workers.map((w) => w.close()))),
+            // In-flight ticks end within the call timeout (a fallback backend: two calls) and release their locks.
+            watchedStep(log, "keepalive consumers", () => Promise.all(workers.map((w) => w.close())), { giveUpAfterMs: 2 * config.keepalive.timeoutMs + 3_000 }),
             async () => backendHttp.close(),
             http && (() => http!.close()),
-            async () => void (await Promise.all(keepaliveQueues.map((q) => q.close()))),
-            () => vmcpEvents.close(),
+            watchedStep(log, "keepalive queues", () => Promise.all(keepaliveQueues.map((q) => q.close()))),
+            watchedStep(log, "events publisher", () => vmcpEvents.close()),
             ...[...lockRedis, clientRedis, consumerRedis].map((r) => () => closeRedis(r)),
           ]);
         } finally {

@@ -14,6 +14,11 @@ export const RECONCILE_KINDS = [
   "scheduler_added",
   /** A job scheduler had no active pair (gone, ended, expired or off): it was removed. */
   "scheduler_removed",
+  /**
+   * A job scheduler of an active pair had lost its next job (the job of its current iteration is
+   * gone — a failover lost the write that added it): the scheduler was upserted again, which adds it.
+   */
+  "next_job_restored",
 ] as const;
 export type ReconcileKind = (typeof RECONCILE_KINDS)[number];
 
@@ -57,8 +62,10 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const { redis, keys, log, config } = deps;
   const batch = deps.batchSize ?? 500;
   const random = deps.random ?? Math.random;
-  // The job-scheduler index of each shard's queue (a sorted set of scheduler ids).
+  // The job-scheduler index of each shard's queue (a sorted set: scheduler id → next run, ms).
   const repeatKeys = deps.keepaliveQueues.map((q) => q.keys["repeat"]!);
+  /** Key of the job of a scheduler's iteration at `millis` (BullMQ's id `repeat:<scheduler id>:<millis>`). */
+  const iterationJobKey = (shard: number, id: string, millis: string) => deps.keepaliveQueues[shard]!.toKey(`repeat:${id}:${millis}`);
   const repeatKeyOf = (sessionId: string) => repeatKeys[keys.shardOf(sessionId)]!;
   let halting = false;
   // Jittered (±10 %), so that schedulers started together do not reconcile in step.
@@ -83,10 +90,17 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   };
 
   /** Under the session's mutex: re-check the pair, then make the job scheduler match. */
-  const repair = async (sessionId: string, backendId: string, want: "add" | "remove"): Promise<ReconcileKind | undefined> =>
+  const repair = async (sessionId: string, backendId: string, want: "add" | "remove" | "restore"): Promise<ReconcileKind | undefined> =>
     withSessionMutex(deps.locker, keys, sessionId, async () => {
       const [fields] = await readPairs([{ sessionId, backendId }]);
-      const present = (await redis.zscore(repeatKeyOf(sessionId), schedulerId(sessionId, backendId))) !== null;
+      const id = schedulerId(sessionId, backendId);
+      const next = await redis.zscore(repeatKeyOf(sessionId), id);
+      const present = next !== null;
+      if (want === "restore" && keptAlive(fields, backendId) && next !== null && (await redis.exists(iterationJobKey(keys.shardOf(sessionId), id, next))) === 0) {
+        await deps.scheduler.upsert(sessionId, backendId, findBackend(config, backendId)!.intervalMs);
+        log.info({ sessionId, backendId, lostIteration: Number(next) }, "reconcile: job scheduler had lost its next job; restored");
+        return "next_job_restored";
+      }
       if (want === "add" && keptAlive(fields, backendId) && !present) {
         await deps.scheduler.upsert(sessionId, backendId, findBackend(config, backendId)!.intervalMs);
         log.info({ sessionId, backendId }, "reconcile: active pair had no job scheduler; added");
@@ -101,7 +115,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
     });
 
   const reconcileOnce = async (): Promise<Record<ReconcileKind, number>> => {
-    const done: Record<ReconcileKind, number> = { scheduler_added: 0, scheduler_removed: 0 };
+    const done: Record<ReconcileKind, number> = { scheduler_added: 0, scheduler_removed: 0, next_job_restored: 0 };
     const count = (kind: ReconcileKind | undefined) => {
       if (!kind) return;
       done[kind]++;
@@ -122,27 +136,31 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         }
       }
     }
-    // Job schedulers → pairs, shard by shard.
-    for (const repeatKey of repeatKeys) {
+    // Job schedulers → pairs, shard by shard; and each kept scheduler's next job is there.
+    for (const [shard, repeatKey] of repeatKeys.entries()) {
       let cursor = "0";
       do {
         const [next, flat] = await redis.zscan(repeatKey, cursor, "COUNT", batch);
         cursor = next;
-        const ids = flat.filter((_, i) => i % 2 === 0);
-        const pairs = ids.flatMap((id) => {
-          const p = parseSchedulerId(id);
-          return p ? [p] : [];
-        });
-        if (pairs.length === 0) continue;
-        const states = await readPairs(pairs);
-        for (let i = 0; i < pairs.length; i++) {
-          const p = pairs[i]!;
+        const found: { sessionId: string; backendId: string; id: string; millis: string }[] = [];
+        for (let i = 0; i + 1 < flat.length; i += 2) {
+          const p = parseSchedulerId(flat[i]!);
+          if (p) found.push({ ...p, id: flat[i]!, millis: flat[i + 1]! });
+        }
+        if (found.length === 0) continue;
+        const states = await readPairs(found);
+        const pipe = redis.pipeline();
+        for (const p of found) pipe.exists(iterationJobKey(shard, p.id, p.millis));
+        const jobThere = ((await pipe.exec()) ?? []).map(([err, v]) => err !== null || v === 1);
+        for (let i = 0; i < found.length; i++) {
+          const p = found[i]!;
           if (!keptAlive(states[i], p.backendId)) count(await repair(p.sessionId, p.backendId, "remove"));
+          else if (!jobThere[i]) count(await repair(p.sessionId, p.backendId, "restore"));
         }
       } while (cursor !== "0" && !halting);
       if (halting) break;
     }
-    if (done.scheduler_added + done.scheduler_removed > 0) log.info(done, "reconcile pass repaired job schedulers");
+    if (done.scheduler_added + done.scheduler_removed + done.next_job_restored > 0) log.info(done, "reconcile pass repaired job schedulers");
     return done;
   };
 

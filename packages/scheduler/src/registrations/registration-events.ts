@@ -5,5 +5,5 @@ export interface RegistrationEventMap {
   applied: { type: string; sessionId: string; status: string; pairs: number };
   rejected: { reason: RejectionReason; detail: string; jobId: string | undefined };
   /** A reconcile pass repaired a job scheduler. */
-  reconciled: { kind: "scheduler_added" | "scheduler_removed" };
+  reconciled: { kind: "scheduler_added" | "scheduler_removed" | "next_job_restored" };
 }

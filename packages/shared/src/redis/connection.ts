@@ -77,9 +77,13 @@ export function createRedis(target: string | RedisTarget, role: RedisRole, name:
       clusterRetryStrategy: backoff,
       enableReadyCheck: true,
       scaleReads: "master",
-      retryDelayOnFailover: 200,
-      retryDelayOnClusterDown: 200,
-      retryDelayOnTryAgain: 200,
+      // A failover: the cluster says CLUSTERDOWN until a replica is promoted (a few seconds after
+      // cluster-node-timeout), then MOVED. Each retry counts as a redirection: 50 × 300 ms lets a
+      // command ride out a failover of up to 15 s instead of failing after ioredis's default 16.
+      maxRedirections: 50,
+      retryDelayOnFailover: 300,
+      retryDelayOnClusterDown: 300,
+      retryDelayOnTryAgain: 300,
       slotsRefreshTimeout: 2_000,
       ...(lazyConnect !== undefined ? { lazyConnect } : {}),
       ...(enableOfflineQueue !== undefined ? { enableOfflineQueue } : {}),
@@ -138,14 +142,28 @@ export function describeRedisTarget(target: RedisTarget): string {
   return redact(target.url);
 }
 
-/** Closes a connection: QUIT when connected, disconnect otherwise. Never throws. */
-export async function closeRedis(redis: RedisConnection): Promise<void> {
+/**
+ * Closes a connection: QUIT when connected (at most `quitTimeoutMs`), disconnect otherwise or
+ * after that. Never throws, never hangs: a Cluster whose pool still holds a node that died in a
+ * failover would queue its QUIT to that node forever.
+ */
+export async function closeRedis(redis: RedisConnection, quitTimeoutMs = 2_000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
   try {
-    if (redis.status === "ready") await redis.quit();
-    else redis.disconnect();
+    if (redis.status === "ready") {
+      await Promise.race([
+        redis.quit(),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, quitTimeoutMs);
+        }),
+      ]);
+    }
   } catch {
-    redis.disconnect();
+    // Disconnected below.
+  } finally {
+    clearTimeout(timer);
   }
+  if (redis.status !== "end") redis.disconnect();
 }
 
 /**
