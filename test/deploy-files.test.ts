@@ -281,6 +281,73 @@ describe("deployment files", () => {
     }
   });
 
+  it("docker-compose.cluster.yml: 6 cluster nodes joined by a one-shot init, programs and demo vMCP in cluster mode on them", () => {
+    const compose = obj(parseYaml(read("docker-compose.cluster.yml"), { merge: true }));
+    const services = obj(compose["services"]);
+    const nodes = Object.keys(services).filter((n) => /^redis-\d$/.test(n));
+    expect(nodes).toHaveLength(6);
+    for (const n of nodes) expect(arr(obj(services[n])["command"]).map(String).join(" ")).toMatch(/--cluster-enabled yes/);
+    const init = obj(services["redis-cluster-init"]);
+    expect(Object.keys(obj(init["depends_on"])).sort()).toEqual(nodes.sort());
+    expect(arr(init["command"]).join(" ")).toMatch(/--cluster create .*--cluster-replicas 1 --cluster-yes/s);
+    const byTarget = (t: string) => Object.entries(services).filter(([, v]) => obj(obj(v)["build"])["target"] === t);
+    expect(byTarget("scheduler")).toHaveLength(2);
+    expect(byTarget("worker")).toHaveLength(3);
+    const env = { ADMIN_PASSWORD: "a-test-password-long-enough", HTTP_HOST: "0.0.0.0" };
+    for (const [name, raw] of [...byTarget("scheduler"), ...byTarget("worker")]) {
+      const s = obj(raw);
+      expect(targets.has(String(obj(s["build"])["target"])), name).toBe(true);
+      expect(Object.keys(obj(s["depends_on"]))).toEqual(["redis-cluster-init"]);
+      // No REDIS_URL: cluster mode refuses it (exit 2 naming redis.url).
+      expect(Object.keys(obj(s["environment"]))).not.toContain("REDIS_URL");
+    }
+    const [src] = String(arr(obj(byTarget("worker")[0]![1])["volumes"])[0]).split(":");
+    const config = parseConfig(parseYaml(read(src!)), env, src);
+    expect(config.redis.mode).toBe("cluster");
+    expect(config.keepalive.shards).toBe(16);
+    for (const node of config.redis.nodes) expect(nodes, node).toContain(new URL(node).hostname);
+    // The demo vMCP publishes to the same cluster, prefix and shard count.
+    const vmcp = obj(services["demo-vmcp"]);
+    expect(String(obj(vmcp["environment"])["REDIS_NODES"]).split(",")).toEqual(config.redis.nodes);
+    const cmd = arr(vmcp["command"]).map(String);
+    expect(cmd[cmd.indexOf("--shards") + 1]).toBe(String(config.keepalive.shards));
+    expect(cmd[cmd.indexOf("--prefix") + 1]).toBe(config.redis.prefix);
+    expect(Object.keys(services)).toContain(new URL(config.backends[0]!.url).hostname);
+  });
+
+  it("Kubernetes Redis Cluster and Sentinel variants: each ConfigMap is a valid config of its mode on the chart's Service, its secrets in the Secret", () => {
+    const secret = obj(parseYaml(read("deploy/kubernetes/secret.example.yaml")));
+    const secretEnv = Object.fromEntries(Object.entries(obj(secret["stringData"])).map(([k, v]) => [k, String(v)]));
+    for (const [dir, mode] of [
+      ["redis-cluster", "cluster"],
+      ["redis-sentinel", "sentinel"],
+    ] as const) {
+      const cm = obj(parseYaml(read(`deploy/kubernetes/${dir}/configmap.yaml`)));
+      expect(obj(cm["metadata"])["name"]).toBe("vmcp-keepalive-config");
+      const text = String(obj(cm["data"])["config.yaml"]);
+      for (const v of envRefs(text)) expect(Object.keys(secretEnv), `\${${v}} of ${dir}/configmap.yaml is in the Secret`).toContain(v);
+      // The Deployments load the whole Secret as env (envFrom): these variants need a Secret
+      // without REDIS_URL, which would override redis.url (refused in cluster mode, naming it).
+      const { REDIS_URL: _standaloneOnly, ...variantEnv } = secretEnv;
+      expect(read(`deploy/kubernetes/${dir}/configmap.yaml`)).toMatch(/without\s+(#\s+)?REDIS_URL/);
+      if (mode === "cluster") expect(() => parseConfig(parseYaml(text), { ...secretEnv, HTTP_HOST: "0.0.0.0" }, dir)).toThrow(/REDIS_URL \(redis\.url\): not used when redis\.mode is cluster/);
+      const config = parseConfig(parseYaml(text), { ...variantEnv, HTTP_HOST: "0.0.0.0" }, dir);
+      expect(config.redis.mode).toBe(mode);
+      const values = obj(parseYaml(read(`deploy/kubernetes/${dir}/values.yaml`)));
+      const auth = mode === "cluster" ? values : obj(values["auth"]);
+      expect(auth["existingSecret"]).toBe(obj(secret["metadata"])["name"]);
+      expect(Object.keys(secretEnv)).toContain(String(auth["existingSecretPasswordKey"]));
+      if (mode === "cluster") {
+        expect(obj(values["cluster"])).toMatchObject({ nodes: 6, replicas: 1 });
+        expect(config.keepalive.shards).toBe(16);
+        expect(new URL(config.redis.nodes[0]!).hostname).toMatch(/^vmk-redis-cluster\./);
+      } else {
+        expect(obj(values["sentinel"])).toMatchObject({ enabled: true, masterSet: config.redis.sentinelName });
+        expect(config.redis.sentinels[0]).toMatch(/^vmk-redis\..*:26379$/);
+      }
+    }
+  });
+
   it("README's metrics reference lists every metric the programs export", () => {
     const readme = read("README.md");
     for (const name of exported) {

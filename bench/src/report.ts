@@ -61,7 +61,19 @@ export const FIGURE_KEYS = [
   "flatness.after_outage_lag_p99_ms",
 ] as const;
 
-export type FigureKey = (typeof FIGURE_KEYS)[number];
+/** Every figure `pnpm bench --cluster` reports, in table order. */
+export const CLUSTER_FIGURE_KEYS = [
+  "cluster.keepalives_per_s",
+  "cluster.redis_cpu_us_per_keepalive",
+  "cluster.redis_cpu_us_per_keepalive_per_master",
+  "cluster.cpu_max_over_mean",
+  "cluster.pair_key_share_min_pct",
+  "cluster.pair_key_share_max_pct",
+  "cluster.busiest_master_core_pct",
+  "cluster.pairs_per_master_at_5min",
+] as const;
+
+export type FigureKey = (typeof FIGURE_KEYS)[number] | (typeof CLUSTER_FIGURE_KEYS)[number];
 
 export function figure(key: FigureKey, label: string, unit: string, value: number, goal: Goal | null = null): Figure {
   const met = goal === null ? null : goal.op === ">=" ? value >= goal.value : value <= goal.value;

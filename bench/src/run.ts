@@ -10,6 +10,9 @@
  * --sse: the backend answers POSTs with SSE streams (the SDK's default) instead of JSON bodies.
  * --profile-throughput: only the saturation run (a development aid for profiling the worker).
  * --only-flatness, --only-refresh: only that phase (development aids).
+ * --cluster: instead of the phases above, the programs on a local Redis Cluster (3 masters,
+ *   3 replicas, 16 shards): keepalives/s, Redis CPU per keepalive on each master, the spread of
+ *   pair keys and CPU over the masters, and the capacity per master (docs/benchmarks.md).
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -21,6 +24,7 @@ import { closeRedis, createRedis } from "@vmcp-keepalive/shared";
 import { openBackendSession, startEmbeddedRedis, type EmbeddedRedis } from "@vmcp-keepalive/testkit";
 import { startBackendProcess, type BenchBackend } from "./backend-process.js";
 import { FULL, SMOKE, type BenchContext } from "./context.js";
+import { runClusterBench } from "./phases/cluster.js";
 import { runFlatness } from "./phases/flatness.js";
 import { runMemory } from "./phases/memory.js";
 import { runInProcessTimers, runPlainLoop } from "./phases/plain.js";
@@ -58,6 +62,7 @@ async function main(): Promise<void> {
       "profile-throughput": { type: "boolean" },
       "only-flatness": { type: "boolean" },
       "only-refresh": { type: "boolean" },
+      cluster: { type: "boolean" },
     },
     strict: true,
   });
@@ -67,6 +72,10 @@ async function main(): Promise<void> {
   const started = Date.now();
   const log = (m: string) => process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(1)}s] ${m}\n`);
 
+  if (values.cluster) {
+    await runClusterMain(smoke, values.out, log, started);
+    return;
+  }
   let redisServer: EmbeddedRedis | undefined;
   let backend: BenchBackend | undefined;
   let ctx: BenchContext | undefined;
@@ -212,6 +221,52 @@ async function main(): Promise<void> {
     await backend?.stop();
     await redisServer?.stop();
   }
+}
+
+/** `--cluster`: the cluster phase alone, its figures printed and written beside the others. */
+async function runClusterMain(smoke: boolean, outArg: string | undefined, log: (m: string) => void, started: number): Promise<void> {
+  const out = resolve(outArg ?? join(REPO_ROOT, "bench-results", smoke ? "cluster-smoke.json" : "cluster.json"));
+  const dir = tempDir();
+  cleanup = () => killAll();
+  const r = await runClusterBench({
+    pairs: smoke ? 300 : 6_000,
+    intervalMs: 1_000,
+    shards: 16,
+    workers: 2,
+    warmupMs: smoke ? 1_000 : 5_000,
+    windowMs: smoke ? 2_000 : 15_000,
+    dir,
+    log,
+  });
+  const perMasterMean = r.redisCpuUsPerKeepalivePerMaster.reduce((a, b) => a + b, 0) / r.masters;
+  const perMasterMax = Math.max(...r.redisCpuUsPerKeepalivePerMaster);
+  // A master saturates when the cluster runs 1e6 / (its µs per keepalive) keepalives/s; at a
+  // 5-minute interval each pair is 1/300 keepalive/s, shared by the masters.
+  const pairsPerMasterAt5min = ((1e6 / perMasterMax) * 300) / r.masters;
+  const pct = (x: number) => Math.round(x * 1000) / 10;
+  const figures: Figure[] = [
+    figure("cluster.keepalives_per_s", `end to end on ${r.masters} masters, ${r.shards} shards, ${r.workers} workers (saturated)`, "keepalives/s", r.keepalivesPerSecond),
+    figure("cluster.redis_cpu_us_per_keepalive", "Redis CPU per keepalive, all masters together", "µs", r.redisCpuUsPerKeepalive),
+    figure("cluster.redis_cpu_us_per_keepalive_per_master", "Redis CPU per keepalive on each master (mean)", "µs", perMasterMean),
+    figure("cluster.cpu_max_over_mean", "busiest master's Redis CPU ÷ the mean", "", r.cpuMaxOverMean, { op: "<=", value: 1.3 }),
+    figure("cluster.pair_key_share_min_pct", "smallest share of the pair keys on one master", "%", pct(Math.min(...r.pairKeyShares)), { op: ">=", value: 25 }),
+    figure("cluster.pair_key_share_max_pct", "largest share of the pair keys on one master", "%", pct(Math.max(...r.pairKeyShares)), { op: "<=", value: 42 }),
+    figure("cluster.busiest_master_core_pct", "busiest master's use of one core in the window", "%", pct(r.busiestMasterCoreShare)),
+    figure("cluster.pairs_per_master_at_5min", "pairs per master at a 5 min interval (one full core each)", "pairs", pairsPerMasterAt5min),
+  ];
+  const durationMs = Date.now() - started;
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(
+    out,
+    `${JSON.stringify({ version: 1, mode: smoke ? "smoke" : "full", startedAt: new Date(started).toISOString(), durationMs, machine: machine(execFileSync("redis-server", ["--version"], { encoding: "utf8" }).trim()), figures: Object.fromEntries(figures.map((f) => [f.key, { label: f.label, value: f.value, unit: f.unit, goal: f.goal, met: f.met }])), details: r }, null, 2)}
+`,
+  );
+  process.stdout.write(`
+${formatTable(figures)}
+
+per master: pair keys ${r.pairKeyShares.map((s) => `${pct(s)} %`).join(" / ")}, Redis CPU per keepalive ${r.redisCpuUsPerKeepalivePerMaster.map((c) => `${Math.round(c)} µs`).join(" / ")}
+cluster run in ${(durationMs / 1000).toFixed(0)} s; results: ${out}
+`);
 }
 
 // A crash or Ctrl-C must not leave workers, schedulers or redis-server running.

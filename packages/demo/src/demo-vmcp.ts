@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { closeRedis, createRedis, createSessionPublisher } from "@vmcp-keepalive/shared";
+import { closeRedis, createKeys, createRedis, createSessionPublisher, keyLayout, type RedisTarget } from "@vmcp-keepalive/shared";
 import { parseDuration } from "@vmcp-keepalive/runtime";
 import { initializeBackendSession } from "./demo-vmcp-session.js";
 
@@ -18,22 +18,30 @@ async function main(): Promise<void> {
       "touch-every": { type: "string", default: "30s" },
       "churn-every": { type: "string", default: "20s" },
       prefix: { type: "string", default: "vmk" },
+      /** = the servers' keepalive.shards; default 16 on a Redis Cluster (REDIS_NODES), else 1. */
+      shards: { type: "string" },
       "replica-id": { type: "string", default: "demo-vmcp" },
     },
     strict: true,
   });
   const backendUrl = values["backend-url"] ?? process.env["DEMO_BACKEND_URL"];
+  // One Redis (REDIS_URL) or a Redis Cluster (REDIS_NODES: comma-separated seed URLs).
+  const nodes = (process.env["REDIS_NODES"] ?? "").split(",").filter(Boolean);
   const redisUrl = process.env["REDIS_URL"];
   if (!backendUrl) throw new Error("--backend-url (or DEMO_BACKEND_URL) is required");
-  if (!redisUrl) throw new Error("REDIS_URL is required");
+  if (nodes.length === 0 && !redisUrl) throw new Error("REDIS_URL (or REDIS_NODES for a Redis Cluster) is required");
+  const target: RedisTarget = nodes.length > 0 ? { mode: "cluster", nodes } : { mode: "standalone", url: redisUrl! };
+  const shards = values.shards === undefined ? undefined : Number(values.shards);
+  if (shards !== undefined && !(Number.isInteger(shards) && shards >= 1 && shards <= 1_024)) throw new Error(`--shards ${values.shards} must be an integer from 1 to 1024`);
   const sessions = Number(values.sessions);
   const touchMs = parseDuration(values["touch-every"]);
   const churnMs = parseDuration(values["churn-every"]);
   if (!Number.isInteger(sessions) || sessions < 1 || sessions > 10_000) throw new Error(`--sessions ${values.sessions} must be an integer from 1 to 10000`);
   if (touchMs === undefined || churnMs === undefined) throw new Error("--touch-every and --churn-every take durations such as 30s");
 
-  const redis = createRedis(redisUrl, "client", "vmk-demo-vmcp");
-  const publisher = createSessionPublisher({ connection: redis, prefix: values.prefix, replicaId: values["replica-id"] });
+  const redis = createRedis(target, "client", "vmk-demo-vmcp");
+  const keys = createKeys(values.prefix, keyLayout(target.mode === "cluster", shards));
+  const publisher = createSessionPublisher({ connection: redis, queue: keys.sessionsQueue, replicaId: values["replica-id"] });
   const live: string[] = [];
   let n = 0;
   const say = (line: string) => process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), name: "vmcp-keepalive-demo-vmcp", msg: line, live: live.length })}\n`);

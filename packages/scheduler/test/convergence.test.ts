@@ -129,7 +129,7 @@ describe("reconciler", () => {
     expect(metrics).toContain('vmk_reconciled_total{kind="scheduler_removed"} 1');
   });
 
-  it("restores the next job of a job scheduler that lost it (a failover lost the write), and leaves intact ones alone", async () => {
+  it("restores the next job of a job scheduler that lost it or is stuck long past it (a failover lost the writes), and leaves intact ones alone", async () => {
     const t = setup();
     const s = await t.start();
     await t.publisher.register("s4", { sessionTtlMs: 600_000, backends: registered("s4", 1).backends });
@@ -145,6 +145,15 @@ describe("reconciler", () => {
     const restored = await t.redis.zscore(`${prefix}:${QUEUE_KEEPALIVE}:repeat`, schedulerId("s4", "pw"));
     expect(await t.queue.getJob(`repeat:${schedulerId("s4", "pw")}:${restored}`)).toBeDefined();
     expect(await t.queue.getJobCounts("delayed")).toEqual({ delayed: 2 });
+    expect(await s.reconciler.reconcileOnce()).toEqual({ scheduler_added: 0, scheduler_removed: 0, next_job_restored: 0 });
+
+    // A scheduler stuck on an iteration long past (its job there, but the writes that moved it on lost).
+    const old = Date.now() - 3 * 3_600_000;
+    const stuckId = `repeat:${schedulerId("s4", "db")}:${old}`;
+    await t.redis.zadd(`${prefix}:${QUEUE_KEEPALIVE}:repeat`, old, schedulerId("s4", "db"));
+    await t.redis.hset(`${prefix}:${QUEUE_KEEPALIVE}:${stuckId}`, "name", "keepalive", "timestamp", old);
+    expect(await s.reconciler.reconcileOnce()).toEqual({ scheduler_added: 0, scheduler_removed: 0, next_job_restored: 1 });
+    expect(Number(await t.redis.zscore(`${prefix}:${QUEUE_KEEPALIVE}:repeat`, schedulerId("s4", "db")))).toBeGreaterThan(Date.now());
     expect(await s.reconciler.reconcileOnce()).toEqual({ scheduler_added: 0, scheduler_removed: 0, next_job_restored: 0 });
   });
 

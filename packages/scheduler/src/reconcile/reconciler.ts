@@ -15,8 +15,9 @@ export const RECONCILE_KINDS = [
   /** A job scheduler had no active pair (gone, ended, expired or off): it was removed. */
   "scheduler_removed",
   /**
-   * A job scheduler of an active pair had lost its next job (the job of its current iteration is
-   * gone — a failover lost the write that added it): the scheduler was upserted again, which adds it.
+   * A job scheduler of an active pair had lost its next job — the job of its current iteration is
+   * gone, or its current iteration is long past (a failover lost the writes that moved it on): the
+   * scheduler was upserted again, which adds a next job.
    */
   "next_job_restored",
 ] as const;
@@ -66,6 +67,15 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
   const repeatKeys = deps.keepaliveQueues.map((q) => q.keys["repeat"]!);
   /** Key of the job of a scheduler's iteration at `millis` (BullMQ's id `repeat:<scheduler id>:<millis>`). */
   const iterationJobKey = (shard: number, id: string, millis: string) => deps.keepaliveQueues[shard]!.toKey(`repeat:${id}:${millis}`);
+  /**
+   * A scheduler whose current iteration is this long past never moved on: its job was lost or is
+   * stuck where no worker will take it (a failover lost the job's later writes). Half an interval
+   * (at least 5 s) past the next one: a backlog that long means the workers are far behind anyway.
+   */
+  const stale = (backendId: string, millis: string, now: number) => {
+    const intervalMs = findBackend(config, backendId)?.intervalMs ?? config.keepalive.intervalMs;
+    return Number(millis) < now - intervalMs - Math.max(5_000, intervalMs / 2);
+  };
   const repeatKeyOf = (sessionId: string) => repeatKeys[keys.shardOf(sessionId)]!;
   let halting = false;
   // Jittered (±10 %), so that schedulers started together do not reconcile in step.
@@ -96,9 +106,14 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       const id = schedulerId(sessionId, backendId);
       const next = await redis.zscore(repeatKeyOf(sessionId), id);
       const present = next !== null;
-      if (want === "restore" && keptAlive(fields, backendId) && next !== null && (await redis.exists(iterationJobKey(keys.shardOf(sessionId), id, next))) === 0) {
+      if (
+        want === "restore" &&
+        keptAlive(fields, backendId) &&
+        next !== null &&
+        (stale(backendId, next, Date.now()) || (await redis.exists(iterationJobKey(keys.shardOf(sessionId), id, next))) === 0)
+      ) {
         await deps.scheduler.upsert(sessionId, backendId, findBackend(config, backendId)!.intervalMs);
-        log.info({ sessionId, backendId, lostIteration: Number(next) }, "reconcile: job scheduler had lost its next job; restored");
+        log.info({ sessionId, backendId, lostIteration: Number(next) }, "reconcile: job scheduler had lost its next job (gone or long past); restored");
         return "next_job_restored";
       }
       if (want === "add" && keptAlive(fields, backendId) && !present) {
@@ -155,7 +170,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
         for (let i = 0; i < found.length; i++) {
           const p = found[i]!;
           if (!keptAlive(states[i], p.backendId)) count(await repair(p.sessionId, p.backendId, "remove"));
-          else if (!jobThere[i]) count(await repair(p.sessionId, p.backendId, "restore"));
+          else if (!jobThere[i] || stale(p.backendId, p.millis, Date.now())) count(await repair(p.sessionId, p.backendId, "restore"));
         }
       } while (cursor !== "0" && !halting);
       if (halting) break;

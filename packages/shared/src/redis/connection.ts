@@ -93,8 +93,11 @@ export function createRedis(target: string | RedisTarget, role: RedisRole, name:
       clusterOptions as ClusterOptions & { redisOptions: { replyMapping?: "legacy" } },
     );
   } else if (resolved.mode === "sentinel") {
+    const dataNode = urlOptions(resolved.url);
     const sentinelOptions = {
-      ...urlOptions(resolved.url),
+      ...dataNode,
+      // Sentinels usually share the data nodes' password (e.g. the Bitnami chart).
+      ...(dataNode.password !== undefined ? { sentinelPassword: dataNode.password } : {}),
       ...options,
       sentinels: resolved.sentinels.map((s) => parseHostPort(s)),
       name: resolved.name,

@@ -81,9 +81,14 @@ export function keyLayout(cluster: boolean, shards?: number): Required<KeyLayout
   return { shards: n, tagged: cluster || n > 1 };
 }
 
-/** The shard of a session: CRC16 (the Redis Cluster key hash) of its UTF-8 id, modulo the shard count. */
+/**
+ * The shard of a session: the shard whose share of the slot range holds the session id's own
+ * hash slot (`CLUSTER KEYSLOT`), `⌊slot × shards / 16384⌋`. CRC16's high bits spread sequential
+ * ids evenly (6,000 ids `cl-0`…: 365-385 per shard of 16), its low bits do not (324-436 with
+ * `slot mod 16`).
+ */
 export function shardOfSession(sessionId: string, shards: number): number {
-  return shards <= 1 ? 0 : hashSlot(sessionId) % shards;
+  return shards <= 1 ? 0 : Math.floor((hashSlot(sessionId) * shards) / CLUSTER_SLOTS);
 }
 
 /**
