@@ -1,7 +1,8 @@
 import { request } from "node:http";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { createLogger, parseConfig, UsageError } from "@vmcp-keepalive/runtime";
-import { expectNoLeakedConnections, flushPrefix, testPrefix } from "@vmcp-keepalive/testkit";
+import { closeRedis, createRedis, createSessionPublisher } from "@vmcp-keepalive/shared";
+import { expectNoLeakedConnections, flushPrefix, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
 import { createScheduler, type Scheduler } from "../src/index.js";
 
 const logger = createLogger({ name: "scheduler-http-test", level: "silent" });
@@ -70,6 +71,43 @@ describe("scheduler ops HTTP (in process)", () => {
     await scheduler.stop();
     expect(await scheduler.readiness()).toMatchObject({ ready: false });
     await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+  });
+
+  it("with keepalive shards, Bull Board lists every shard's queue and the gauges and the CLI's pair list cover every shard", async () => {
+    prefix = testPrefix("sched-shards");
+    const config = parseConfig({
+      redis: { url: redisUrl, prefix },
+      keepalive: { shards: 4, interval: "1h", timeout: "1s" },
+      admin: { username: "ops", password: "a-long-enough-secret" },
+      backends: [{ id: "b1", url: "http://127.0.0.1:9/mcp" }],
+    });
+    scheduler = createScheduler({ config, logger, http: { host: "127.0.0.1", port: 0 } });
+    await scheduler.start();
+    const url = scheduler.http!.url;
+    const keys = scheduler.store.keys;
+    const redis = createRedis(redisUrl, "client", `vmk-test@${prefix}`);
+    const publisher = createSessionPublisher({ connection: redis, queue: keys.sessionsQueue, replicaId: "r1" });
+    const sessions = Array.from({ length: 40 }, (_, i) => `shard-s${i}`);
+    expect(new Set(sessions.map((s) => keys.shardOf(s))).size).toBe(4);
+    for (const s of sessions) await publisher.register(s, { sessionTtlMs: 600_000, backends: [{ backendId: "b1", backendSessionId: `bs-${s}` }] });
+    await publisher.close();
+    await closeRedis(redis);
+    await waitFor("every pair scheduled", async () => (await Promise.all(scheduler!.keepaliveQueues.map((q) => q.getJobSchedulersCount()))).reduce((a, b) => a + b, 0) === 40);
+    // Each pair's job scheduler is in its session's shard queue.
+    for (const [shard, q] of scheduler.keepaliveQueues.entries()) {
+      const ids = (await q.getJobSchedulers()).map((j) => String(j.key));
+      expect(ids.length).toBeGreaterThan(0);
+      for (const id of ids) expect(keys.shardOf(id.split(":")[1]!)).toBe(shard);
+    }
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toContain("vmk_scheduled_pairs 40");
+    expect(metrics).toContain("vmk_registered_sessions 40");
+    for (let n = 0; n < 4; n++) expect(metrics).toContain(`vmk_queue_jobs{queue="keepalive-${n}",state="delayed"}`);
+    const api = await fetch(`${url}/admin/queues/api/queues`, { headers: basic("ops", "a-long-enough-secret") });
+    const names = ((await api.json()) as { queues: { name: string }[] }).queues.map((q) => q.name).sort();
+    expect(names).toEqual(["keepalive-0", "keepalive-1", "keepalive-2", "keepalive-3", "vmcp-events", "vmcp-sessions"]);
+    // What `vmcp-keepalive status` lists: every pair of every shard.
+    expect((await scheduler.store.listPairs()).map((p) => p.sessionId).sort()).toEqual([...sessions].sort());
   });
 
   it("starts no HTTP server unless asked (tests and benchmarks embed several)", async () => {

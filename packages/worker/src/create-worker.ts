@@ -13,7 +13,6 @@ import {
   whenReady,
   schedulerId,
 } from "@vmcp-keepalive/shared";
-
 import {
   keysOf,
   redisAnswers,

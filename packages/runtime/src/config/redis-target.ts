@@ -1,4 +1,4 @@
-import { createKeys, type Keys, type RedisTarget } from "@vmcp-keepalive/shared";
+import { createKeys, keyLayout, type Keys, type RedisTarget } from "@vmcp-keepalive/shared";
 import { UsageError } from "../usage-error.js";
 import type { KeepaliveConfig } from "./types.js";
 
@@ -22,5 +22,5 @@ export function requireRedisTarget(config: KeepaliveConfig): RedisTarget {
 
 /** The key layout of a config: its prefix, its shards, hash-tagged on a Cluster or when sharded. */
 export function keysOf(config: KeepaliveConfig): Keys {
-  return createKeys(config.redis.prefix, { shards: config.keepalive.shards, tagged: config.redis.mode === "cluster" || config.keepalive.shards > 1 });
+  return createKeys(config.redis.prefix, keyLayout(config.redis.mode === "cluster", config.keepalive.shards));
 }

@@ -174,6 +174,8 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
   if (!ID_PATTERN.test(options.replicaId)) throw new Error(`replicaId ${JSON.stringify(options.replicaId)} is not a valid id`);
   const target: RedisTarget | undefined = options.redis ?? (options.redisUrl ? { mode: "standalone", url: options.redisUrl } : undefined);
   if (!options.connection && !target) throw new Error("createVmcpClient needs redisUrl, redis or connection");
+  if (target?.mode === "cluster" && target.nodes.length === 0) throw new Error("createVmcpClient: redis.nodes needs at least one seed node in cluster mode");
+  if (target?.mode === "sentinel" && (target.sentinels.length === 0 || !target.name)) throw new Error("createVmcpClient: redis.sentinels and redis.name are needed in sentinel mode");
   const prefix = options.prefix ?? "vmk";
   const now = options.now ?? Date.now;
   const log = (options.logger ?? SILENT_LOGGER).child({ component: "vmcp-client", replicaId: options.replicaId });
@@ -182,6 +184,9 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
   const touchIntervalMs = options.touchIntervalMs ?? 30_000;
   const refreshIntervalFor = (o: RegisterOptions) => options.refreshIntervalMs ?? Math.min(Math.round(o.sessionTtlMs / 3), 600_000);
 
+  // The key layout first: a bad shard count throws here, before any connection is opened.
+  const cluster = target ? target.mode === "cluster" : options.connection instanceof Cluster;
+  const keys = createKeys(prefix, keyLayout(cluster, options.shards));
   const owned: RedisConnection[] = [];
   const connection = options.connection ?? createRedis(target!, "client", `vmk-vmcp-client@${prefix}`);
   if (!options.connection) owned.push(connection);
@@ -190,8 +195,6 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
   const lockClients = lockUrls.length > 0 ? lockUrls.map((u, i) => createRedis(u, "client", `vmk-vmcp-lock-${i}@${prefix}`, { enableOfflineQueue: false, maxRetriesPerRequest: 0 })) : [connection];
   if (lockUrls.length > 0) owned.push(...lockClients);
 
-  const cluster = target ? target.mode === "cluster" : options.connection instanceof Cluster;
-  const keys = createKeys(prefix, keyLayout(cluster, options.shards));
   const locker: Locker = createLocker(lockClients);
   const publisher: SessionPublisher = createSessionPublisher({ connection, queue: keys.sessionsQueue, replicaId: options.replicaId, now });
 
