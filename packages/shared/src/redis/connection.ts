@@ -26,9 +26,10 @@ export type RedisRole =
 
 const backoff = (times: number) => Math.min(100 * 2 ** Math.min(times, 6), 2_000);
 
-/** host:port of a `host:port` string or a redis URL; throws naming the bad entry. */
+/** host:port of a `host:port` string or a redis URL (port 6379 when the URL has none); throws naming the bad entry. */
 export function parseHostPort(entry: string): { host: string; port: number } {
-  const text = /^rediss?:\/\//.test(entry) ? new URL(entry).host : entry;
+  const url = /^rediss?:\/\//.test(entry) ? new URL(entry) : undefined;
+  const text = url ? `${url.hostname}:${url.port || "6379"}` : entry;
   const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(text);
   const port = m ? Number(m[2]) : NaN;
   if (!m || !(port > 0 && port < 65_536)) throw new RangeError(`${JSON.stringify(entry)} is not host:port`);
