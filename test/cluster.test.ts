@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { hashSlot } from "@vmcp-keepalive/shared";
 import { sleep, startMcpTestBackend, startRedisCluster, testPrefix, waitFor, type LocalRedisCluster, type McpTestBackend } from "@vmcp-keepalive/testkit";
 import { createFleet, longestGap, type Fleet } from "./helpers/fleet.js";
-import { startProgram, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
+import { startProgram, stopAll, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
 
 /*
  * Issue 11: the programs on a real Redis Cluster (6 redis-server processes: 3 masters, 3
@@ -79,10 +79,7 @@ async function startFleet(label: string, settings: { workers?: number; pairs?: n
     () => backend.stop(),
     () => fleet.close(),
     async () => {
-      // Stop every program, then check how each exited (a failed check must not leave one running).
-      const codes = await Promise.all(programs.map((p) => p.stop(20_000)));
-      programs.forEach((p, i) => codes[i] !== 0 && console.log(`${p.name} exited ${codes[i]}; its last output:\n${p.output().slice(-4_000)}`));
-      expect(codes).toEqual(programs.map(() => 0));
+      expect(await stopAll(programs)).toEqual(programs.map(() => 0));
     },
   );
   for (const p of programs) await waitForLog(p, /^(scheduler|worker) started$/, 30_000);

@@ -125,3 +125,16 @@ export async function startSchedulerAndWorker(config: string, timeoutMs = 30_000
   }
   return { scheduler, worker };
 }
+
+/**
+ * Stops every program (SIGTERM, at most `timeoutMs` each, all at once) and returns their exit
+ * codes, printing the output tail of any that did not exit 0 — so a check on one code can never
+ * leave another program running.
+ */
+export async function stopAll(programs: readonly RunningProcess[], timeoutMs = 20_000): Promise<(number | null)[]> {
+  const codes = await Promise.all(programs.map((p) => p.stop(timeoutMs)));
+  programs.forEach((p, i) => {
+    if (codes[i] !== 0) console.log(`${p.name} exited ${codes[i]}; its last output:\n${p.output().slice(-4_000)}`);
+  });
+  return codes;
+}

@@ -1,8 +1,8 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "./embedded-redis.js";
-import { formatReply, redisCommand, replicationStreamProblem, spawnRedisProcess, type RedisProcess, type RespValue } from "./redis-cluster.js";
+import { replicationStreamProblem } from "./redis-cluster.js";
+import { distinctPorts, formatReply, redisCommand, spawnRedisProcess, type RedisProcess, type RespValue } from "./redis-process.js";
 import { sleep } from "./wait.js";
 
 export interface LocalRedisSentinel {
@@ -60,16 +60,7 @@ export async function startRedisSentinel(options: LocalRedisSentinelOptions = {}
   };
 
   try {
-    const taken = new Set<number>();
-    const pickPort = async () => {
-      for (;;) {
-        const port = await freePort();
-        if (!taken.has(port)) {
-          taken.add(port);
-          return port;
-        }
-      }
-    };
+    const pickPort = distinctPorts();
 
     const masterPort = await pickPort();
     for (let i = 0; i <= replicaCount; i++) {
