@@ -13,6 +13,7 @@ export const BINS = {
   worker: join(ROOT, "packages/worker/bin/vmcp-keepalive-worker.js"),
   cli: join(ROOT, "packages/scheduler/bin/vmcp-keepalive.js"),
   dev: join(ROOT, "packages/demo/bin/vmcp-keepalive-dev.js"),
+  demoBackend: join(ROOT, "packages/demo/bin/vmcp-keepalive-demo-backend.js"),
 } as const;
 
 /** Writes a YAML config (snake_case keys, as an operator writes it) to a temp file. */
@@ -92,6 +93,16 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ c
     child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
     child.once("exit", (code) => done({ code, stdout, stderr }));
   });
+}
+
+/** Waits until a process has written output (any line, JSON or not) that matches. */
+export async function waitForOutput(p: RunningProcess, pattern: RegExp, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pattern.test(p.output())) {
+    if (p.child.exitCode !== null) throw new Error(`${p.name} exited (${p.child.exitCode}) before writing ${String(pattern)}:\n${p.output()}`);
+    if (Date.now() > deadline) throw new Error(`${p.name} did not write ${String(pattern)} within ${timeoutMs} ms:\n${p.output().slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** Waits until a process has logged a line whose msg matches. */

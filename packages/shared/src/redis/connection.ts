@@ -26,6 +26,21 @@ export type RedisRole =
 
 const backoff = (times: number) => Math.min(100 * 2 ** Math.min(times, 6), 2_000);
 
+/**
+ * Client-side deadline of a blocking command (BullMQ's BZPOPMIN on a queue's marker) beyond its
+ * own server-side timeout. After a Redis Cluster master is SIGKILLed, a BZPOPMIN sent to it can
+ * stay unanswered. BullMQ's own watchdog then gives up on it after timeout + 1 s and resets the
+ * blocking connection — and on a Cluster that reset could hang for good (measured in
+ * test/cluster.test.ts: `reconnectBlocking` still pending after 30 s while the cluster client
+ * said `ready`), so the shard's consumer never took a job again while its jobs piled up in
+ * `wait` (22–320 pairs lost in about half the runs). With this grace (below BullMQ's 1 s) ioredis
+ * settles the stuck command first, as an ordinary empty wait; the consumer simply asks again,
+ * on the promoted node.
+ */
+export const BLOCKING_GRACE_MS = 500;
+/** Client-side deadline of a blocking command that blocks without a timeout of its own. */
+export const BLOCKING_TIMEOUT_MS = 10_000;
+
 /** host:port of a `host:port` string or a redis URL (port 6379 when the URL has none); throws naming the bad entry. */
 export function parseHostPort(entry: string): { host: string; port: number } {
   const url = /^rediss?:\/\//.test(entry) ? new URL(entry) : undefined;
@@ -66,6 +81,7 @@ export function createRedis(target: string | RedisTarget, role: RedisRole, name:
     retryStrategy: backoff,
     reconnectOnError: () => false,
     maxRetriesPerRequest: role === "consumer" ? null : 2,
+    ...(role === "consumer" ? { blockingTimeout: BLOCKING_TIMEOUT_MS, blockingTimeoutGrace: BLOCKING_GRACE_MS } : {}),
     ...extra,
   };
   let redis: RedisConnection;
@@ -121,11 +137,12 @@ export function createRedis(target: string | RedisTarget, role: RedisRole, name:
  * of a BullMQ consumer made from a caller's connection). The caller owns and closes it.
  */
 export function duplicateRedis(redis: RedisConnection, role: RedisRole, name: string): RedisConnection {
-  const maxRetriesPerRequest = role === "consumer" ? null : 2;
+  const roleOptions =
+    role === "consumer" ? { maxRetriesPerRequest: null, blockingTimeout: BLOCKING_TIMEOUT_MS, blockingTimeoutGrace: BLOCKING_GRACE_MS } : { maxRetriesPerRequest: 2, blockingTimeout: undefined };
   const copy =
     redis instanceof Cluster
-      ? redis.duplicate(undefined, { redisOptions: { ...redis.options.redisOptions, maxRetriesPerRequest, connectionName: name } } as ClusterOptions & { redisOptions: { replyMapping?: "legacy" } })
-      : redis.duplicate({ maxRetriesPerRequest, connectionName: name });
+      ? redis.duplicate(undefined, { redisOptions: { ...redis.options.redisOptions, ...roleOptions, connectionName: name } } as ClusterOptions & { redisOptions: { replyMapping?: "legacy" } })
+      : redis.duplicate({ ...roleOptions, connectionName: name });
   copy.on("error", () => {});
   return copy;
 }
