@@ -35,7 +35,8 @@ describe("worker shutdown on SIGTERM with 200 keepalives in flight", () => {
     backend = await startMcpTestBackend();
     const config = writeConfig({
       redis: { url: redisUrl, prefix },
-      keepalive: { interval: INTERVAL_MS, timeout: TIMEOUT_MS, concurrency: 300 },
+      // The overdue first ticks all at once (not spread over the next interval): 200 calls in flight.
+      keepalive: { interval: INTERVAL_MS, timeout: TIMEOUT_MS, concurrency: 300, catch_up: "at_once" },
       // Independent of the circuit breaker: timeouts on a starved machine must not open it here.
       breaker: { failure_threshold: 1000 },
       backends: [{ id: "slow", url: backend.url }],

@@ -71,7 +71,8 @@ export async function runClusterBench(o: ClusterBenchOptions): Promise<ClusterBe
   try {
     const config = writeConfig(o.dir, "cluster", {
       redis: { mode: "cluster", nodes: target.nodes, prefix },
-      keepalive: { interval: 300_000, timeout: 3_000, concurrency: 200, shards: o.shards },
+      // Capacity at saturation: late ticks run at once, as in the throughput phase.
+      keepalive: { interval: 300_000, timeout: 3_000, concurrency: 200, shards: o.shards, catch_up: "at_once" },
       log: { level: "info" },
       http: { port: 0 },
       backends: [{ id: BACKEND_ID, url: backend.url, interval: o.intervalMs }],

@@ -36,7 +36,7 @@ describe("parseConfig", () => {
   it("applies every default and freezes the result", () => {
     const c = parseConfig({ backends: [backend] });
     expect(c.redis).toEqual({ mode: "standalone", url: undefined, nodes: [], sentinels: [], sentinelName: undefined, prefix: "vmk" });
-    expect(c.keepalive).toEqual({ intervalMs: 300_000, timeoutMs: 10_000, concurrency: 50, maxResponseBytes: 65_536, shards: 1 });
+    expect(c.keepalive).toEqual({ intervalMs: 300_000, timeoutMs: 10_000, concurrency: 50, maxResponseBytes: 65_536, catchUp: "spread", shards: 1 });
     expect(c.breaker).toEqual({ failureThreshold: 3, probeAfterMs: 1_800_000, minFailureSpanMs: 30_000 });
     expect(c.lock.redisUrls).toEqual([]);
     const b = c.backends[0]!;
@@ -76,7 +76,7 @@ describe("parseConfig", () => {
     const problems = problemsOf(() =>
       parseConfig({
         redis: { prefix: "has space" },
-        keepalive: { interval: "often", concurrency: 0 },
+        keepalive: { interval: "often", concurrency: 0, catch_up: "later" },
         backends: [
           { id: "bad:id", url: "ftp://x" },
           { ...backend, keepalive_method: "tool:" },
@@ -91,6 +91,7 @@ describe("parseConfig", () => {
         expect.stringMatching(/^redis\.prefix: must be 1-64 characters/),
         expect.stringMatching(/^keepalive\.interval: "often" is not a duration/),
         expect.stringMatching(/^keepalive\.concurrency: /),
+        expect.stringMatching(/^keepalive\.catch_up: .*"spread".*"at_once"/),
         expect.stringMatching(/^backends\[0\]\.id: must be 1-128 characters/),
         "backends[0].url: must be an http:// or https:// URL",
         "backends[1].keepalive_method: must be ping, none, or tool:<name>",

@@ -1,4 +1,4 @@
-import { Queue, UnrecoverableError, Worker, type Job } from "bullmq";
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from "bullmq";
 import { Registry } from "prom-client";
 import {
   closeInOrder,
@@ -14,6 +14,7 @@ import {
   schedulerId,
 } from "@vmcp-keepalive/shared";
 import {
+  findBackend,
   keysOf,
   redisAnswers,
   requireRedisTarget,
@@ -30,6 +31,7 @@ import { createKeepAliveFetch } from "./protocol/keep-alive-fetch.js";
 import { createTickStore } from "./store/tick-store.js";
 import type { KeepaliveEventMap } from "./tick/keepalive-events.js";
 import { runKeepalive, type KeepaliveDeps, type KeepaliveJobResult } from "./tick/run-tick.js";
+import { catchUpFraction, overdueAfterMs, planCatchUp } from "./tick/catch-up.js";
 
 export interface WorkerOptions {
   readonly config: KeepaliveConfig;
@@ -141,7 +143,39 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
     lockInTick: config.lock.redisUrls.length === 0,
   };
 
-  const processor = async (job: Job): Promise<KeepaliveJobResult> => {
+  /**
+   * An overdue tick — its time passed during an outage — is spread over the next interval instead
+   * of firing with every other overdue tick (tick/catch-up.ts): put back until its catch-up slot,
+   * or dropped when the pair's next regular tick comes first. Only on its first start: a tick put
+   * back, or handed on after a worker died holding it, runs when it comes back.
+   */
+  const catchUp = async (job: Job, token: string | undefined, sessionId: string, backendId: string, at: number): Promise<KeepaliveJobResult | undefined> => {
+    const backend = findBackend(config, backendId);
+    const startedAt = job.processedOn ?? now();
+    if (config.keepalive.catchUp === "at_once" || !backend || job.attemptsStarted > 1 || startedAt - at <= overdueAfterMs(backend.intervalMs)) return undefined;
+    const plan = planCatchUp({
+      scheduledAt: at,
+      startedAt,
+      now: now(),
+      intervalMs: backend.intervalMs,
+      sessionTtlMs: backend.sessionTtlMs,
+      timeoutMs: config.keepalive.timeoutMs,
+      aliveAt: await store.aliveAt(sessionId, backendId),
+      fraction: catchUpFraction(sessionId, backendId, at),
+    });
+    if (plan.kind === "superseded") {
+      events.emit("skipped", { backendId, sessionId, reason: "superseded" });
+      return { outcome: "skipped", reason: "superseded" };
+    }
+    if (plan.kind === "defer" && token !== undefined) {
+      await job.moveToDelayed(plan.at, token);
+      events.emit("deferred", { backendId, sessionId, at: plan.at });
+      throw new DelayedError();
+    }
+    return undefined;
+  };
+
+  const processor = async (job: Job, token?: string): Promise<KeepaliveJobResult> => {
     // Jobs carry no data: the pair is in the job scheduler's id `ka:<sessionId>:<backendId>`
     // (pair-scheduler.ts), its ids checked by parseSchedulerId.
     const pair = job.repeatJobKey ? parseSchedulerId(job.repeatJobKey) : undefined;
@@ -151,7 +185,13 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
     }
     const { sessionId, backendId } = pair;
     const at = scheduledAt(job);
-    if (at !== undefined) events.emit("scheduleLag", { backendId, lagMs: (job.processedOn ?? now()) - at });
+    if (at !== undefined) {
+      // A catch-up that was put back (started before, never stalled) comes back late by design: not schedule lag.
+      const putBack = job.attemptsStarted > 1 && job.stalledCounter === 0;
+      if (!putBack) events.emit("scheduleLag", { backendId, lagMs: (job.processedOn ?? now()) - at });
+      const caughtUp = await catchUp(job, token, sessionId, backendId, at);
+      if (caughtUp) return caughtUp;
+    }
     return runKeepalive(deps, sessionId, backendId);
   };
 

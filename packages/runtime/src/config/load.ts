@@ -134,6 +134,7 @@ export function parseConfig(document: unknown, env: NodeJS.ProcessEnv = {}, sour
       timeoutMs: file.keepalive.timeout,
       concurrency: file.keepalive.concurrency,
       maxResponseBytes: file.keepalive.max_response_bytes,
+      catchUp: file.keepalive.catch_up,
       shards: keyLayout(file.redis.mode === "cluster", file.keepalive.shards).shards,
     },
     breaker: { failureThreshold: file.breaker.failure_threshold, probeAfterMs: file.breaker.probe_after, minFailureSpanMs: file.breaker.min_failure_span },

@@ -143,8 +143,14 @@ export const ConfigFileSchema = z
           .min(1_024)
           .max(64 * 1024 * 1024)
           .default(65_536),
+        /**
+         * Ticks that come due while no worker takes them (an outage): `spread` over the next
+         * interval (docs/keepalive-policy.md, "After an outage"), or `at_once` when workers are back.
+         * @defaultValue "spread"
+         */
+        catch_up: z.enum(["spread", "at_once"]).default("spread"),
       })
-      .default({ interval: 300_000, timeout: 10_000, concurrency: 50, max_response_bytes: 65_536 }),
+      .default({ interval: 300_000, timeout: 10_000, concurrency: 50, max_response_bytes: 65_536, catch_up: "spread" }),
     breaker: z
       .strictObject({
         /** Consecutive backend failures (all sessions, all workers) that open the breaker. */

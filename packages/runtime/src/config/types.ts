@@ -45,6 +45,8 @@ export interface KeepaliveConfig {
     readonly timeoutMs: number;
     readonly concurrency: number;
     readonly maxResponseBytes: number;
+    /** `keepalive.catch_up`: overdue ticks after an outage spread over the next interval, or called at once. */
+    readonly catchUp: "spread" | "at_once";
     /** Keepalive shards (resolved: 16 in cluster mode, else 1, unless set). */
     readonly shards: number;
   };

@@ -19,6 +19,11 @@ export const SKIP_REASONS = [
   "ended",
   /** The pair carried real traffic within its window (the vMCP reported it): that traffic kept the backend session alive. */
   "recent_traffic",
+  /**
+   * An overdue tick (its time passed during an outage) whose pair's next regular tick comes before
+   * its catch-up slot: that regular tick is its catch-up (catch-up spread, docs/keepalive-policy.md).
+   */
+  "superseded",
 ] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
 

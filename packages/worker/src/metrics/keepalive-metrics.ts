@@ -19,6 +19,7 @@ export interface KeepaliveMetrics {
   readonly autoDisabled: Counter<"backend" | "method" | "reason">;
   readonly skipped: Counter<"backend" | "reason">;
   readonly scheduleLag: Histogram<"backend">;
+  readonly deferred: Counter<"backend">;
 }
 
 export function createKeepaliveMetrics(registry: Registry): KeepaliveMetrics {
@@ -68,6 +69,12 @@ export function createKeepaliveMetrics(registry: Registry): KeepaliveMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     }),
+    deferred: new Counter({
+      name: "keepalive_catch_up_deferred_total",
+      help: "Overdue ticks (their time passed during an outage) put back until their catch-up slot in the next interval.",
+      labelNames: ["backend"],
+      registers,
+    }),
   };
 }
 
@@ -85,6 +92,7 @@ export function attachKeepaliveMetrics(events: TypedEmitter<KeepaliveEventMap>, 
     }),
     events.on("skipped", (e) => m.skipped.inc({ backend: e.backendId, reason: e.reason })),
     events.on("autoDisabled", (e) => m.autoDisabled.inc({ backend: e.backendId, method: e.method, reason: e.reason })),
+    events.on("deferred", (e) => m.deferred.inc({ backend: e.backendId })),
     events.on("scheduleLag", (e) => m.scheduleLag.observe({ backend: e.backendId }, Math.max(0, e.lagMs) / 1000)),
   ];
   return () => offs.forEach((off) => off());

@@ -1,5 +1,5 @@
 import type { RedisConnection } from "@vmcp-keepalive/shared";
-import { decodePair, outcomeLabel, type BreakerState, type Keys, type KeepaliveOutcome, type LearnedMethod, type PairState, type PairStatus } from "@vmcp-keepalive/shared";
+import { decodePair, outcomeLabel, PAIR_FIELDS, type BreakerState, type Keys, type KeepaliveOutcome, type LearnedMethod, type PairState, type PairStatus } from "@vmcp-keepalive/shared";
 import type { BreakerOp, MethodOp } from "../tick/plan.js";
 import { Cluster } from "ioredis";
 import {
@@ -125,6 +125,8 @@ export interface TickStore {
   finish(input: FinishInput): Promise<FinishResult>;
   /** Releases a pair lock taken by `begin` with `lockTtlMs`, if `token` still holds it. */
   releaseLock(sessionId: string, backendId: string, token: string): Promise<void>;
+  /** The pair's last sign of life (ms): the latest of its last success, last reported traffic and registration; 0 when none or no pair. */
+  aliveAt(sessionId: string, backendId: string): Promise<number>;
 }
 
 function flatToRecord(flat: unknown): Record<string, string> {
@@ -243,6 +245,11 @@ export function createTickStore(redis: RedisConnection, keys: Keys, options: Tic
     },
     async releaseLock(sessionId, backendId, token) {
       await RELEASE_LOCK.run(redis, [keys.pairLock(sessionId, backendId)], [token]);
+    },
+    async aliveAt(sessionId, backendId) {
+      const F = PAIR_FIELDS;
+      const times = await redis.hmget(keys.pair(sessionId, backendId), F.lastSuccessAt, F.lastTrafficAt, F.registeredAt);
+      return Math.max(0, ...times.map((t) => Number(t ?? 0) || 0));
     },
   };
 }

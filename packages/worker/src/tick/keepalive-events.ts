@@ -13,6 +13,8 @@ export interface KeepaliveEventMap {
    * the worker whose write opened it; `method` is the call that made the tripping failure.
    */
   autoDisabled: { backendId: string; method: CallMethod; reason: AutoDisabledReason; consecutiveFailures: number };
+  /** An overdue tick was put back until its catch-up slot `at` (ms), spreading the catch-up after an outage. */
+  deferred: { backendId: string; sessionId: string; at: number };
   /** Time from a tick's scheduled time to the worker starting it. */
   scheduleLag: { backendId: string; lagMs: number };
 }

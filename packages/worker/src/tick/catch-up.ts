@@ -1,0 +1,68 @@
+import { createHash } from "node:crypto";
+
+/**
+ * After an outage (workers down, Redis away, a failover), every pair whose tick came due during it
+ * has one overdue job, and all of them would fire in the first seconds back: a burst of up to
+ * (outage ÷ interval) × pairs calls. Instead an overdue tick gets a **catch-up slot** in the next
+ * window W (one interval, shorter only when the backend's `session_ttl` requires it): when the
+ * pair's next regular tick comes before that slot, the regular tick is its catch-up and the
+ * overdue one is dropped (`superseded`); otherwise the job waits until its slot. So every overdue
+ * pair is called within one interval of a worker taking its tick, and never later than its TTL
+ * allows (the slot lies before its last sign of life + the TTL, less one call timeout and a
+ * second); a pair with no time to spare is called at once.
+ *
+ * Slots are uniform over W. The overdue pairs of an outage O shorter than the interval have their
+ * next regular tick one interval after their missed one, i.e. between W − O and W after the
+ * return: every slot before W − O is taken (a flat O ÷ W share of the regular rate on top of it),
+ * and after it a falling share, as more pairs meet their regular tick first.
+ */
+
+/** A tick is overdue when it starts this long after its scheduled time: a hundredth of the interval, at least 250 ms. */
+export function overdueAfterMs(intervalMs: number): number {
+  return Math.max(250, Math.round(intervalMs / 100));
+}
+
+export interface CatchUpInput {
+  /** The tick's scheduled time (from its job id). */
+  readonly scheduledAt: number;
+  /** When the worker took the job (BullMQ's processedOn): the next regular tick is the first slot after it. */
+  readonly startedAt: number;
+  readonly now: number;
+  readonly intervalMs: number;
+  /** The backend's `session_ttl`, when configured. */
+  readonly sessionTtlMs: number | undefined;
+  readonly timeoutMs: number;
+  /** The pair's last sign of life: its last successful keepalive, its last reported traffic or its registration (ms; 0 when none). */
+  readonly aliveAt: number;
+  /** The pair's draw for this tick, uniform in [0, 1) and stable ({@link catchUpFraction}): its slot is at fraction × W. */
+  readonly fraction: number;
+}
+
+export type CatchUpPlan =
+  /** Not overdue, or no time to spare: call now. */
+  | { readonly kind: "now" }
+  /** Wait until `at`, then call. */
+  | { readonly kind: "defer"; readonly at: number }
+  /** The pair's next regular tick (at `nextTickAt`) comes first and keeps it alive: drop this one. */
+  | { readonly kind: "superseded"; readonly nextTickAt: number };
+
+/** What an overdue tick does (see the module comment). A tick that is not overdue runs now. */
+export function planCatchUp(input: CatchUpInput): CatchUpPlan {
+  const { scheduledAt, startedAt, now, intervalMs } = input;
+  if (startedAt - scheduledAt <= overdueAfterMs(intervalMs)) return { kind: "now" };
+  if (input.aliveAt <= 0) return { kind: "now" };
+  const deadline = input.sessionTtlMs !== undefined ? input.aliveAt + input.sessionTtlMs - input.timeoutMs - 1_000 : Infinity;
+  const window = Math.min(intervalMs, deadline - now);
+  if (window <= overdueAfterMs(intervalMs)) return { kind: "now" };
+  const at = now + Math.floor(input.fraction * window);
+  // The pair's regular slots are scheduledAt + k × interval; BullMQ queued the first one after startedAt.
+  const nextTickAt = scheduledAt + Math.max(1, Math.floor((startedAt - scheduledAt) / intervalMs) + 1) * intervalMs;
+  if (nextTickAt <= at) return { kind: "superseded", nextTickAt };
+  return { kind: "defer", at };
+}
+
+/** A pair's stable place in [0, 1) for one scheduled tick (hash of the pair and the tick's time). */
+export function catchUpFraction(sessionId: string, backendId: string, scheduledAt: number): number {
+  const digest = createHash("sha1").update(sessionId).update("\0").update(backendId).update("\0").update(String(scheduledAt)).digest();
+  return digest.readUIntBE(0, 6) / 2 ** 48;
+}
