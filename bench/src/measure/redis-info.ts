@@ -52,3 +52,33 @@ export function sumCalls(calls: Map<string, number>, exclude: readonly string[] 
   for (const [cmd, n] of calls) if (!exclude.includes(cmd)) total += n;
   return total;
 }
+
+/** Calls and server time (µs) per command name, from `INFO commandstats`. A script's own `redis.call`s count under their names and again inside EVALSHA's time. */
+export async function commandStats(redis: Redis): Promise<Map<string, { calls: number; usec: number }>> {
+  const stats = await redisInfo(redis, "commandstats");
+  const out = new Map<string, { calls: number; usec: number }>();
+  for (const [key, value] of Object.entries(stats)) {
+    const calls = /(?:^|,)calls=(\d+)/.exec(value);
+    const usec = /(?:^|,)usec=(\d+)/.exec(value);
+    if (key.startsWith("cmdstat_") && calls && usec) out.set(key.slice("cmdstat_".length), { calls: Number(calls[1]), usec: Number(usec[1]) });
+  }
+  return out;
+}
+
+/** Per command, calls and server µs per keepalive between two `commandStats` reads, the costliest first. */
+export function commandCostPerKeepalive(
+  before: Map<string, { calls: number; usec: number }>,
+  after: Map<string, { calls: number; usec: number }>,
+  keepalives: number,
+  top = 12,
+): { command: string; callsPerKeepalive: number; usPerKeepalive: number }[] {
+  const rows: { command: string; callsPerKeepalive: number; usPerKeepalive: number }[] = [];
+  for (const [command, a] of after) {
+    const b = before.get(command) ?? { calls: 0, usec: 0 };
+    if (a.calls - b.calls <= 0 || command === "info") continue;
+    rows.push({ command, callsPerKeepalive: round3((a.calls - b.calls) / keepalives), usPerKeepalive: round3((a.usec - b.usec) / keepalives) });
+  }
+  return rows.sort((x, y) => y.usPerKeepalive - x.usPerKeepalive).slice(0, top);
+}
+
+const round3 = (n: number) => Math.round(n * 1000) / 1000;

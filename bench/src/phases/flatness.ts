@@ -5,7 +5,8 @@ import { configDocument } from "../config.js";
 import { sleep, type BenchContext } from "../context.js";
 import { startLagRecorder } from "../measure/lag-recorder.js";
 import { countCommands } from "../measure/monitor.js";
-import { redisCpuMs } from "../measure/redis-info.js";
+import { commandCostPerKeepalive, commandStats, redisCpuMs } from "../measure/redis-info.js";
+import { profileCommands, scriptNames, type CommandTime } from "../measure/script-profile.js";
 import { flatness, percentile, type Flatness } from "../measure/stats.js";
 import { totalCpuMs } from "../measure/proc-cpu.js";
 import { PROGRAMS, startChild, waitForOutput, writeConfig, type Child } from "../processes.js";
@@ -32,7 +33,11 @@ export interface FlatnessResult {
   /** Worker CPU per keepalive over the steady window (below saturation). */
   readonly workerCpuMsPerKeepalive: number;
   readonly redisCpuMsPerKeepalive: number;
-  /** Client round trips per keepalive below saturation (MONITOR after the outage window). */
+  /** Steady window, `INFO commandstats`: calls and server µs per keepalive of the costliest commands (EVALSHA's time includes its scripts' own calls). */
+  readonly steadyCommandCost: { command: string; callsPerKeepalive: number; usPerKeepalive: number }[];
+  /** A short window after the steady one, SLOWLOG at 0 µs: each command's and each script's (ours, BullMQ's) execution time per keepalive. */
+  readonly steadyProfile: CommandTime[];
+  /** Client round trips per keepalive below saturation (MONITOR right after the steady window). */
   readonly roundTripsPerKeepalive: number;
   /**
    * Stalls seen during the steady window, to tell a stall of this system from one of the bench:
@@ -109,9 +114,11 @@ export async function runFlatness(ctx: BenchContext): Promise<FlatnessResult> {
     gcObserver.observe({ entryTypes: ["gc"] });
     const cpu0 = totalCpuMs([worker.pid]);
     const rcpu0 = await redisCpuMs(ctx.redis);
+    const stats0 = await commandStats(ctx.redis);
     await sleep(sizes.flatIntervals * I);
     const cpu1 = totalCpuMs([worker.pid]);
     const rcpu1 = await redisCpuMs(ctx.redis);
+    const stats1 = await commandStats(ctx.redis);
     const steadyTo = Date.now();
     loopDelay.disable();
     gcObserver.disconnect();
@@ -122,6 +129,15 @@ export async function runFlatness(ctx: BenchContext): Promise<FlatnessResult> {
       redisLatency: await ctx.redis.call("LATENCY", "LATEST"),
       idleProcessStallMaxMs: await idle.stop(),
     };
+
+    // Two short instrumented windows at the steady rate (both slow Redis down, so neither overlaps
+    // a timed window): MONITOR for the round trips, SLOWLOG for where Redis' time goes.
+    const pingsBefore = await ctx.backend.callCount();
+    const monitor = await countCommands(ctx.redisUrl, sizes.monitorMs);
+    const monitored = await ctx.backend.pingsBetween(pingsBefore);
+    const names = await scriptNames(ctx.redis);
+    const profileFrom = await ctx.backend.callCount();
+    const steadyProfile = await profileCommands(ctx.redis, sizes.monitorMs, () => ctx.backend.pingsBetween(profileFrom), names);
 
     ctx.log(`  worker outage: ${sizes.outageMs} ms`);
     await worker.kill();
@@ -136,9 +152,6 @@ export async function runFlatness(ctx: BenchContext): Promise<FlatnessResult> {
     const steady = await window(steadyFrom, steadyTo);
     const afterOutage = { ...(await window(backAt, backAt + I)), outageMs: backAt - killedAt };
 
-    const pingsBefore = await ctx.backend.callCount();
-    const monitor = await countCommands(ctx.redisUrl, sizes.monitorMs);
-    const monitored = await ctx.backend.pingsBetween(pingsBefore);
     return {
       afterRegistration,
       steady,
@@ -146,6 +159,8 @@ export async function runFlatness(ctx: BenchContext): Promise<FlatnessResult> {
       registrationPairsPerSecond: reg.pairsPerSecond,
       workerCpuMsPerKeepalive: steady.keepalives > 0 ? (cpu1 - cpu0) / steady.keepalives : NaN,
       redisCpuMsPerKeepalive: steady.keepalives > 0 ? (rcpu1 - rcpu0) / steady.keepalives : NaN,
+      steadyCommandCost: commandCostPerKeepalive(stats0, stats1, Math.max(1, steady.keepalives)),
+      steadyProfile,
       roundTripsPerKeepalive: monitored > 0 ? monitor.clientCommands / monitored : NaN,
       steadyStalls,
     };

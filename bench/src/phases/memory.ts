@@ -1,10 +1,11 @@
 import { Queue } from "bullmq";
 import { closeRedis, createRedis, queueOptions, QUEUE_SESSIONS } from "@vmcp-keepalive/shared";
 import { configDocument } from "../config.js";
-import { sleep, type BenchContext } from "../context.js";
+import { BACKEND_ID, sleep, type BenchContext } from "../context.js";
 import { usedMemory } from "../measure/redis-info.js";
+import { memoryBreakdown, type MemoryPart } from "../measure/memory-breakdown.js";
 import { PROGRAMS, startChild, waitForOutput, writeConfig } from "../processes.js";
-import { registerInProcess, registerThroughQueue } from "../registration.js";
+import { registeredMessage, registerInProcess, registerThroughQueue } from "../registration.js";
 
 export interface MemoryResult {
   /** Registration through the real scheduler process: pairs/s from enqueue to job scheduler. */
@@ -16,6 +17,8 @@ export interface MemoryResult {
   readonly inProcessPairsPerSecond: number;
   /** Small size again, in-process, with Redis `hash-max-listpack-value 1024` (a deployment lever). */
   readonly bytesPerPairListpack: number;
+  /** Where a pair's bytes go at the large size (MEMORY USAGE of a sample of pairs' keys). */
+  readonly breakdown: readonly MemoryPart[];
 }
 
 /** Interval of the memory runs: long, so no job fires while memory is read. */
@@ -62,6 +65,11 @@ export async function runMemory(ctx: BenchContext): Promise<MemoryResult> {
   ctx.log(`  registering ${sizes.memoryPairsLarge} pairs in-process (scheduler code path)`);
   const large = await registerInProcess(ctx, prefix, sizes.memoryPairsLarge, MEMORY_INTERVAL_MS, "mem");
   const bytesPerPairLarge = ((await usedMemory(ctx.redis)) - base) / sizes.memoryPairsLarge;
+  const sample = Array.from(
+    { length: Math.min(500, sizes.memoryPairsLarge) },
+    (_, k) => registeredMessage(ctx, Math.floor((k * sizes.memoryPairsLarge) / Math.min(500, sizes.memoryPairsLarge)), "mem").sessionId,
+  );
+  const breakdown = await memoryBreakdown(ctx.redis, prefix, sample, BACKEND_ID);
   await ctx.redis.flushall();
 
   // The same layout with hashes whose values reach 1 KB kept as listpacks (Redis' default
@@ -84,5 +92,6 @@ export async function runMemory(ctx: BenchContext): Promise<MemoryResult> {
     bytesPerPairSmall,
     bytesPerPairLarge,
     inProcessPairsPerSecond: large.pairsPerSecond,
+    breakdown,
   };
 }

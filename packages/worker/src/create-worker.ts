@@ -160,7 +160,8 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
       intervalMs: backend.intervalMs,
       sessionTtlMs: backend.sessionTtlMs,
       timeoutMs: config.keepalive.timeoutMs,
-      aliveAt: await store.aliveAt(sessionId, backendId),
+      // Only a TTL bounds the window: without one, no read.
+      aliveAt: backend.sessionTtlMs === undefined ? undefined : await store.aliveAt(sessionId, backendId),
       fraction: catchUpFraction(sessionId, backendId, at),
     });
     if (plan.kind === "superseded") {

@@ -44,9 +44,11 @@ describe("catch-up spread of overdue ticks", () => {
     expect(planCatchUp(input(106_800, { sessionTtlMs: 30_000 }))).toEqual({ kind: "now" });
   });
 
-  it("without a TTL the window is one interval, however long ago the pair was last alive; a pair never alive is called at once", () => {
+  it("without a TTL the window is one interval, however long ago the pair was last alive (not even read); with one, a pair never alive is called at once", () => {
     expect(planCatchUp(input(118_000, { aliveAt: 1_000, fraction: 0.05 }))).toEqual({ kind: "defer", at: 118_000 + slot(I, 0.05) });
-    expect(planCatchUp(input(110_000, { aliveAt: 0 }))).toEqual({ kind: "now" });
+    expect(planCatchUp(input(118_000, { aliveAt: undefined, fraction: 0.05 }))).toEqual({ kind: "defer", at: 118_000 + slot(I, 0.05) });
+    // With a TTL, a pair with no sign of life at all is called at once.
+    expect(planCatchUp(input(110_000, { sessionTtlMs: 60_000, aliveAt: 0 }))).toEqual({ kind: "now" });
   });
 
   it("draws are uniform per pair and tick, stable, and differ between ticks", () => {

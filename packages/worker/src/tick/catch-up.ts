@@ -32,8 +32,11 @@ export interface CatchUpInput {
   /** The backend's `session_ttl`, when configured. */
   readonly sessionTtlMs: number | undefined;
   readonly timeoutMs: number;
-  /** The pair's last sign of life: its last successful keepalive, its last reported traffic or its registration (ms; 0 when none). */
-  readonly aliveAt: number;
+  /**
+   * With a `session_ttl` only: the pair's last sign of life — its last successful keepalive, its
+   * last reported traffic or its registration (ms; 0 when none). Not read without a TTL.
+   */
+  readonly aliveAt?: number | undefined;
   /** The pair's draw for this tick, uniform in [0, 1) and stable ({@link catchUpFraction}): its slot is at fraction × W. */
   readonly fraction: number;
 }
@@ -50,8 +53,12 @@ export type CatchUpPlan =
 export function planCatchUp(input: CatchUpInput): CatchUpPlan {
   const { scheduledAt, startedAt, now, intervalMs } = input;
   if (startedAt - scheduledAt <= overdueAfterMs(intervalMs)) return { kind: "now" };
-  if (input.aliveAt <= 0) return { kind: "now" };
-  const deadline = input.sessionTtlMs !== undefined ? input.aliveAt + input.sessionTtlMs - input.timeoutMs - 1_000 : Infinity;
+  let deadline = Infinity;
+  if (input.sessionTtlMs !== undefined) {
+    const aliveAt = input.aliveAt ?? 0;
+    if (aliveAt <= 0) return { kind: "now" };
+    deadline = aliveAt + input.sessionTtlMs - input.timeoutMs - 1_000;
+  }
   const window = Math.min(intervalMs, deadline - now);
   if (window <= overdueAfterMs(intervalMs)) return { kind: "now" };
   const at = now + Math.floor(input.fraction * window);
