@@ -160,8 +160,7 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
       intervalMs: backend.intervalMs,
       sessionTtlMs: backend.sessionTtlMs,
       timeoutMs: config.keepalive.timeoutMs,
-      // Only a TTL bounds the window: without one, no read.
-      aliveAt: backend.sessionTtlMs === undefined ? undefined : await store.aliveAt(sessionId, backendId),
+      aliveAt: await store.aliveAt(sessionId, backendId),
       fraction: catchUpFraction(sessionId, backendId, at),
     });
     if (plan.kind === "superseded") {

@@ -44,11 +44,20 @@ describe("catch-up spread of overdue ticks", () => {
     expect(planCatchUp(input(106_800, { sessionTtlMs: 30_000 }))).toEqual({ kind: "now" });
   });
 
-  it("without a TTL the window is one interval, however long ago the pair was last alive (not even read); with one, a pair never alive is called at once", () => {
-    expect(planCatchUp(input(118_000, { aliveAt: 1_000, fraction: 0.05 }))).toEqual({ kind: "defer", at: 118_000 + slot(I, 0.05) });
-    expect(planCatchUp(input(118_000, { aliveAt: undefined, fraction: 0.05 }))).toEqual({ kind: "defer", at: 118_000 + slot(I, 0.05) });
-    // With a TTL, a pair with no sign of life at all is called at once.
-    expect(planCatchUp(input(110_000, { sessionTtlMs: 60_000, aliveAt: 0 }))).toEqual({ kind: "now" });
+  it("never later than two intervals after the last sign of life: a pair past it (a long outage) is called at once, as is one never alive", () => {
+    // Alive at 90 s: deadline 130 s; the slot (110 + 0.9 × 20 = 128 s) comes after the next regular tick (120 s), which is before the deadline.
+    expect(planCatchUp(input(110_000, { aliveAt: 90_000, fraction: 0.9 }))).toEqual({ kind: "superseded", nextTickAt: 120_000 });
+    // An outage longer than an interval: last alive at 80 s, picked up at 125 s (deadline 120 s passed).
+    expect(planCatchUp(input(125_000, { aliveAt: 80_000 }))).toEqual({ kind: "now" });
+    expect(planCatchUp(input(110_000, { aliveAt: 0 }))).toEqual({ kind: "now" });
+  });
+
+  it("a cascade stops: the regular tick that superseded an overdue one is called at once when it is late too", () => {
+    // The tick of 100 s was superseded by the one of 120 s (pair last alive at 80 s); that one starts 2 s late.
+    expect(planCatchUp(input(122_000, { scheduledAt: 120_000, aliveAt: 80_000, fraction: 0.9 }))).toEqual({ kind: "now" });
+    // Had the overdue tick been called at its slot (alive at 114 s), the late regular tick is spread again, before 154 s.
+    const plan = planCatchUp(input(122_000, { scheduledAt: 120_000, aliveAt: 114_000, fraction: 0.5 }));
+    expect(plan).toEqual({ kind: "defer", at: 132_000 });
   });
 
   it("draws are uniform per pair and tick, stable, and differ between ticks", () => {

@@ -7,9 +7,13 @@ import { createHash } from "node:crypto";
  * window W (one interval, shorter only when the backend's `session_ttl` requires it): when the
  * pair's next regular tick comes before that slot, the regular tick is its catch-up and the
  * overdue one is dropped (`superseded`); otherwise the job waits until its slot. So every overdue
- * pair is called within one interval of a worker taking its tick, and never later than its TTL
- * allows (the slot lies before its last sign of life + the TTL, less one call timeout and a
- * second); a pair with no time to spare is called at once.
+ * pair is called within one interval of a worker taking its tick, and never later than two
+ * intervals after its last sign of life (its last success, reported traffic or registration) —
+ * what one missed tick would give anyway — nor than its `session_ttl` allows (last sign of life +
+ * TTL, less one call timeout and a second); a pair with no time to spare is called at once. The
+ * two-interval bound also ends the spread where it would only add delay: after an outage longer
+ * than an interval the overdue pairs are already past it and are called at once, and a regular
+ * tick that is itself late (workers still behind) is not pushed back a second time.
  *
  * Slots are uniform over W. The overdue pairs of an outage O shorter than the interval have their
  * next regular tick one interval after their missed one, i.e. between W − O and W after the
@@ -32,11 +36,8 @@ export interface CatchUpInput {
   /** The backend's `session_ttl`, when configured. */
   readonly sessionTtlMs: number | undefined;
   readonly timeoutMs: number;
-  /**
-   * With a `session_ttl` only: the pair's last sign of life — its last successful keepalive, its
-   * last reported traffic or its registration (ms; 0 when none). Not read without a TTL.
-   */
-  readonly aliveAt?: number | undefined;
+  /** The pair's last sign of life: its last successful keepalive, its last reported traffic or its registration (ms; 0 when none). */
+  readonly aliveAt: number;
   /** The pair's draw for this tick, uniform in [0, 1) and stable ({@link catchUpFraction}): its slot is at fraction × W. */
   readonly fraction: number;
 }
@@ -53,19 +54,21 @@ export type CatchUpPlan =
 export function planCatchUp(input: CatchUpInput): CatchUpPlan {
   const { scheduledAt, startedAt, now, intervalMs } = input;
   if (startedAt - scheduledAt <= overdueAfterMs(intervalMs)) return { kind: "now" };
-  let deadline = Infinity;
-  if (input.sessionTtlMs !== undefined) {
-    const aliveAt = input.aliveAt ?? 0;
-    if (aliveAt <= 0) return { kind: "now" };
-    deadline = aliveAt + input.sessionTtlMs - input.timeoutMs - 1_000;
-  }
-  const window = Math.min(intervalMs, deadline - now);
-  if (window <= overdueAfterMs(intervalMs)) return { kind: "now" };
-  const at = now + Math.floor(input.fraction * window);
+  const aliveAt = input.aliveAt ?? 0;
+  if (aliveAt <= 0) return { kind: "now" };
+  // The latest the pair may be called: before its session TTL runs out; without one, two
+  // intervals after its last sign of life (one missed tick, as without the spread). This also
+  // stops a cascade: a regular tick that is itself late finds the pair's deadline already near.
+  const ttlDeadline = input.sessionTtlMs !== undefined ? aliveAt + input.sessionTtlMs - input.timeoutMs - 1_000 : Infinity;
+  const deadline = Math.min(ttlDeadline, aliveAt + 2 * intervalMs);
+  // The spread window: one interval, shorter only when the TTL requires it.
+  const window = Math.min(intervalMs, ttlDeadline - now);
+  if (window <= overdueAfterMs(intervalMs) || deadline - now <= overdueAfterMs(intervalMs)) return { kind: "now" };
+  const slot = now + Math.floor(input.fraction * window);
   // The pair's regular slots are scheduledAt + k × interval; BullMQ queued the first one after startedAt.
   const nextTickAt = scheduledAt + Math.max(1, Math.floor((startedAt - scheduledAt) / intervalMs) + 1) * intervalMs;
-  if (nextTickAt <= at) return { kind: "superseded", nextTickAt };
-  return { kind: "defer", at };
+  if (nextTickAt <= slot && nextTickAt <= deadline) return { kind: "superseded", nextTickAt };
+  return { kind: "defer", at: Math.min(slot, deadline) };
 }
 
 /** A pair's stable place in [0, 1) for one scheduled tick (hash of the pair and the tick's time). */
