@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, spawnRedisProcess } from "./redis-process.js";
+import { freePort, localServerArgs, spawnRedisProcess } from "./redis-process.js";
 
 export { freePort, REDIS_INSTALL_HINT } from "./redis-process.js";
 
@@ -35,26 +35,7 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Pr
   const port = options.port ?? (await freePort());
   const ownDir = options.dir === undefined;
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), "vmk-redis-"));
-  const args = [
-    "--port",
-    String(port),
-    "--bind",
-    "127.0.0.1",
-    "--dir",
-    dir,
-    "--save",
-    "",
-    "--appendonly",
-    options.appendOnly ? "yes" : "no",
-    "--appendfsync",
-    "everysec",
-    "--daemonize",
-    "no",
-    "--protected-mode",
-    "yes",
-    "--loglevel",
-    "warning",
-  ];
+  const args = [...localServerArgs(port, dir, { appendOnly: options.appendOnly }), "--appendfsync", "everysec"];
   const server = spawnRedisProcess(args, port, dir, options.binary);
   const removeDir = () => {
     if (ownDir && !options.keepDir) rmSync(dir, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { distinctPorts, formatReply, redisCommand, redisPipeline, runRedisCli, spawnRedisProcess, type RedisProcess } from "./redis-process.js";
+import { distinctPorts, formatReply, localServerArgs, redisCommand, redisPipeline, runRedisCli, spawnRedisProcess, type RedisProcess } from "./redis-process.js";
 import { sleep } from "./wait.js";
 
 export interface RedisClusterNode {
@@ -70,10 +70,7 @@ export async function startRedisCluster(options: LocalRedisClusterOptions = {}):
       const dir = join(root, String(port));
       mkdirSync(dir);
       const args = [
-        "--port",
-        String(port),
-        "--bind",
-        "127.0.0.1",
+        ...localServerArgs(port, dir),
         "--cluster-enabled",
         "yes",
         "--cluster-port",
@@ -90,18 +87,6 @@ export async function startRedisCluster(options: LocalRedisClusterOptions = {}):
         // Start the initial full sync at once instead of waiting 5 s for more replicas.
         "--repl-diskless-sync-delay",
         "0",
-        "--dir",
-        dir,
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--protected-mode",
-        "yes",
-        "--loglevel",
-        "warning",
-        "--daemonize",
-        "no",
       ];
       procs.push({ proc: spawnRedisProcess(args, port, dir), dir });
     }

@@ -39,6 +39,31 @@ export function distinctPorts(): () => Promise<number> {
 }
 
 /** A reply as RESP2 delivers it; errors nested in arrays stay Error values. */
+/**
+ * The arguments every local redis-server of the test kit starts with: loopback only, its own data
+ * directory, no RDB snapshots, AOF as asked, quiet, in the foreground. Each harness adds its own.
+ */
+export function localServerArgs(port: number, dir: string, options: { appendOnly?: boolean | undefined } = {}): string[] {
+  return [
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--dir",
+    dir,
+    "--save",
+    "",
+    "--appendonly",
+    options.appendOnly ? "yes" : "no",
+    "--protected-mode",
+    "yes",
+    "--loglevel",
+    "warning",
+    "--daemonize",
+    "no",
+  ];
+}
+
 export type RespValue = string | number | null | Error | RespValue[];
 
 /** Sends one command over a fresh loopback connection and resolves with its reply (rejects on an error reply). */

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { replicationStreamProblem } from "./redis-cluster.js";
-import { distinctPorts, formatReply, redisCommand, spawnRedisProcess, type RedisProcess, type RespValue } from "./redis-process.js";
+import { distinctPorts, formatReply, localServerArgs, redisCommand, spawnRedisProcess, type RedisProcess, type RespValue } from "./redis-process.js";
 import { sleep } from "./wait.js";
 
 export interface LocalRedisSentinel {
@@ -68,27 +68,12 @@ export async function startRedisSentinel(options: LocalRedisSentinelOptions = {}
       const dir = join(root, `server-${port}`);
       mkdirSync(dir);
       const args = [
-        "--port",
-        String(port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        dir,
-        "--save",
-        "",
-        "--appendonly",
-        "no",
+        ...localServerArgs(port, dir),
         // Start a replica's full sync at once instead of waiting 5 s for more replicas.
         "--repl-diskless-sync-delay",
         "0",
         "--replica-priority",
         "100",
-        "--protected-mode",
-        "yes",
-        "--loglevel",
-        "warning",
-        "--daemonize",
-        "no",
         ...(i === 0 ? [] : ["--replicaof", "127.0.0.1", String(masterPort)]),
       ];
       servers.push(spawnRedisProcess(args, port, dir));

@@ -54,7 +54,7 @@ export type CatchUpPlan =
 export function planCatchUp(input: CatchUpInput): CatchUpPlan {
   const { scheduledAt, startedAt, now, intervalMs } = input;
   if (startedAt - scheduledAt <= overdueAfterMs(intervalMs)) return { kind: "now" };
-  const aliveAt = input.aliveAt ?? 0;
+  const { aliveAt } = input;
   if (aliveAt <= 0) return { kind: "now" };
   // The latest the pair may be called: before its session TTL runs out; without one, two
   // intervals after its last sign of life (one missed tick, as without the spread). This also
