@@ -68,9 +68,10 @@ describe("keepalive end to end", () => {
     const pingsAfterEnd = s.backend.count("ping", kept.sessionId);
     await sleep(2_500);
     expect(s.backend.count("ping", kept.sessionId)).toBe(pingsAfterEnd);
-    expect(await s.redis.exists(s.keys.pair("vmcp-1", "pw"), s.keys.sessionBackends("vmcp-1"))).toBe(0);
+    expect(await s.redis.exists(s.keys.pair("vmcp-1", "pw"))).toBe(0);
     expect(await s.redis.zscore(s.keys.sessionsByExpiry(0), "vmcp-1")).toBeNull();
     expect(await s.redis.hget(s.keys.session("vmcp-1"), "state")).toBe("ended");
+    expect((await s.redis.hkeys(s.keys.session("vmcp-1"))).filter((f) => f.startsWith("b:"))).toEqual([]);
     // The job scheduler's own hash is gone and no future tick of the pair is queued (finished
     // jobs stay as bounded history, removeOnComplete.count).
     expect(await s.redis.exists(`${s.prefix}:${QUEUE_KEEPALIVE}:repeat:ka:vmcp-1:pw`)).toBe(0);

@@ -4,7 +4,7 @@
   its outcome fields reset; backends no longer listed lose their pair.
   Input:
     KEYS[1] session hash            <prefix>:session:<sessionId>
-    KEYS[2] session backends set    <prefix>:session:<sessionId>:backends
+    KEYS[2] the 0.1.0 layout's session backends set (read once and deleted: includes/session-backends.lua)
     KEYS[3] sessions by expiry      <prefix>:sessions
     ARGV[1] sessionId    ARGV[2] sequence    ARGV[3] now (ms)    ARGV[4] replicaId
     ARGV[5] ttlMs        ARGV[6] maxLifetimeMs or ''
@@ -16,6 +16,7 @@
     now are listed so that the caller completes the side effects the first delivery may not have.
 ]]
 --- @include "expiry"
+--- @include "session-backends"
 local sessionKey, backendsKey, zkey = KEYS[1], KEYS[2], KEYS[3]
 local sid, seq, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local state = redis.call('HGET', sessionKey, 'state')
@@ -28,9 +29,9 @@ local regSeq = tonumber(s[1] or s[2] or '-1')
 local pairPrefix = ARGV[7]
 if regSeq == seq and s[1] then
   local active = {'duplicate'}
-  for _, bid in ipairs(redis.call('SMEMBERS', backendsKey)) do
+  for _, bid in ipairs(session_backends(sessionKey, backendsKey)) do
     local p = redis.call('HMGET', pairPrefix .. bid, 'status', 'bsid')
-    if p[1] == 'active' and p[2] and p[2] ~= '' then table.insert(active, bid) end
+    if (p[1] or 'active') == 'active' and p[2] and p[2] ~= '' then table.insert(active, bid) end
   end
   return active
 end
@@ -40,7 +41,8 @@ local created = tonumber(redis.call('HGET', sessionKey, 'createdAt') or ARGV[3])
 local ttl = tonumber(ARGV[5])
 local maxLife = tonumber(ARGV[6])
 local expires = expiry(now, ttl, created, maxLife)
-redis.call('HSET', sessionKey, 'sid', sid, 'seq', maxSeq, 'regSeq', seq, 'state', 'active', 'replica', ARGV[4], 'ttl', ttl,
+local before = session_backends(sessionKey, backendsKey)
+redis.call('HSET', sessionKey, 'seq', maxSeq, 'regSeq', seq, 'state', 'active', 'replica', ARGV[4], 'ttl', ttl,
   'createdAt', created, 'activeAt', now, 'expiresAt', expires)
 if maxLife then redis.call('HSET', sessionKey, 'maxLife', maxLife) else redis.call('HDEL', sessionKey, 'maxLife') end
 redis.call('ZADD', zkey, expires, sid)
@@ -55,19 +57,23 @@ for i = 0, n - 1 do
   if old[1] == false or old[1] ~= bsid then
     redis.call('HINCRBY', pk, 'epoch', 1)
     redis.call('HDEL', pk, 'last', 'lastAt', 'okAt', 'failAt', 'failReason', 'latMs')
-    redis.call('HSET', pk, 'fails', 0, 'regAt', now)
+    redis.call('HDEL', pk, 'fails')
+    redis.call('HSET', pk, 'regAt', now)
   elseif old[2] == 'expired' then
     -- Same backend session as the one that already answered 404: it stays expired.
     status = 'expired'
   end
-  redis.call('HSET', pk, 'sid', sid, 'bid', bid, 'bsid', bsid, 'pv', pv, 'status', status, 'off', off)
-  redis.call('SADD', backendsKey, bid)
+  -- Fields at their default are left out (status active, no off reason, 0 failures): bytes per pair.
+  redis.call('HSET', pk, 'bsid', bsid, 'pv', pv)
+  if status == 'active' then redis.call('HDEL', pk, 'status') else redis.call('HSET', pk, 'status', status) end
+  if off == '' then redis.call('HDEL', pk, 'off') else redis.call('HSET', pk, 'off', off) end
+  redis.call('HSET', sessionKey, 'b:' .. bid, '')
 end
 local result = {'applied'}
-for _, bid in ipairs(redis.call('SMEMBERS', backendsKey)) do
+for _, bid in ipairs(before) do
   if not keep[bid] then
     redis.call('DEL', pairPrefix .. bid)
-    redis.call('SREM', backendsKey, bid)
+    redis.call('HDEL', sessionKey, 'b:' .. bid)
     table.insert(result, bid)
   end
 end

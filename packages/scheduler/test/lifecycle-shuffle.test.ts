@@ -172,7 +172,8 @@ describe("lifecycle messages: duplicates and reordering (acceptance 3)", () => {
     expect(schedulers.length).toBe(SESSIONS - SESSIONS / 4);
     expect(schedulers.every((s) => s.key.endsWith(":b1"))).toBe(true);
     expect(expected["session:s0"]).toMatchObject({ state: "ended", ttl: "expiring" });
-    expect(expected["pair:s1:b1"]).toMatchObject({ bsid: "a2-1", pv: "2025-11-25", status: "active" });
+    expect(expected["pair:s1:b1"]).toMatchObject({ bsid: "a2-1", pv: "2025-11-25" });
+    expect(expected["pair:s1:b1"]).not.toHaveProperty("status"); // active: the default, not stored
     expect(expected["pair:s1:b3"]).toMatchObject({ status: "off", off: "no_backend_session" });
     expect(expected["pair:s1:b2"]).toBeUndefined();
     expect(actual).toEqual(expected);

@@ -13,12 +13,12 @@
   Output: { 'applied', newEpoch, previousStatus } | { 'unknown' }
 ]]
 local pk = KEYS[1]
-local old = redis.call('HMGET', pk, 'sid', 'status')
+local old = redis.call('HMGET', pk, 'epoch', 'status')
 if old[1] == false then return {'unknown'} end
 local previous = old[2] or 'active'
 local status = previous
 if previous == 'expired' then status = 'active' end
 local epoch = redis.call('HINCRBY', pk, 'epoch', 1)
-redis.call('HDEL', pk, 'last', 'lastAt', 'okAt', 'failAt', 'failReason', 'latMs')
-redis.call('HSET', pk, 'bsid', ARGV[1], 'pv', ARGV[2], 'status', status, 'fails', 0, 'regAt', ARGV[3])
+redis.call('HDEL', pk, 'last', 'lastAt', 'okAt', 'failAt', 'failReason', 'latMs', 'fails')
+redis.call('HSET', pk, 'bsid', ARGV[1], 'pv', ARGV[2], 'status', status, 'regAt', ARGV[3])
 return {'applied', epoch, previous}

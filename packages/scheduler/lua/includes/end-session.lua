@@ -6,15 +6,16 @@
   job-scheduler removals.
   Returns { 'applied', backendId... }: the backends the session had.
 ]]
+--- @include "session-backends"
 local function end_session(sessionKey, backendsKey, zkey, sid, pairPrefix, seq, now, reason, tombstoneMs)
   local result = {'applied'}
-  for _, bid in ipairs(redis.call('SMEMBERS', backendsKey)) do
+  for _, bid in ipairs(session_backends(sessionKey, backendsKey)) do
     redis.call('DEL', pairPrefix .. bid)
     table.insert(result, bid)
   end
-  redis.call('DEL', backendsKey, sessionKey)
+  redis.call('DEL', sessionKey)
   redis.call('ZREM', zkey, sid)
-  redis.call('HSET', sessionKey, 'sid', sid, 'state', 'ended', 'seq', seq, 'endedAt', now, 'endReason', reason,
+  redis.call('HSET', sessionKey, 'state', 'ended', 'seq', seq, 'endedAt', now, 'endReason', reason,
     'backends', table.concat(result, ',', 2))
   redis.call('PEXPIRE', sessionKey, tombstoneMs)
   return result

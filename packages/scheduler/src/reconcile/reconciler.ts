@@ -88,14 +88,15 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
 
   /** Whether a pair should have a job scheduler now: it exists, is active, has a backend session, and its backend keeps alive. */
   const keptAlive = (fields: (string | null)[] | undefined, backendId: string): boolean => {
-    const [status, bsid] = fields ?? [];
     const backend = findBackend(config, backendId);
-    return status === "active" && Boolean(bsid) && backend !== undefined && backend.method.kind !== "none";
+    return pairStatus(fields) === "active" && Boolean(fields?.[1]) && backend !== undefined && backend.method.kind !== "none";
   };
+  /** The pair's status from [status, bsid, epoch]: `gone` when it does not exist, `active` when the field is absent (its default). */
+  const pairStatus = (fields: (string | null)[] | undefined): string => (fields?.[2] == null ? "gone" : (fields[0] ?? "active"));
 
   const readPairs = async (pairs: { sessionId: string; backendId: string }[]) => {
     const pipe = redis.pipeline();
-    for (const p of pairs) pipe.hmget(keys.pair(p.sessionId, p.backendId), PAIR_FIELDS.status, PAIR_FIELDS.backendSessionId);
+    for (const p of pairs) pipe.hmget(keys.pair(p.sessionId, p.backendId), PAIR_FIELDS.status, PAIR_FIELDS.backendSessionId, PAIR_FIELDS.epoch);
     return ((await pipe.exec()) ?? []).map(([err, v]) => (err ? undefined : (v as (string | null)[])));
   };
 
@@ -123,7 +124,7 @@ export function createReconciler(deps: ReconcilerDeps): Reconciler {
       }
       if (want === "remove" && !keptAlive(fields, backendId) && present) {
         await deps.scheduler.remove(sessionId, backendId);
-        log.info({ sessionId, backendId, pairStatus: fields?.[0] ?? "gone" }, "reconcile: job scheduler without an active pair; removed");
+        log.info({ sessionId, backendId, pairStatus: pairStatus(fields) }, "reconcile: job scheduler without an active pair; removed");
         return "scheduler_removed";
       }
       return undefined;

@@ -78,14 +78,14 @@ export function createSessionStore(redis: RedisConnection, keys: Keys, options: 
     async applyRegistered(m, pairs, now) {
       const args: (string | number)[] = [m.sessionId, m.sequence, now, m.replicaId, m.sessionTtlMs, m.maxLifetimeMs ?? "", pairPrefix(m.sessionId), pairs.length];
       for (const p of pairs) args.push(p.backendId, p.backendSessionId ?? "", p.protocolVersion ?? "", p.status, p.offReason ?? "");
-      const reply = (await APPLY_REGISTERED.run(redis, [keys.session(m.sessionId), keys.sessionBackends(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId))], args)) as string[];
+      const reply = (await APPLY_REGISTERED.run(redis, [keys.session(m.sessionId), keys.legacySessionBackends(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId))], args)) as string[];
       const status = reply[0] as ApplyStatus;
       return { status, removedBackends: status === "applied" ? reply.slice(1) : [], activeBackends: status === "duplicate" ? reply.slice(1) : [] };
     },
     async applyTouched(m, now) {
       const reply = (await APPLY_TOUCHED.run(
         redis,
-        [keys.session(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId)), keys.sessionBackends(m.sessionId)],
+        [keys.session(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId)), keys.legacySessionBackends(m.sessionId)],
         [m.sessionId, m.sequence, now, pairPrefix(m.sessionId), Date.parse(m.occurredAt) || now, ...(m.backendIds ?? [])],
       )) as string[];
       if (reply[0] === "unknown_backends") return { status: "unknown_backends", unknownBackends: reply.slice(1) };
@@ -94,7 +94,7 @@ export function createSessionStore(redis: RedisConnection, keys: Keys, options: 
     async applyEnded(m, now) {
       const reply = (await APPLY_ENDED.run(
         redis,
-        [keys.session(m.sessionId), keys.sessionBackends(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId))],
+        [keys.session(m.sessionId), keys.legacySessionBackends(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId))],
         [m.sessionId, m.sequence, now, pairPrefix(m.sessionId), tombstoneMs, m.reason ?? ""],
       )) as string[];
       return { status: reply[0] as ApplyStatus, backends: reply.slice(1) };
@@ -107,23 +107,22 @@ export function createSessionStore(redis: RedisConnection, keys: Keys, options: 
     async reapSession(sessionId, now) {
       const reply = (await REAP_SESSION.run(
         redis,
-        [keys.session(sessionId), keys.sessionBackends(sessionId), keys.sessionsByExpiry(keys.shardOf(sessionId))],
+        [keys.session(sessionId), keys.legacySessionBackends(sessionId), keys.sessionsByExpiry(keys.shardOf(sessionId))],
         [sessionId, now, pairPrefix(sessionId), tombstoneMs],
       )) as string[];
       if (reply[0] === "applied") return { status: "applied", backends: reply.slice(1) };
       return { status: reply[0] === "alive" ? "alive" : "gone" };
     },
     async readPair(sessionId, backendId) {
-      return decodePair(await redis.hgetall(keys.pair(sessionId, backendId)));
+      return decodePair(await redis.hgetall(keys.pair(sessionId, backendId)), sessionId, backendId);
     },
     async readSession(sessionId) {
       const h = await redis.hgetall(keys.session(sessionId));
       const F = SESSION_FIELDS;
-      const sid = h[F.sessionId];
-      if (!sid) return undefined;
+      if (!h[F.state]) return undefined;
       const n = (v: string | undefined) => (v === undefined ? undefined : Number(v));
       return {
-        sessionId: sid,
+        sessionId,
         state: h[F.state] === "ended" ? "ended" : "active",
         sequence: Number(h[F.sequence] ?? -1),
         replicaId: h[F.replicaId],
@@ -142,11 +141,11 @@ export function createSessionStore(redis: RedisConnection, keys: Keys, options: 
           const pipe = redis.pipeline();
           for (const k of group) pipe.hgetall(k);
           const replies = (await pipe.exec()) ?? [];
-          for (const [err, h] of replies) {
-            if (err) continue;
-            const p = decodePair(h as Record<string, string>);
+          replies.forEach(([err, h], i) => {
+            const ids = keys.parsePairKey(group[i]!);
+            const p = err || !ids ? undefined : decodePair(h as Record<string, string>, ids.sessionId, ids.backendId);
             if (p) out.push(p);
-          }
+          });
         }
       }
       return out.sort((a, b) => a.sessionId.localeCompare(b.sessionId) || a.backendId.localeCompare(b.backendId));

@@ -26,10 +26,12 @@ export interface PairState {
   readonly lastTrafficAt: number | undefined;
 }
 
-/** Hash field names (short names keep per-pair memory low; see docs/contract.md). */
+/**
+ * Hash field names (short names keep per-pair memory low; see docs/contract.md). The session and
+ * backend ids are the key's, not fields; `status`, `off` and `fails` are absent at their default
+ * (`active`, none, 0).
+ */
 export const PAIR_FIELDS = {
-  sessionId: "sid",
-  backendId: "bid",
   backendSessionId: "bsid",
   protocolVersion: "pv",
   epoch: "epoch",
@@ -50,12 +52,10 @@ export const PAIR_FIELDS = {
 const num = (v: string | undefined): number | undefined => (v === undefined || v === "" ? undefined : Number(v));
 const str = (v: string | undefined): string | undefined => (v === undefined || v === "" ? undefined : v);
 
-/** Decodes an HGETALL reply; undefined when the pair does not exist. */
-export function decodePair(hash: Record<string, string>): PairState | undefined {
+/** Decodes the HGETALL reply of the pair `sessionId`×`backendId`; undefined when the pair does not exist (every pair has an epoch). */
+export function decodePair(hash: Record<string, string>, sessionId: string, backendId: string): PairState | undefined {
   const F = PAIR_FIELDS;
-  const sessionId = hash[F.sessionId];
-  const backendId = hash[F.backendId];
-  if (!sessionId || !backendId) return undefined;
+  if (hash[F.epoch] === undefined) return undefined;
   return {
     sessionId,
     backendId,

@@ -15,7 +15,8 @@ local function record_pair(pk, t)
   if t.latencyMs then redis.call('HSET', pk, 'latMs', t.latencyMs) end
   if t.pairStatus then redis.call('HSET', pk, 'status', t.pairStatus) end
   if t.kind == 'success' then
-    redis.call('HSET', pk, 'okAt', t.now, 'fails', 0)
+    redis.call('HSET', pk, 'okAt', t.now)
+    redis.call('HDEL', pk, 'fails')
     return 0
   end
   redis.call('HSET', pk, 'failAt', t.now, 'failReason', t.reason)

@@ -178,7 +178,7 @@ export function createTickStore(redis: RedisConnection, keys: Keys, options: Tic
     ];
     if (breaker[0] === "skip_open") {
       // Record the skip on the pair (and release its lock), as the combined start does in its script.
-      const pair = decodePair(flatToRecord(flat));
+      const pair = decodePair(flatToRecord(flat), sessionId, backendId);
       const record = { epoch: pair?.epoch ?? 0, now, kind: "skipped", label: "skipped:breaker_open" };
       if (o.lockTtlMs === undefined) await FINISH_PAIR.run(redis, [pk], [JSON.stringify(record)]);
       else await FINISH_PAIR_RELEASE.run(redis, [pk, keys.pairLock(sessionId, backendId)], [JSON.stringify(record), o.token]);
@@ -199,7 +199,7 @@ export function createTickStore(redis: RedisConnection, keys: Keys, options: Tic
       const reply = split ? await beginSplit(sessionId, backendId, now, o) : await beginTogether(sessionId, backendId, now, o);
       const [decision, state, method, pingRetry, flat] = reply;
       if (decision === "locked") return { kind: "locked" };
-      const pair = decodePair(flatToRecord(flat));
+      const pair = decodePair(flatToRecord(flat), sessionId, backendId);
       if (decision === "no_pair" || !pair) return { kind: "no_pair" };
       if (decision === "inactive") return { kind: "inactive", pair };
       if (decision === "recent_traffic") return { kind: "recent_traffic", pair };
