@@ -44,6 +44,9 @@ const running = new Set<Child>();
 /** Extra node flags for the worker processes (`--profile-throughput` sets `--cpu-prof`). */
 export const workerNodeFlags: string[] = [];
 
+/** Extra node flags for the scheduler processes, from `BENCH_SCHEDULER_NODE_FLAGS` (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
+export const schedulerNodeFlags: readonly string[] = process.env["BENCH_SCHEDULER_NODE_FLAGS"]?.split(" ").filter(Boolean) ?? [];
+
 /** Starts a node program as a child process; output is kept (last 8 KB) for error messages. */
 export function startChild(name: string, script: string, args: readonly string[], nodeFlags: readonly string[] = []): Child {
   const child = spawn(process.execPath, [...nodeFlags, script, ...args], { stdio: ["ignore", "pipe", "pipe"] });

@@ -3,7 +3,7 @@ import { closeRedis, createKeys, createRedis, createSessionPublisher, keyLayout,
 import { openBackendSession, startRedisCluster, type LocalRedisCluster } from "@vmcp-keepalive/testkit";
 import { startBackendProcess } from "../backend-process.js";
 import { BACKEND_ID, sleep } from "../context.js";
-import { PROGRAMS, startChild, waitForOutput, writeConfig, type Child } from "../processes.js";
+import { PROGRAMS, schedulerNodeFlags, startChild, waitForOutput, writeConfig, type Child } from "../processes.js";
 
 export interface ClusterBenchOptions {
   readonly pairs: number;
@@ -77,7 +77,7 @@ export async function runClusterBench(o: ClusterBenchOptions): Promise<ClusterBe
       http: { port: 0 },
       backends: [{ id: BACKEND_ID, url: backend.url, interval: o.intervalMs }],
     });
-    const scheduler = startChild("cluster-scheduler", PROGRAMS.scheduler, ["--config", config]);
+    const scheduler = startChild("cluster-scheduler", PROGRAMS.scheduler, ["--config", config], schedulerNodeFlags);
     children.push(scheduler);
     const sessions: Awaited<ReturnType<typeof openBackendSession>>[] = [];
     for (let i = 0; i < 50; i++) sessions.push(await openBackendSession(backend.url));

@@ -9,7 +9,7 @@ import { commandCostPerKeepalive, commandStats, redisCpuMs } from "../measure/re
 import { profileCommands, scriptNames, type CommandTime } from "../measure/script-profile.js";
 import { flatness, percentile, type Flatness } from "../measure/stats.js";
 import { totalCpuMs } from "../measure/proc-cpu.js";
-import { PROGRAMS, startChild, waitForOutput, writeConfig, type Child } from "../processes.js";
+import { PROGRAMS, schedulerNodeFlags, startChild, waitForOutput, writeConfig, type Child } from "../processes.js";
 import { registerThroughQueue } from "../registration.js";
 import { startWorker } from "./throughput.js";
 
@@ -89,7 +89,7 @@ export async function runFlatness(ctx: BenchContext): Promise<FlatnessResult> {
   try {
     let worker = await startWorker(ctx, configPath, "worker");
     children.push(worker);
-    const scheduler = startChild("scheduler", PROGRAMS.scheduler, ["--config", configPath]);
+    const scheduler = startChild("scheduler", PROGRAMS.scheduler, ["--config", configPath], schedulerNodeFlags);
     children.push(scheduler);
     await waitForOutput(scheduler, '"msg":"scheduler started"');
 

@@ -4,7 +4,7 @@ import { configDocument } from "../config.js";
 import { BACKEND_ID, sleep, type BenchContext } from "../context.js";
 import { usedMemory } from "../measure/redis-info.js";
 import { memoryBreakdown, type MemoryPart } from "../measure/memory-breakdown.js";
-import { PROGRAMS, startChild, waitForOutput, writeConfig } from "../processes.js";
+import { PROGRAMS, schedulerNodeFlags, startChild, waitForOutput, writeConfig } from "../processes.js";
 import { registeredMessage, registerInProcess, registerThroughQueue } from "../registration.js";
 
 export interface MemoryResult {
@@ -37,7 +37,7 @@ export async function runMemory(ctx: BenchContext): Promise<MemoryResult> {
   await ctx.redis.flushall();
   const prefix = "bench-mem";
   const configPath = writeConfig(ctx.dir, "memory", configDocument(ctx, prefix, MEMORY_INTERVAL_MS));
-  const scheduler = startChild("scheduler", PROGRAMS.scheduler, ["--config", configPath]);
+  const scheduler = startChild("scheduler", PROGRAMS.scheduler, ["--config", configPath], schedulerNodeFlags);
   let small: { pairsPerSecond: number; ms: number };
   let bytesPerPairSmall: number;
   try {

@@ -4,7 +4,7 @@ import { configDocument } from "../config.js";
 import { sleep, type BenchContext } from "../context.js";
 import { processCpuMs } from "../measure/proc-cpu.js";
 import { redisCpuMs } from "../measure/redis-info.js";
-import { PROGRAMS, startChild, waitForOutput, writeConfig } from "../processes.js";
+import { PROGRAMS, schedulerNodeFlags, startChild, waitForOutput, writeConfig } from "../processes.js";
 import { registerInProcess, registeredMessage } from "../registration.js";
 
 export interface RefreshResult {
@@ -31,7 +31,7 @@ export async function runRefresh(ctx: BenchContext): Promise<RefreshResult> {
   ctx.log(`  registering ${n} sessions in-process`);
   await registerInProcess(ctx, prefix, n, INTERVAL_MS, "rf");
   const configPath = writeConfig(ctx.dir, "refresh", configDocument(ctx, prefix, INTERVAL_MS));
-  const scheduler = startChild("scheduler", PROGRAMS.scheduler, ["--config", configPath]);
+  const scheduler = startChild("scheduler", PROGRAMS.scheduler, ["--config", configPath], schedulerNodeFlags);
   const conn = createRedis(ctx.redisUrl, "client", "bench-refresh");
   const queue = new Queue(QUEUE_SESSIONS, queueOptions(conn, prefix));
   queue.on("error", () => {});

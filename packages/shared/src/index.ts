@@ -77,5 +77,5 @@ export { decodePair, outcomeLabel, PAIR_FIELDS, type PairState, type PairStatus,
 export { BACKEND_FIELDS, decodeBackend, readBackendState, type BackendState, type BreakerState, type LearnedMethod, type SwitchReason } from "./state/backend-state.js";
 export { reinitializePair, type ReinitializeStateResult } from "./state/reinitialize-pair.js";
 export { SESSION_FIELDS } from "./state/session-state.js";
-export { createLocker, type Locker, type HeldLock, type TryLockResult } from "./lock/locker.js";
+export { createLocker, releaseLock, type Locker, type HeldLock, type TryLockResult } from "./lock/locker.js";
 export { closeInOrder, type StopStep } from "./close-in-order.js";

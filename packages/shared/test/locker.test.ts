@@ -1,4 +1,5 @@
 import { Redis } from "ioredis";
+import Redlock from "redlock";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLocker } from "../src/lock/locker.js";
 import { createKeys } from "../src/redis/keys.js";
@@ -34,6 +35,36 @@ describe("locker (the pair lock and every other lock)", () => {
     const waited = await locker.lock(keys.pairLock("s1", "pw"), 1_000, 2_000);
     expect(waited.acquired).toBe(true);
     expect((await locker.lock(keys.pairLock("s1", "pw"), 1_000, 100)).acquired).toBe(false);
+  });
+
+  it("on one node, excludes and is excluded by a Redlock on the same resource (a vMCP or worker on another version)", async () => {
+    const keys = createKeys(testPrefix());
+    const resource = keys.pairLock("s1", "pw");
+    const locker = createLocker([redis]);
+    const redlock = new Redlock([redis], { retryCount: 0 });
+    const theirs = await redlock.acquire([resource], 5_000);
+    expect(await locker.tryLock(resource, 5_000)).toEqual({ acquired: false, reason: "locked" });
+    await theirs.release();
+    const ours = await locker.tryLock(resource, 5_000);
+    expect(ours.acquired).toBe(true);
+    await expect(redlock.acquire([resource], 5_000)).rejects.toThrow();
+    if (ours.acquired) await ours.lock.release();
+    await (await redlock.acquire([resource], 5_000)).release();
+  });
+
+  it("releases only its own lock: after its TTL ran out and someone else took it, release leaves theirs", async () => {
+    const keys = createKeys(testPrefix());
+    const resource = keys.pairLock("s1", "pw");
+    const locker = createLocker([redis]);
+    const first = await locker.tryLock(resource, 50);
+    expect(first.acquired).toBe(true);
+    await new Promise((r) => setTimeout(r, 120));
+    if (first.acquired) expect(first.lock.isValid()).toBe(false);
+    const second = await locker.tryLock(resource, 5_000);
+    expect(second.acquired).toBe(true);
+    if (first.acquired) await first.lock.release();
+    expect(await redis.exists(resource)).toBe(1);
+    expect(await locker.tryLock(resource, 5_000)).toEqual({ acquired: false, reason: "locked" });
   });
 
   it("reports lock_unavailable, not locked, when its Redis is down", async () => {

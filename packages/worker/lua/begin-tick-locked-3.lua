@@ -11,7 +11,7 @@
     reply. The lock is released here when the tick ends here ('no_pair', 'recent_traffic',
     'skip_open'); it stays
     held for 'call'/'probe' (until finish-tick-release-3.lua) and for 'inactive' (the worker
-    removes the pair's job scheduler under it, then runs release-lock-1.lua).
+    removes the pair's job scheduler under it, then runs shared/lua/release-lock-1.lua).
 ]]
 --- @include "begin-tick"
 if not redis.call('SET', KEYS[3], ARGV[2], 'NX', 'PX', tonumber(ARGV[7])) then return {'locked', '', '', 0, {}} end

@@ -14,7 +14,6 @@ export const BEGIN_TICK = loadLuaScript(dir, "begin-tick-2.lua");
 export const BEGIN_TICK_LOCKED = loadLuaScript(dir, "begin-tick-locked-3.lua");
 export const FINISH_TICK = loadLuaScript(dir, "finish-tick-2.lua");
 export const FINISH_TICK_RELEASE = loadLuaScript(dir, "finish-tick-release-3.lua");
-export const RELEASE_LOCK = loadLuaScript(dir, "release-lock-1.lua");
 
 export const BEGIN_PAIR = loadLuaScript(dir, "begin-pair-1.lua");
 export const BEGIN_PAIR_LOCKED = loadLuaScript(dir, "begin-pair-locked-2.lua");

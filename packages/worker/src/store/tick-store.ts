@@ -1,20 +1,8 @@
 import type { RedisConnection } from "@vmcp-keepalive/shared";
-import { decodePair, outcomeLabel, PAIR_FIELDS, type BreakerState, type Keys, type KeepaliveOutcome, type LearnedMethod, type PairState, type PairStatus } from "@vmcp-keepalive/shared";
+import { decodePair, outcomeLabel, PAIR_FIELDS, releaseLock, type BreakerState, type Keys, type KeepaliveOutcome, type LearnedMethod, type PairState, type PairStatus } from "@vmcp-keepalive/shared";
 import type { BreakerOp, MethodOp } from "../tick/plan.js";
 import { Cluster } from "ioredis";
-import {
-  BEGIN_BREAKER,
-  BEGIN_PAIR,
-  BEGIN_PAIR_LOCKED,
-  BEGIN_TICK,
-  BEGIN_TICK_LOCKED,
-  FINISH_BREAKER,
-  FINISH_PAIR,
-  FINISH_PAIR_RELEASE,
-  FINISH_TICK,
-  FINISH_TICK_RELEASE,
-  RELEASE_LOCK,
-} from "./scripts.js";
+import { BEGIN_BREAKER, BEGIN_PAIR, BEGIN_PAIR_LOCKED, BEGIN_TICK, BEGIN_TICK_LOCKED, FINISH_BREAKER, FINISH_PAIR, FINISH_PAIR_RELEASE, FINISH_TICK, FINISH_TICK_RELEASE } from "./scripts.js";
 
 export type TickStart =
   /** Single-node fast path only: another holder has the pair lock. */
@@ -244,7 +232,7 @@ export function createTickStore(redis: RedisConnection, keys: Keys, options: Tic
       };
     },
     async releaseLock(sessionId, backendId, token) {
-      await RELEASE_LOCK.run(redis, [keys.pairLock(sessionId, backendId)], [token]);
+      await releaseLock(redis, keys.pairLock(sessionId, backendId), token);
     },
     async aliveAt(sessionId, backendId) {
       const F = PAIR_FIELDS;
