@@ -1,7 +1,7 @@
 --[[
   Applies `session.ended`: terminal whatever the sequence (see includes/end-session.lua).
   Input:
-    KEYS[1] session hash, KEYS[2] session backends set, KEYS[3] sessions by expiry
+    KEYS[1] session hash, KEYS[2] the 0.1.0 layout's session backends set, KEYS[3] sessions by expiry
     ARGV[1] sessionId    ARGV[2] sequence    ARGV[3] now (ms)
     ARGV[4] pair key prefix    ARGV[5] tombstone TTL (ms)    ARGV[6] reason
   Output: { 'applied', backendId... } | { 'duplicate', backendId... } (already ended: the backends

@@ -4,7 +4,7 @@
   same atomic step: a touch applied a moment earlier keeps the session alive, and of several
   schedulers reaping at once exactly one gets 'applied' (the others see it gone).
   Input:
-    KEYS[1] session hash, KEYS[2] session backends set, KEYS[3] sessions by expiry
+    KEYS[1] session hash, KEYS[2] the 0.1.0 layout's session backends set, KEYS[3] sessions by expiry
     ARGV[1] sessionId    ARGV[2] now (ms)    ARGV[3] pair key prefix    ARGV[4] tombstone TTL (ms)
   Output: { 'applied', backendId... } | { 'alive' } | { 'gone' }
 ]]
