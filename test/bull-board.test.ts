@@ -96,7 +96,9 @@ describe("Bull Board on the scheduler", () => {
     expect(response.status()).toBe(401);
     expect(response.headers()["www-authenticate"]).toMatch(/^Basic realm=/);
     expect(navigation).toMatch(/ERR_INVALID_AUTH_CREDENTIALS|401/);
-    await page.screenshot({ path: join(ARTIFACTS, "bull-board-unauthenticated.png") });
+    // An artifact, not an assertion: Chromium sometimes cannot capture its own error page
+    // ("Unable to capture screenshot", seen once in a fresh-clone CI run).
+    await page.screenshot({ path: join(ARTIFACTS, "bull-board-unauthenticated.png") }).catch((err: Error) => console.log(`no screenshot of the 401 page: ${err.message}`));
   });
 
   it("logged in, shows the pair's job scheduler and the rejected registration with its reason", async () => {

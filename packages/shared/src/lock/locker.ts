@@ -59,12 +59,13 @@ const RETRY_DELAY_MS = 10;
  *
  * On one node it does what a one-node Redlock does — `SET resource token NX PX ttl`, released by
  * compare-and-delete, so it excludes and is excluded by a Redlock on the same resource — without
- * Redlock's machinery: its `randomBytes` token and quorum bookkeeping were a tenth of a
- * scheduler's CPU per registration message (the per-session mutex), measured with `--cpu-prof`.
+ * Redlock's machinery (its `randomBytes` token, its quorum bookkeeping): for the schedulers'
+ * per-session mutex that was about a sixth of their CPU per lifecycle message (docs/benchmarks.md,
+ * change 9).
  */
 export function createLocker(clients: readonly RedisConnection[]): Locker {
   if (clients.length === 1) return createSingleNodeLocker(clients[0]!);
-  const redlock = new Redlock([...clients], { retryCount: 0, driftFactor: 0.01, automaticExtensionThreshold: 0 });
+  const redlock = new Redlock([...clients], { retryCount: 0, driftFactor: DRIFT_FACTOR, automaticExtensionThreshold: 0 });
   // Redlock re-emits every per-node error; we classify them from the ExecutionError instead.
   redlock.on("error", () => {});
 
