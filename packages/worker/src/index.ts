@@ -3,15 +3,20 @@
  * run, transitions), its Redis store and Lua scripts (lua/), MCP calls and their classification,
  * and the keepalive metrics.
  */
-export { createWorker, scheduledAt, jobTimings, type KeepaliveWorker, type WorkerOptions } from "./create-worker.js";
+export { createWorker, createTickRunner, jobTimings, type KeepaliveWorker, type TickRunner, type WorkerOptions } from "./create-worker.js";
 export { runKeepalive, lockTtlMs, trafficWindowMs, type KeepaliveDeps, type KeepaliveJobResult } from "./tick/run-tick.js";
+export { processKeepaliveJob, scheduledAt, planCatchUp, catchUpFraction, overdueAfterMs, type CatchUpInput, type CatchUpPlan } from "./tick/keepalive-job.js";
+export { createPairLockStrategy, inScriptPairLock, redlockPairLock, type PairLock, type PairLockStrategy, type ScriptLock, type LockSkip } from "./tick/pair-lock.js";
 export { nextCall, planRecord, hasFallback, type CallMethod, type CallResult, type TickState, type TickRecord, type BreakerOp, type MethodOp } from "./tick/plan.js";
 export type { KeepaliveEventMap } from "./tick/keepalive-events.js";
 export {
   createTickStore,
+  combinedTickStore,
+  splitTickStore,
   jittered,
   type TickStore,
   type TickStart,
+  type StartSkip,
   type BeginOptions,
   type FinishInput,
   type FinishResult,

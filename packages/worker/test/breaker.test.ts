@@ -56,11 +56,11 @@ describe("circuit breaker", () => {
     const ws = [h.idleWorker("w1"), h.idleWorker("w2"), h.idleWorker("w3")];
     b.mode = "http_503";
 
-    expect(await ws[0]!.worker._tick("s1", "down")).toMatchObject({ outcome: "failure", reason: "http_5xx" });
+    expect(await ws[0]!.worker.run("s1", "down")).toMatchObject({ outcome: "failure", reason: "http_5xx" });
     expect(await h.readBackend("down")).toMatchObject({ state: "closed", consecutiveFailures: 1 });
-    expect(await ws[1]!.worker._tick("s2", "down")).toMatchObject({ outcome: "failure", reason: "http_5xx" });
+    expect(await ws[1]!.worker.run("s2", "down")).toMatchObject({ outcome: "failure", reason: "http_5xx" });
     expect(await h.readBackend("down")).toMatchObject({ state: "closed", consecutiveFailures: 2 });
-    expect(await ws[2]!.worker._tick("s3", "down")).toMatchObject({ outcome: "failure", reason: "http_5xx" });
+    expect(await ws[2]!.worker.run("s3", "down")).toMatchObject({ outcome: "failure", reason: "http_5xx" });
     const opened = await h.readBackend("down");
     expect(opened).toMatchObject({ state: "open", consecutiveFailures: 3, openReason: "http_5xx" });
     expect(opened.probeAt! - opened.openedAt!).toBeGreaterThanOrEqual(60_000);
@@ -76,7 +76,7 @@ describe("circuit breaker", () => {
 
     const before = keepaliveCalls(b).length;
     for (const w of ws) {
-      for (const sid of ["s1", "s2", "s3"]) expect(await w.worker._tick(sid, "down")).toEqual({ outcome: "skipped", reason: "breaker_open" });
+      for (const sid of ["s1", "s2", "s3"]) expect(await w.worker.run(sid, "down")).toEqual({ outcome: "skipped", reason: "breaker_open" });
     }
     expect(keepaliveCalls(b).length).toBe(before);
     expect(await counterValue(ws[0]!.worker.registry, "keepalive_skipped_total", { backend: "down", reason: "breaker_open" })).toBe(3);
@@ -211,7 +211,7 @@ describe("circuit breaker", () => {
     }
     const { worker, lines } = h.idleWorker();
     for (const sid of ["s1", "s2", "s3"]) {
-      expect(await worker._tick(sid, "b")).toMatchObject({ outcome: "failure", reason: "session_not_found", recorded: true });
+      expect(await worker.run(sid, "b")).toMatchObject({ outcome: "failure", reason: "session_not_found", recorded: true });
       expect((await h.store.readPair(sid, "b"))?.status).toBe("expired");
       expect(await h.queue.getJobScheduler(schedulerId(sid, "b"))).toBeUndefined();
     }
@@ -226,7 +226,7 @@ describe("circuit breaker", () => {
     expect(logsMatching(lines, "backend session not found (404)")).toHaveLength(3);
     // A late tick of a stopped pair calls nothing.
     const before = keepaliveCalls(b).length;
-    expect(await worker._tick("s1", "b")).toEqual({ outcome: "skipped", reason: "disabled" });
+    expect(await worker.run("s1", "b")).toEqual({ outcome: "skipped", reason: "disabled" });
     expect(keepaliveCalls(b).length).toBe(before);
   });
 });

@@ -2,7 +2,7 @@ import { inject, describe, expect, it } from "vitest";
 import { createPairScheduler } from "@vmcp-keepalive/scheduler";
 import { createKeys } from "@vmcp-keepalive/shared";
 import { openBackendSession, sleep, waitFor } from "@vmcp-keepalive/testkit";
-import { overdueAfterMs } from "../src/tick/catch-up.js";
+import { overdueAfterMs } from "../src/tick/keepalive-job.js";
 import { closeAfterEach, createHarness, startBackend, type Harness } from "./helpers.js";
 
 const url = inject("redisUrl");

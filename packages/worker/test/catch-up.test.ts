@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { catchUpFraction, overdueAfterMs, planCatchUp, type CatchUpInput } from "../src/tick/catch-up.js";
+import { catchUpFraction, overdueAfterMs, planCatchUp, type CatchUpInput } from "../src/tick/keepalive-job.js";
 
 const I = 20_000;
 /** A tick scheduled at 100 s, started and planned at `now`; the pair last pinged one interval before its tick. */

@@ -1,23 +1,11 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { createLogger, findBackend, parseConfig, type KeepaliveConfig } from "@vmcp-keepalive/runtime";
-import { createSessionStore, decidePair, type SessionStore } from "@vmcp-keepalive/scheduler";
-import {
-  closeRedis,
-  createKeys,
-  createRedis,
-  KEEPALIVE_JOB_NAME,
-  KEEPALIVE_JOB_OPTIONS,
-  queueOptions,
-  QUEUE_EVENTS,
-  QUEUE_KEEPALIVE,
-  readBackendState,
-  schedulerId,
-  type BackendState,
-} from "@vmcp-keepalive/shared";
+import { createPairScheduler, createSessionStore, decidePair, type SessionStore } from "@vmcp-keepalive/scheduler";
+import { closeRedis, createKeys, createRedis, queueOptions, QUEUE_EVENTS, QUEUE_KEEPALIVE, readBackendState, type BackendState } from "@vmcp-keepalive/shared";
 import { afterEach } from "vitest";
 import { captureLines, expectNoLeakedConnections, flushPrefix, startMcpTestBackend, testPrefix, type McpTestBackend, type McpTestBackendOptions } from "@vmcp-keepalive/testkit";
-import { createWorker, type KeepaliveWorker } from "../src/index.js";
+import { createTickRunner, createWorker, type KeepaliveWorker, type TickRunner } from "../src/index.js";
 
 /**
  * The test's view of one prefix on the shared redis-server: config, state store, the keepalive
@@ -36,11 +24,11 @@ export interface Harness {
   readonly events: Queue;
   /** Registers one session with these backend sessions; returns the pairs that are active. */
   register(sessionId: string, backends: { backendId: string; backendSessionId?: string; protocolVersion?: string }[], maxLifetimeMs?: number): Promise<string[]>;
-  /** Upserts the pair's job scheduler (every backend interval; first tick at once). */
+  /** Upserts the pair's job scheduler as the scheduler does (every backend interval, at the pair's phase offset, no job data). */
   schedule(sessionId: string, backendId: string): Promise<void>;
   startWorker(name?: string): Promise<{ worker: KeepaliveWorker; lines: Record<string, unknown>[] }>;
-  /** A worker that is not consuming the queue: drive it with `_tick()`. */
-  idleWorker(name?: string): { worker: KeepaliveWorker; lines: Record<string, unknown>[] };
+  /** A worker's tick runner without queue consumers: the test drives its ticks one at a time with `run()`. */
+  idleWorker(name?: string): { worker: TickRunner; lines: Record<string, unknown>[] };
   close(): Promise<void>;
 }
 
@@ -54,14 +42,12 @@ export function createHarness(redisUrl: string, document: Record<string, unknown
   const store = createSessionStore(redis, keys);
   const queue = new Queue(QUEUE_KEEPALIVE, queueOptions(redis, prefix));
   const events = new Queue(QUEUE_EVENTS, queueOptions(redis, prefix));
-  const workers: KeepaliveWorker[] = [];
+  const pairs = createPairScheduler([queue]);
+  const stops: (() => Promise<void>)[] = [];
 
-  const make = (name: string) => {
+  const logged = (name: string) => {
     const { destination, lines } = captureLines();
-    const logger = createLogger({ name, level: "debug", destination });
-    const worker = createWorker({ config, logger });
-    workers.push(worker);
-    return { worker, lines };
+    return { logger: createLogger({ name, level: "debug", destination }), lines };
   };
 
   return {
@@ -89,25 +75,23 @@ export function createHarness(redisUrl: string, document: Record<string, unknown
       return decisions.filter((d) => d.status === "active").map((d) => d.backendId);
     },
     async schedule(sessionId, backendId) {
-      const every = findBackend(config, backendId)!.intervalMs;
-      await queue.upsertJobScheduler(
-        schedulerId(sessionId, backendId),
-        { every },
-        {
-          name: KEEPALIVE_JOB_NAME,
-          data: { sessionId, backendId },
-          opts: KEEPALIVE_JOB_OPTIONS,
-        },
-      );
+      await pairs.upsert(sessionId, backendId, findBackend(config, backendId)!.intervalMs);
     },
     async startWorker(name = "worker") {
-      const w = make(name);
-      await w.worker.start();
-      return w;
+      const { logger, lines } = logged(name);
+      const worker = createWorker({ config, logger });
+      stops.push(() => worker.stop());
+      await worker.start();
+      return { worker, lines };
     },
-    idleWorker: (name = "worker") => make(name),
+    idleWorker(name = "worker") {
+      const { logger, lines } = logged(name);
+      const worker = createTickRunner({ config, logger });
+      stops.push(() => worker.close());
+      return { worker, lines };
+    },
     async close() {
-      for (const w of workers) await w.stop().catch(() => {});
+      for (const stop of stops) await stop().catch(() => {});
       await queue.close();
       await events.close();
       await flushPrefix(redisUrl, prefix);

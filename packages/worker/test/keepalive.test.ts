@@ -1,11 +1,11 @@
 import { Queue, QueueEvents } from "bullmq";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { createKeys, createLocker, KEEPALIVE_JOB_NAME, KEEPALIVE_JOB_OPTIONS, QUEUE_KEEPALIVE, schedulerId, type SessionRegistered } from "@vmcp-keepalive/shared";
-import { createSessionStore } from "@vmcp-keepalive/scheduler";
+import { createKeys, createLocker, KEEPALIVE_JOB_NAME, QUEUE_KEEPALIVE, schedulerId, type SessionRegistered } from "@vmcp-keepalive/shared";
+import { createPairScheduler, createSessionStore } from "@vmcp-keepalive/scheduler";
 import { createLogger, parseConfig } from "@vmcp-keepalive/runtime";
 import { captureLines, expectNoLeakedConnections, flushPrefix, openBackendSession, sleep, startMcpTestBackend, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
-import { createWorker } from "../src/create-worker.js";
+import { createTickRunner, createWorker } from "../src/create-worker.js";
 
 const url = inject("redisUrl");
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -52,17 +52,16 @@ async function setup(everyMs = 1_000) {
       backends: [{ backendId: "pw", backendSessionId }],
     };
     await store.applyRegistered(message, [{ backendId: "pw", backendSessionId, protocolVersion, status: "active", offReason: undefined }], Date.now());
-    await queue.upsertJobScheduler(
-      schedulerId(sessionId, "pw"),
-      { every: everyMs, offset: 1 + ((sessionId.length * 97) % (everyMs - 1)) },
-      {
-        name: KEEPALIVE_JOB_NAME,
-        data: { sessionId, backendId: "pw" },
-        opts: KEEPALIVE_JOB_OPTIONS,
-      },
-    );
+    // As the scheduler does: every interval at the pair's phase offset, no job data.
+    await createPairScheduler([queue]).upsert(sessionId, "pw", everyMs);
   };
-  return { backend, config, worker, redis, keys, store, queue, queueEvents, register, lines };
+  /** The worker's tick runner on its own, for a test that drives ticks one at a time. */
+  const ticks = () => {
+    const runner = createTickRunner({ config, logger });
+    cleanups.push(() => runner.close());
+    return runner;
+  };
+  return { backend, config, worker, ticks, redis, keys, store, queue, queueEvents, register, lines };
 }
 
 describe("keepalive worker", () => {
@@ -103,17 +102,18 @@ describe("keepalive worker", () => {
     // The vMCP reports that the session called this backend a moment ago.
     const touch = (sequence: number) => t.store.applyTouched({ type: "session.touched", v: 1, sessionId: "busy", occurredAt: new Date().toISOString(), sequence, backendIds: ["pw"] }, Date.now());
     expect((await touch(2)).status).toBe("applied");
-    expect(await t.worker._tick("busy", "pw")).toEqual({ outcome: "skipped", reason: "recent_traffic" });
+    const ticks = t.ticks();
+    expect(await ticks.run("busy", "pw")).toEqual({ outcome: "skipped", reason: "recent_traffic" });
     await sleep(400);
     expect((await touch(3)).status).toBe("applied");
-    expect(await t.worker._tick("busy", "pw")).toEqual({ outcome: "skipped", reason: "recent_traffic" });
+    expect(await ticks.run("busy", "pw")).toEqual({ outcome: "skipped", reason: "recent_traffic" });
     expect(t.backend.count("ping", session.sessionId)).toBe(0);
     expect((await t.store.readPair("busy", "pw"))?.lastOutcome).toBe("skipped:recent_traffic");
     // Idle for longer than the window (one 1 s interval): pinged as usual.
     await sleep(1_100);
-    expect(await t.worker._tick("busy", "pw")).toMatchObject({ outcome: "success", method: "ping" });
+    expect(await ticks.run("busy", "pw")).toMatchObject({ outcome: "success", method: "ping" });
     expect(t.backend.count("ping", session.sessionId)).toBe(1);
-    const skipped = await t.worker.registry.getSingleMetricAsString("keepalive_skipped_total");
+    const skipped = await ticks.registry.getSingleMetricAsString("keepalive_skipped_total");
     expect(skipped).toContain('keepalive_skipped_total{backend="pw",reason="recent_traffic"} 2');
   });
 
@@ -161,7 +161,8 @@ describe("keepalive worker", () => {
 
   it("drops a tick for an ended pair and removes its orphaned scheduler", async () => {
     const t = await setup();
-    await t.queue.upsertJobScheduler(schedulerId("gone", "pw"), { every: 1_000, offset: 7 }, { name: KEEPALIVE_JOB_NAME, data: { sessionId: "gone", backendId: "pw" }, opts: KEEPALIVE_JOB_OPTIONS });
+    // A job scheduler whose pair is gone (its session ended while the removal was lost).
+    await createPairScheduler([t.queue]).upsert("gone", "pw", 1_000);
     await t.worker.start();
     await waitFor("scheduler removed", async () => (await t.queue.getJobScheduler(schedulerId("gone", "pw"))) === undefined, 10_000);
     expect(t.backend.count("ping")).toBe(0);

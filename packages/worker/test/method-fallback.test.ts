@@ -51,13 +51,13 @@ describe("keepalive method", () => {
     await h.register("s1", [{ backendId: "noping", backendSessionId: s.sessionId, protocolVersion: s.protocolVersion }]);
     const { worker, lines } = h.idleWorker();
 
-    const first = await worker._tick("s1", "noping");
+    const first = await worker.run("s1", "noping");
     // The ping is answered -32601; the tool is tried at once in the same tick, which keeps the session alive.
     expect(first).toMatchObject({ outcome: "success", method: "tool", calls: ["ping", "tool"] });
     expect((await h.readBackend("noping")).method).toBe("tool");
     expect((await h.readBackend("noping")).methodReason).toBe("method_not_found");
 
-    const second = await worker._tick("s1", "noping");
+    const second = await worker.run("s1", "noping");
     expect(second).toMatchObject({ outcome: "success", method: "tool", calls: ["tool"] });
     expect(seen(b, s.sessionId)).toEqual(["ping", "tool:noop", "tool:noop"]);
     expect(logsMatching(lines, "switched from ping to tool noop")).toEqual([expect.objectContaining({ level: "warn", reason: "method_not_found" })]);
@@ -75,11 +75,11 @@ describe("keepalive method", () => {
     const { worker, lines } = h.idleWorker();
 
     for (let i = 1; i <= 3; i++) {
-      expect(await worker._tick("s1", "flaky")).toMatchObject({ outcome: "success", calls: ["ping", "tool"] });
+      expect(await worker.run("s1", "flaky")).toMatchObject({ outcome: "success", calls: ["ping", "tool"] });
       const state = await h.readBackend("flaky");
       expect(state.method).toBe(i < 3 ? "ping" : "tool");
     }
-    expect(await worker._tick("s1", "flaky")).toMatchObject({ outcome: "success", calls: ["tool"] });
+    expect(await worker.run("s1", "flaky")).toMatchObject({ outcome: "success", calls: ["tool"] });
     expect((await h.readBackend("flaky")).methodReason).toBe("ping_failures");
     expect(logsMatching(lines, "switched from ping to tool")).toEqual([expect.objectContaining({ level: "warn", reason: "ping_failures", tool: "noop" })]);
     // The breaker never counted these ticks: each ended with a working tool.
@@ -97,14 +97,14 @@ describe("keepalive method", () => {
     const s = await openBackendSession(b.url);
     await h.register("s1", [{ backendId: "flaky", backendSessionId: s.sessionId }]);
     const { worker } = h.idleWorker();
-    await worker._tick("s1", "flaky");
+    await worker.run("s1", "flaky");
     expect((await h.readBackend("flaky")).pingFailures).toBe(1);
     b.pingFailsHttp500 = false;
-    await worker._tick("s1", "flaky");
+    await worker.run("s1", "flaky");
     expect((await h.readBackend("flaky")).pingFailures).toBe(0);
     b.mode = "http_503"; // ping and tool both fail: the backend is down, not ping
-    await worker._tick("s1", "flaky");
-    await worker._tick("s1", "flaky");
+    await worker.run("s1", "flaky");
+    await worker.run("s1", "flaky");
     expect(await h.readBackend("flaky")).toMatchObject({ method: "ping", pingFailures: 0 });
   });
 
@@ -118,24 +118,24 @@ describe("keepalive method", () => {
     const s = await openBackendSession(b.url);
     await h.register("s1", [{ backendId: "gains", backendSessionId: s.sessionId }]);
     const { worker, lines } = h.idleWorker();
-    await worker._tick("s1", "gains"); // ping -32601 → tool; ping retry due in 2-2.2 s
-    expect(await worker._tick("s1", "gains")).toMatchObject({ calls: ["tool"] });
+    await worker.run("s1", "gains"); // ping -32601 → tool; ping retry due in 2-2.2 s
+    expect(await worker.run("s1", "gains")).toMatchObject({ calls: ["tool"] });
 
     const retryAt = (await h.readBackend("gains")).pingRetryAt!;
     await sleep(Math.max(0, retryAt - Date.now()) + 50);
     // First window: ping still unsupported → ping, then the tool; stays on the tool.
-    expect(await worker._tick("s1", "gains")).toMatchObject({ outcome: "success", calls: ["ping", "tool"] });
+    expect(await worker.run("s1", "gains")).toMatchObject({ outcome: "success", calls: ["ping", "tool"] });
     expect((await h.readBackend("gains")).method).toBe("tool");
     // Only one retry per window: the next tick goes straight to the tool.
-    expect(await worker._tick("s1", "gains")).toMatchObject({ calls: ["tool"] });
+    expect(await worker.run("s1", "gains")).toMatchObject({ calls: ["tool"] });
 
     b.setPingSupported(true);
     const retry2 = (await h.readBackend("gains")).pingRetryAt!;
     expect(retry2).toBeGreaterThan(retryAt);
     await sleep(Math.max(0, retry2 - Date.now()) + 50);
-    expect(await worker._tick("s1", "gains")).toMatchObject({ outcome: "success", calls: ["ping"] });
+    expect(await worker.run("s1", "gains")).toMatchObject({ outcome: "success", calls: ["ping"] });
     expect((await h.readBackend("gains")).method).toBe("ping");
-    expect(await worker._tick("s1", "gains")).toMatchObject({ calls: ["ping"] });
+    expect(await worker.run("s1", "gains")).toMatchObject({ calls: ["ping"] });
     expect(logsMatching(lines, "switched back to ping")).toHaveLength(1);
   });
 

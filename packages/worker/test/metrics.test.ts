@@ -91,7 +91,7 @@ describe("keepalive metrics", () => {
     trip.mode = "http_503";
 
     const { worker } = h.idleWorker();
-    const tick = (backendId: string) => worker._tick(`sess-${backendId}`, backendId);
+    const tick = (backendId: string) => worker.run(`sess-${backendId}`, backendId);
     for (let i = 0; i < 3; i++) await tick("good");
     for (let i = 0; i < 2; i++) await tick("slow");
     for (const id of ["hang", "refused", "e503", "auth", "e429", "gone", "noping", "toolfail", "garbage", "fb"]) await tick(id);

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import type { Redis } from "ioredis";
 import { closeRedis, createKeys, createLocker, createRedis, readBackendState, type BackendState, type Keys, type SessionRegistered } from "@vmcp-keepalive/shared";
 import { createSessionStore, type SessionStore } from "@vmcp-keepalive/scheduler";
-import { createTickStore, jittered, type FinishInput, type TickStore } from "../src/index.js";
+import { combinedTickStore, inScriptPairLock, jittered, splitTickStore, type FinishInput, type TickStore } from "../src/index.js";
 import { expectNoLeakedConnections, flushPrefix, testPrefix } from "@vmcp-keepalive/testkit";
 
 /*
@@ -23,6 +23,7 @@ const VARIANTS = [
   { name: "split scripts, sharded keys", split: true, shards: 4 },
 ] as const;
 type Variant = (typeof VARIANTS)[number];
+const storeOf = (v: Variant) => (v.split ? splitTickStore : combinedTickStore);
 
 afterEach(async () => {
   for (const r of opened.splice(0)) await closeRedis(r);
@@ -53,10 +54,10 @@ async function setup(v: Variant, n: number, pairs: number): Promise<{ breakers: 
     const m = registered(`s${i}`, 1);
     await store.applyRegistered(m, [{ backendId: "b", backendSessionId: `bs${i}`, protocolVersion: "2025-06-18", status: "active", offReason: undefined }], Date.now());
   }
-  return { breakers: conns.map((c) => createTickStore(c, keys, { split: v.split })), store, readBackend: (id) => readBackendState(conns[0]!, keys, id) };
+  return { breakers: conns.map((c) => storeOf(v)(c, keys)), store, readBackend: (id) => readBackendState(conns[0]!, keys, id) };
 }
 
-const begin = (b: TickStore, i: number, now = Date.now()) => b.begin(`s${i}`, "b", now, { token: `tok-${i}`, probeLeaseMs: 5_000, pingRetryDelayMs: 60_000, fallback: false });
+const begin = (b: TickStore, i: number, now = Date.now()) => b.begin(`s${i}`, "b", now, { token: `tok-${i}`, lockTtlMs: 0, probeLeaseMs: 5_000, pingRetryDelayMs: 60_000, fallback: false });
 
 function finish(b: TickStore, i: number, epoch: number, over: Partial<FinishInput>): Promise<Awaited<ReturnType<TickStore["finish"]>>> {
   return b.finish({
@@ -95,7 +96,7 @@ describe.each(VARIANTS)("tick store, $name: breaker, probe, outcome fence", (v) 
     const decisions = await Promise.all(Array.from({ length: 20 }, (_, i) => begin(breakers[i % 10]!, i)));
     const probes = decisions.filter((d) => d.kind === "call" && d.probe);
     expect(probes).toHaveLength(1);
-    expect(decisions.filter((d) => d.kind === "skip_open")).toHaveLength(19);
+    expect(decisions.filter((d) => d.kind === "skip" && d.reason === "breaker_open")).toHaveLength(19);
     expect((await readBackend("b")).state).toBe("probing");
   });
 
@@ -145,7 +146,7 @@ describe.each(VARIANTS)("tick store, $name: breaker, probe, outcome fence", (v) 
     for (let i = 0; i < 3; i++) await finish(b, i % 2, 1, { probeDelayMs: 0 });
     const t0 = Date.now();
     expect(await begin(b, 0, t0)).toMatchObject({ probe: true });
-    expect(await begin(b, 1, t0 + 1_000)).toMatchObject({ kind: "skip_open" });
+    expect(await begin(b, 1, t0 + 1_000)).toMatchObject({ kind: "skip", reason: "breaker_open" });
     expect(await begin(b, 1, t0 + 5_001)).toMatchObject({ kind: "call", probe: true });
   });
 
@@ -197,9 +198,8 @@ describe.each(VARIANTS)("tick store, $name: breaker, probe, outcome fence", (v) 
 });
 
 /*
- * The single-node fast path: the pair lock taken inside begin-tick-locked-3.lua and released
- * inside finish-tick-release-3.lua must behave exactly like the Redlock a vMCP takes on the same
- * resource.
+ * The pair lock taken inside the begin script and released inside the finish script (one lock
+ * node) must behave exactly like the Redlock a vMCP takes on the same resource.
  */
 async function setupLocked(v: Variant): Promise<{ redis: Redis; keys: Keys; breaker: TickStore }> {
   prefix = testPrefix("lk");
@@ -208,7 +208,7 @@ async function setupLocked(v: Variant): Promise<{ redis: Redis; keys: Keys; brea
   opened.push(redis);
   const m = registered("s1", 1);
   await createSessionStore(redis, keys).applyRegistered(m, [{ backendId: "b", backendSessionId: "bs1", protocolVersion: undefined, status: "active", offReason: undefined }], Date.now());
-  return { redis, keys, breaker: createTickStore(redis, keys, { split: v.split }) };
+  return { redis, keys, breaker: storeOf(v)(redis, keys) };
 }
 
 /** A successful finish that releases the one-node lock held with `token`. */
@@ -223,7 +223,7 @@ const finishSuccess = (store: TickStore, pair: FinishInput["pair"], token: strin
     probeDelayMs: 1_000,
     afterFailures: 3,
     pingRetryDelayMs: 60_000,
-    releaseLockToken: token,
+    token,
   });
 
 const opts = (token: string) => ({ token, probeLeaseMs: 5_000, pingRetryDelayMs: 60_000, fallback: false, lockTtlMs: 5_000 });
@@ -238,7 +238,7 @@ describe.each(VARIANTS)("pair lock inside the tick scripts, $name", (v) => {
 
     const held = await redlock.tryLock(keys.pairLock("s1", "b"), 5_000);
     expect(held.acquired).toBe(true);
-    expect(await breaker.begin("s1", "b", Date.now(), opts("t1"))).toEqual({ kind: "locked" });
+    expect(await breaker.begin("s1", "b", Date.now(), opts("t1"))).toEqual({ kind: "skip", reason: "locked", lockHeld: false });
     if (held.acquired) await held.lock.release();
 
     const d = await breaker.begin("s1", "b", Date.now(), opts("t2"));
@@ -256,11 +256,11 @@ describe.each(VARIANTS)("pair lock inside the tick scripts, $name", (v) => {
     const { redis, keys, breaker } = await setupLocked(v);
     const lockKey = keys.pairLock("s1", "b");
     // No pair: the lock is not left behind.
-    expect(await breaker.begin("gone", "b", Date.now(), opts("t1"))).toEqual({ kind: "no_pair" });
+    expect(await breaker.begin("gone", "b", Date.now(), opts("t1"))).toEqual({ kind: "skip", reason: "ended", lockHeld: false });
     expect(await redis.exists(keys.pairLock("gone", "b"))).toBe(0);
     // Breaker open: skipped, lock released.
     await redis.hset(keys.backend("b"), "state", "open", "probeAt", Date.now() + 60_000);
-    expect((await breaker.begin("s1", "b", Date.now(), opts("t2"))).kind).toBe("skip_open");
+    expect(await breaker.begin("s1", "b", Date.now(), opts("t2"))).toEqual({ kind: "skip", reason: "breaker_open", lockHeld: false });
     expect(await redis.exists(lockKey)).toBe(0);
     expect(await redis.hget(keys.pair("s1", "b"), "last")).toBe("skipped:breaker_open");
     await redis.del(keys.backend("b"));
@@ -271,7 +271,41 @@ describe.each(VARIANTS)("pair lock inside the tick scripts, $name", (v) => {
     await redis.set(lockKey, "someone-else", "PX", 5_000);
     if (d.kind !== "call") return;
     await finishSuccess(breaker, d.pair, "t3");
-    await breaker.releaseLock("s1", "b", "t3");
+    // Nor by a tick's lock whose token is not the holder's (compare-and-delete).
+    const lock = await inScriptPairLock(redis).acquire(lockKey, 5_000);
+    if ("skip" in lock) throw new Error("in-script locks are prepared, never refused");
+    lock.begun(true);
+    await lock.release();
     expect(await redis.get(lockKey)).toBe("someone-else");
+  });
+
+  it("keeps the lock past a step only while work remains under it: an off pair, a pair recorded as expired", async () => {
+    const { redis, keys, breaker } = await setupLocked(v);
+    const lockKey = keys.pairLock("s1", "b");
+    // An off pair: its job scheduler is still to be removed under the lock.
+    await redis.hset(keys.pair("s1", "b"), "status", "off");
+    expect(await breaker.begin("s1", "b", Date.now(), opts("t1"))).toEqual({ kind: "skip", reason: "disabled", lockHeld: true });
+    expect(await redis.get(lockKey)).toBe("t1");
+    await redis.del(lockKey);
+    await redis.hdel(keys.pair("s1", "b"), "status");
+    // A 404 recorded as expired: the job scheduler is still to be removed under the lock.
+    const d = await breaker.begin("s1", "b", Date.now(), opts("t2"));
+    if (d.kind !== "call") throw new Error(`expected a call, got ${d.kind}`);
+    expect(d.lockHeld).toBe(true);
+    const expired = await breaker.finish({
+      pair: d.pair,
+      outcome: { kind: "failure", reason: "session_not_found" },
+      pairStatus: "expired",
+      now: Date.now(),
+      breakerOp: "none",
+      failureThreshold: 3,
+      minFailureSpanMs: 0,
+      probeDelayMs: 1_000,
+      afterFailures: 3,
+      pingRetryDelayMs: 60_000,
+      token: "t2",
+    });
+    expect(expired).toMatchObject({ recorded: true, lockHeld: true });
+    expect(await redis.get(lockKey)).toBe("t2");
   });
 });

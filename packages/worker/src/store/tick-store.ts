@@ -1,26 +1,39 @@
-import type { RedisConnection } from "@vmcp-keepalive/shared";
-import { decodePair, outcomeLabel, PAIR_FIELDS, releaseLock, type BreakerState, type Keys, type KeepaliveOutcome, type LearnedMethod, type PairState, type PairStatus } from "@vmcp-keepalive/shared";
+import {
+  decodePair,
+  outcomeLabel,
+  PAIR_FIELDS,
+  type BreakerState,
+  type Keys,
+  type KeepaliveOutcome,
+  type LearnedMethod,
+  type PairState,
+  type PairStatus,
+  type RedisConnection,
+  type SkipReason,
+} from "@vmcp-keepalive/shared";
 import type { BreakerOp, MethodOp } from "../tick/plan.js";
 import { Cluster } from "ioredis";
-import { BEGIN_BREAKER, BEGIN_PAIR, BEGIN_PAIR_LOCKED, BEGIN_TICK, BEGIN_TICK_LOCKED, FINISH_BREAKER, FINISH_PAIR, FINISH_PAIR_RELEASE, FINISH_TICK, FINISH_TICK_RELEASE } from "./scripts.js";
+import { BEGIN_BREAKER, BEGIN_PAIR, BEGIN_TICK, FINISH_BREAKER, FINISH_PAIR, FINISH_TICK } from "./scripts.js";
 
+/** The skips a tick's start can decide: the skip reasons of the metrics and events, as the scripts name them. */
+export type StartSkip = Extract<SkipReason, "locked" | "ended" | "disabled" | "recent_traffic" | "breaker_open">;
+
+/** What a tick's start decided, read from Redis in one script (two on a Cluster). */
 export type TickStart =
-  /** Single-node fast path only: another holder has the pair lock. */
-  | { readonly kind: "locked" }
-  /** The pair does not exist (session ended or reaped). */
-  | { readonly kind: "no_pair" }
-  /** The pair is off or expired, or has no backend session. */
-  | { readonly kind: "inactive"; readonly pair: PairState }
-  /** The pair carried real traffic within the traffic window: that traffic kept it alive. */
-  | { readonly kind: "recent_traffic"; readonly pair: PairState }
-  /** The breaker is open (or another tick holds the probe): no backend call. */
-  | { readonly kind: "skip_open"; readonly pair: PairState; readonly breaker: BreakerState }
+  /**
+   * No backend call: `locked` (another holder has the pair lock), `ended` (no pair: session ended
+   * or reaped), `disabled` (pair off or expired, or no backend session), `recent_traffic` (real
+   * traffic within the window kept it alive), `breaker_open` (breaker open, or another tick holds
+   * the probe).
+   */
+  | { readonly kind: "skip"; readonly reason: StartSkip; readonly lockHeld: boolean }
   /**
    * Call the backend. `probe`: this tick holds the backend's single probe. `pingRetry`: this
    * tick holds the ping retry of a backend that learned its tool.
    */
   | {
       readonly kind: "call";
+      readonly lockHeld: boolean;
       readonly pair: PairState;
       readonly breaker: BreakerState;
       readonly probe: boolean;
@@ -29,8 +42,10 @@ export type TickStart =
     };
 
 export interface BeginOptions {
-  /** Unique per tick; proves probe ownership in {@link TickStore.finish}, and is the lock token on the fast path. */
+  /** Unique per tick: the pair lock's token, and the proof of probe ownership in {@link TickStore.finish}. */
   readonly token: string;
+  /** TTL the script takes the pair lock with; 0 when the lock is held outside the scripts (Redlock). */
+  readonly lockTtlMs: number;
   /** How long a probe claim lasts before another worker may take it over (≥ the tick's longest run). */
   readonly probeLeaseMs: number;
   /** Next ping retry of a backend on its tool, from now (the probe window, jittered). */
@@ -39,11 +54,6 @@ export interface BeginOptions {
   readonly fallback: boolean;
   /** A pair that carried traffic less than this long ago is skipped (`recent_traffic`). @defaultValue 0 (never) */
   readonly trafficWindowMs?: number;
-  /**
-   * Single-node fast path: take the pair lock in the same script. Held afterwards for `call` and
-   * `inactive`; released in the script otherwise.
-   */
-  readonly lockTtlMs?: number;
 }
 
 /** The breaker and method accounting of a finished tick: the plan's operations and the policy's numbers. */
@@ -64,12 +74,12 @@ export interface FinishAccounting {
   readonly pingRetryDelayMs: number;
 }
 
-/** The finish record (ARGV[1] of lua/finish-tick-2.lua, as JSON): names, not positions. */
+/** The finish record (ARGV[1] of lua/finish-tick-3.lua, as JSON): names, not positions. */
 export interface FinishRecord extends FinishAccounting {
   /** The pair epoch read under the lock: the fence. */
   readonly epoch: number;
   readonly now: number;
-  /** `skipped`: only on the split path, a tick whose pair half started and whose breaker said skip. */
+  /** `skipped`: only in the split store, a tick whose pair half started and whose breaker said skip. */
   readonly kind: "success" | "failure" | "skipped";
   readonly reason?: string;
   /** The pair's `last` field (`success`, `failure:timeout`). */
@@ -84,8 +94,8 @@ export interface FinishInput extends FinishAccounting {
   readonly now: number;
   readonly latencyMs?: number;
   readonly pairStatus?: PairStatus;
-  /** Single-node fast path: release the pair lock held with this token in the same script. */
-  readonly releaseLockToken?: string;
+  /** The tick's token: the script releases the pair lock if this token still holds it. */
+  readonly token?: string;
 }
 
 export type BreakerTransition = "opened" | "closed" | "reopened" | "released";
@@ -100,19 +110,21 @@ export interface FinishResult {
   /** Consecutive backend failures after this tick. */
   readonly breakerFailures: number;
   readonly methodTransition: MethodTransition | undefined;
+  /** The script's pair lock stays held: the pair was recorded as expired and its job scheduler is still to be removed. */
+  readonly lockHeld: boolean;
 }
 
 /**
- * The Redis side of one keepalive tick: `begin` reads the pair and decides against the backend's
- * breaker (claiming the probe or the ping retry when due), `finish` records the outcome fenced on
- * the pair epoch and does the breaker and method accounting — one script each, shared by every
- * worker (backend hash `keys.backend(id)`; docs/keepalive-policy.md has the state machine).
+ * The Redis side of one keepalive tick: `begin` takes the pair lock (when the scripts hold it),
+ * reads the pair and decides against the backend's breaker (claiming the probe or the ping retry
+ * when due); `finish` records the outcome fenced on the pair epoch, does the breaker and method
+ * accounting and releases the lock — one script each where the pair and its backend share a
+ * node ({@link combinedTickStore}), a pair half and a backend half each on a Redis Cluster
+ * ({@link splitTickStore}). docs/keepalive-policy.md has the state machine.
  */
 export interface TickStore {
   begin(sessionId: string, backendId: string, now: number, options: BeginOptions): Promise<TickStart>;
   finish(input: FinishInput): Promise<FinishResult>;
-  /** Releases a pair lock taken by `begin` with `lockTtlMs`, if `token` still holds it. */
-  releaseLock(sessionId: string, backendId: string, token: string): Promise<void>;
   /** The pair's last sign of life (ms): the latest of its last success, last reported traffic and registration; 0 when none or no pair. */
   aliveAt(sessionId: string, backendId: string): Promise<number>;
 }
@@ -124,122 +136,127 @@ function flatToRecord(flat: unknown): Record<string, string> {
   return out;
 }
 
-export interface TickStoreOptions {
-  /**
-   * Run each step as its pair half and its backend half (four scripts a tick instead of two), so
-   * that no script crosses hash slots. @defaultValue true on a Redis Cluster, else false
-   */
-  readonly split?: boolean;
+const int = (ms: number | undefined, min = 0): number => Math.max(min, Math.round(ms ?? 0));
+
+/** The begin scripts' reply, as both stores hand it to {@link toStart}. */
+type BeginReply = { decision: string; lockHeld: boolean; breaker: string; method: string; pingRetry: boolean; flat: unknown };
+
+function toStart(r: BeginReply, sessionId: string, backendId: string): TickStart {
+  const { decision, lockHeld } = r;
+  const pair = decodePair(flatToRecord(r.flat), sessionId, backendId);
+  if (decision === "call" || decision === "probe") {
+    if (!pair) return { kind: "skip", reason: "ended", lockHeld };
+    return {
+      kind: "call",
+      lockHeld,
+      pair,
+      breaker: (r.breaker || "closed") as BreakerState,
+      probe: decision === "probe",
+      learnedMethod: r.method === "tool" ? "tool" : "ping",
+      pingRetry: r.pingRetry,
+    };
+  }
+  if (decision === "locked" || decision === "ended" || decision === "disabled" || decision === "recent_traffic" || decision === "breaker_open") return { kind: "skip", reason: decision, lockHeld };
+  throw new Error(`begin script answered an unknown decision ${JSON.stringify(decision)}`);
 }
 
-type BeginReply = [string, string, string, number, unknown];
-
-export function createTickStore(redis: RedisConnection, keys: Keys, options: TickStoreOptions = {}): TickStore {
-  const split = options.split ?? redis instanceof Cluster;
-
-  /** The combined start: one script over the pair (and its lock) and the backend. */
-  const beginTogether = async (sessionId: string, backendId: string, now: number, o: BeginOptions): Promise<BeginReply> => {
-    const args: (string | number)[] = [now, o.token, Math.round(o.probeLeaseMs), Math.round(o.pingRetryDelayMs), o.fallback ? "1" : "0", Math.max(0, Math.round(o.trafficWindowMs ?? 0))];
-    const pairKeys = [keys.pair(sessionId, backendId), keys.backend(backendId)];
-    return (
-      o.lockTtlMs === undefined
-        ? await BEGIN_TICK.run(redis, pairKeys, args)
-        : await BEGIN_TICK_LOCKED.run(redis, [...pairKeys, keys.pairLock(sessionId, backendId)], [...args, Math.max(1, Math.round(o.lockTtlMs))])
-    ) as BeginReply;
+function toRecord(i: FinishInput): FinishRecord {
+  const { pair, outcome: o, token: _token, latencyMs, ...accounting } = i;
+  return {
+    ...accounting,
+    epoch: pair.epoch,
+    kind: o.kind,
+    ...(o.kind === "failure" ? { reason: o.reason } : {}),
+    label: outcomeLabel(o),
+    ...(latencyMs === undefined ? {} : { latencyMs: Math.round(latencyMs) }),
+    probeDelayMs: Math.round(i.probeDelayMs),
+    pingRetryDelayMs: Math.round(i.pingRetryDelayMs),
   };
+}
 
-  /** The split start: the pair half (with its lock), then — when it says go — the backend half. */
-  const beginSplit = async (sessionId: string, backendId: string, now: number, o: BeginOptions): Promise<BeginReply> => {
-    const pairArgs = [now, Math.max(0, Math.round(o.trafficWindowMs ?? 0))];
-    const pk = keys.pair(sessionId, backendId);
-    const [decision, flat] = (
-      o.lockTtlMs === undefined
-        ? await BEGIN_PAIR.run(redis, [pk], pairArgs)
-        : await BEGIN_PAIR_LOCKED.run(redis, [pk, keys.pairLock(sessionId, backendId)], [...pairArgs, o.token, Math.max(1, Math.round(o.lockTtlMs))])
-    ) as [string, unknown];
-    if (decision !== "go") return [decision, "", "", 0, flat];
-    const breaker = (await BEGIN_BREAKER.run(redis, [keys.backend(backendId)], [now, o.token, Math.round(o.probeLeaseMs), Math.round(o.pingRetryDelayMs), o.fallback ? "1" : "0"])) as [
-      string,
-      string,
-      string,
-      number,
-    ];
-    if (breaker[0] === "skip_open") {
-      // Record the skip on the pair (and release its lock), as the combined start does in its script.
-      const pair = decodePair(flatToRecord(flat), sessionId, backendId);
-      const record = { epoch: pair?.epoch ?? 0, now, kind: "skipped", label: "skipped:breaker_open" };
-      if (o.lockTtlMs === undefined) await FINISH_PAIR.run(redis, [pk], [JSON.stringify(record)]);
-      else await FINISH_PAIR_RELEASE.run(redis, [pk, keys.pairLock(sessionId, backendId)], [JSON.stringify(record), o.token]);
-    }
-    return [...breaker, flat];
+function toFinishResult(rec: unknown, bt: unknown, bfails: unknown, mt: unknown, held: unknown): FinishResult {
+  const recNum = Number(rec);
+  return {
+    recorded: recNum >= 0,
+    ...(recNum === -1 ? { why: "fenced" as const } : recNum === -2 ? { why: "gone" as const } : {}),
+    breakerTransition: (bt || undefined) as BreakerTransition | undefined,
+    breakerFailures: Number(bfails),
+    methodTransition: (mt || undefined) as MethodTransition | undefined,
+    lockHeld: Number(held) === 1,
   };
+}
 
-  /** The split finish: the pair half (releasing its lock), then the backend half. */
-  const finishSplit = async (sessionId: string, backendId: string, json: string, releaseLockToken: string | undefined): Promise<[number, string, number, string]> => {
-    const pk = keys.pair(sessionId, backendId);
-    const rec = releaseLockToken === undefined ? await FINISH_PAIR.run(redis, [pk], [json]) : await FINISH_PAIR_RELEASE.run(redis, [pk, keys.pairLock(sessionId, backendId)], [json, releaseLockToken]);
-    const [bt, bfails, mt] = (await FINISH_BREAKER.run(redis, [keys.backend(backendId)], [json])) as [string, number, string];
-    return [Number(rec), bt, bfails, mt];
-  };
+async function aliveAt(redis: RedisConnection, keys: Keys, sessionId: string, backendId: string): Promise<number> {
+  const F = PAIR_FIELDS;
+  const times = await redis.hmget(keys.pair(sessionId, backendId), F.lastSuccessAt, F.lastTrafficAt, F.registeredAt);
+  return Math.max(0, ...times.map((t) => Number(t ?? 0) || 0));
+}
 
+/** Where the pair and its backend share a node (one Redis, Sentinel): one script to begin, one to finish. */
+export function combinedTickStore(redis: RedisConnection, keys: Keys): TickStore {
   return {
     async begin(sessionId, backendId, now, o) {
-      const reply = split ? await beginSplit(sessionId, backendId, now, o) : await beginTogether(sessionId, backendId, now, o);
-      const [decision, state, method, pingRetry, flat] = reply;
-      if (decision === "locked") return { kind: "locked" };
-      const pair = decodePair(flatToRecord(flat), sessionId, backendId);
-      if (decision === "no_pair" || !pair) return { kind: "no_pair" };
-      if (decision === "inactive") return { kind: "inactive", pair };
-      if (decision === "recent_traffic") return { kind: "recent_traffic", pair };
-      const breaker = (state || "closed") as BreakerState;
-      if (decision === "skip_open") return { kind: "skip_open", pair, breaker };
-      return {
-        kind: "call",
-        pair,
-        breaker,
-        probe: decision === "probe",
-        learnedMethod: method === "tool" ? "tool" : "ping",
-        pingRetry: Number(pingRetry) === 1,
-      };
+      const [decision, held, breaker, method, pingRetry, flat] = (await BEGIN_TICK.run(
+        redis,
+        [keys.pair(sessionId, backendId), keys.backend(backendId), keys.pairLock(sessionId, backendId)],
+        [now, o.token, int(o.probeLeaseMs), int(o.pingRetryDelayMs), o.fallback ? "1" : "0", int(o.trafficWindowMs), int(o.lockTtlMs)],
+      )) as [string, number, string, string, number, unknown];
+      return toStart({ decision, lockHeld: Number(held) === 1, breaker, method, pingRetry: Number(pingRetry) === 1, flat }, sessionId, backendId);
     },
     async finish(i) {
-      const { pair, outcome: o, releaseLockToken, latencyMs, ...accounting } = i;
-      const record: FinishRecord = {
-        ...accounting,
-        epoch: pair.epoch,
-        kind: o.kind,
-        ...(o.kind === "failure" ? { reason: o.reason } : {}),
-        label: outcomeLabel(o),
-        ...(latencyMs === undefined ? {} : { latencyMs: Math.round(latencyMs) }),
-        probeDelayMs: Math.round(i.probeDelayMs),
-        pingRetryDelayMs: Math.round(i.pingRetryDelayMs),
-      };
-      const pairKeys = [keys.pair(pair.sessionId, pair.backendId), keys.backend(pair.backendId)];
-      const json = JSON.stringify(record);
-      const reply = split
-        ? await finishSplit(pair.sessionId, pair.backendId, json, releaseLockToken)
-        : ((releaseLockToken === undefined
-            ? await FINISH_TICK.run(redis, pairKeys, [json])
-            : await FINISH_TICK_RELEASE.run(redis, [...pairKeys, keys.pairLock(pair.sessionId, pair.backendId)], [json, releaseLockToken])) as [number, string, number, string]);
-      const [rec, bt, bfails, mt] = reply;
-      const recNum = Number(rec);
-      return {
-        recorded: recNum >= 0,
-        ...(recNum === -1 ? { why: "fenced" as const } : recNum === -2 ? { why: "gone" as const } : {}),
-        breakerTransition: (bt || undefined) as BreakerTransition | undefined,
-        breakerFailures: Number(bfails),
-        methodTransition: (mt || undefined) as MethodTransition | undefined,
-      };
+      const { sessionId, backendId } = i.pair;
+      const [rec, bt, bfails, mt, held] = (await FINISH_TICK.run(
+        redis,
+        [keys.pair(sessionId, backendId), keys.backend(backendId), keys.pairLock(sessionId, backendId)],
+        [JSON.stringify(toRecord(i)), i.token ?? ""],
+      )) as [number, string, number, string, number];
+      return toFinishResult(rec, bt, bfails, mt, held);
     },
-    async releaseLock(sessionId, backendId, token) {
-      await releaseLock(redis, keys.pairLock(sessionId, backendId), token);
-    },
-    async aliveAt(sessionId, backendId) {
-      const F = PAIR_FIELDS;
-      const times = await redis.hmget(keys.pair(sessionId, backendId), F.lastSuccessAt, F.lastTrafficAt, F.registeredAt);
-      return Math.max(0, ...times.map((t) => Number(t ?? 0) || 0));
-    },
+    aliveAt: (sessionId, backendId) => aliveAt(redis, keys, sessionId, backendId),
   };
+}
+
+/**
+ * On a Redis Cluster the backend hash has a slot of its own (one breaker for the whole cluster),
+ * so each step runs as its pair half (with the pair lock, in the shard's slot) and its backend
+ * half: no script crosses hash slots.
+ */
+export function splitTickStore(redis: RedisConnection, keys: Keys): TickStore {
+  return {
+    async begin(sessionId, backendId, now, o) {
+      const pk = keys.pair(sessionId, backendId);
+      const lk = keys.pairLock(sessionId, backendId);
+      const [decision, held, flat] = (await BEGIN_PAIR.run(redis, [pk, lk], [now, int(o.trafficWindowMs), o.token, int(o.lockTtlMs)])) as [string, number, unknown];
+      if (decision !== "go") return toStart({ decision, lockHeld: Number(held) === 1, breaker: "", method: "", pingRetry: false, flat }, sessionId, backendId);
+      const [verdict, breaker, method, pingRetry] = (await BEGIN_BREAKER.run(
+        redis,
+        [keys.backend(backendId)],
+        [now, o.token, int(o.probeLeaseMs), int(o.pingRetryDelayMs), o.fallback ? "1" : "0"],
+      )) as [string, string, string, number];
+      let lockHeld = Number(held) === 1;
+      if (verdict === "breaker_open") {
+        // Record the skip on the pair and release its lock, as the combined begin script does.
+        const pair = decodePair(flatToRecord(flat), sessionId, backendId);
+        const record = { epoch: pair?.epoch ?? 0, now, kind: "skipped", label: "skipped:breaker_open" };
+        await FINISH_PAIR.run(redis, [pk, lk], [JSON.stringify(record), o.token]);
+        lockHeld = false;
+      }
+      return toStart({ decision: verdict, lockHeld, breaker, method, pingRetry: Number(pingRetry) === 1, flat }, sessionId, backendId);
+    },
+    async finish(i) {
+      const { sessionId, backendId } = i.pair;
+      const json = JSON.stringify(toRecord(i));
+      const [rec, held] = (await FINISH_PAIR.run(redis, [keys.pair(sessionId, backendId), keys.pairLock(sessionId, backendId)], [json, i.token ?? ""])) as [number, number];
+      const [bt, bfails, mt] = (await FINISH_BREAKER.run(redis, [keys.backend(backendId)], [json])) as [string, number, string];
+      return toFinishResult(rec, bt, bfails, mt, held);
+    },
+    aliveAt: (sessionId, backendId) => aliveAt(redis, keys, sessionId, backendId),
+  };
+}
+
+/** The store for this Redis, chosen once: split on a Redis Cluster, combined otherwise. */
+export function createTickStore(redis: RedisConnection, keys: Keys): TickStore {
+  return redis instanceof Cluster ? splitTickStore(redis, keys) : combinedTickStore(redis, keys);
 }
 
 /** `base` stretched by a random 0-10 %: spreads the probes of backends that opened together. */

@@ -1,12 +1,11 @@
-import { randomUUID } from "node:crypto";
-import type { HeldLock, KeepaliveOutcome, Locker, Keys, SkipReason, VmcpEvent } from "@vmcp-keepalive/shared";
+import type { KeepaliveOutcome, Keys, SkipReason, VmcpEvent } from "@vmcp-keepalive/shared";
 import { findBackend, type BackendConfig, type KeepaliveConfig, type Logger, type TypedEmitter } from "@vmcp-keepalive/runtime";
 import { callMcp, type McpCallResult } from "../protocol/mcp-call.js";
 import type { FetchLike } from "../protocol/keep-alive-fetch.js";
-import { jittered, type TickStart, type TickStore } from "../store/tick-store.js";
+import { jittered, type FinishResult, type TickStart, type TickStore } from "../store/tick-store.js";
 import type { KeepaliveEventMap } from "./keepalive-events.js";
-import { hasFallback, nextCall, planRecord, type CallMethod } from "./plan.js";
-import { onTransitions, publish } from "./transitions.js";
+import { hasFallback, nextCall, planRecord, type CallMethod, type MethodOp } from "./plan.js";
+import type { PairLock, PairLockStrategy } from "./pair-lock.js";
 
 /** What a keepalive job returns (its BullMQ return value, visible in Bull Board). */
 export interface KeepaliveJobResult {
@@ -27,8 +26,8 @@ export interface KeepaliveJobResult {
 export interface KeepaliveDeps {
   readonly config: KeepaliveConfig;
   readonly keys: Keys;
-  /** Redlock over `lock.redis_urls` (not used on the single-node fast path, `lockInTick`). */
-  readonly locker: Locker;
+  /** The pair lock, chosen once: in the tick's scripts (one Redis) or a Redlock quorum. */
+  readonly lock: PairLockStrategy;
   /** Pair + backend state in Redis: one script to begin a tick, one to finish it. */
   readonly store: TickStore;
   readonly events: TypedEmitter<KeepaliveEventMap>;
@@ -43,13 +42,6 @@ export interface KeepaliveDeps {
   readonly fetch?: FetchLike;
   /** Source of the probe/ping-retry jitter. @defaultValue Math.random */
   readonly random?: () => number;
-  /**
-   * Single-node fast path: take and release the pair lock inside the tick's two scripts instead
-   * of through `locker` (two round trips less per keepalive). Only valid when the lock lives on
-   * the main Redis (no `lock.redis_urls`); with several lock nodes Redlock is required.
-   * @defaultValue false
-   */
-  readonly lockInTick?: boolean;
 }
 
 /**
@@ -74,20 +66,12 @@ export function trafficWindowMs(backend: BackendConfig): number {
   return Math.max(0, window);
 }
 
-/** The pair lock of one tick, as the call-and-record step needs it. */
-interface TickLock {
-  /** False once the lock may belong to someone else (its TTL ran out). */
-  stillHeld(): boolean;
-  /** Fast path: we hold the lock taken by the begin script and must release it (false once finish released it). */
-  heldInTick: boolean;
-}
-
 /**
- * One keepalive tick of one pair, start to end: try-lock → read the pair and the backend's
- * breaker/method state (one script) → the calls the plan names, on the stored backend session →
- * record the outcome, breaker and fallback accounting (one script, fenced on the epoch read under
- * the lock) → act on transitions → release. Backend problems become outcomes; nothing a backend
- * does is thrown.
+ * One keepalive tick of one pair, start to end: pair lock → begin (read the pair and the
+ * backend's breaker/method state; one script) → the calls the plan names, on the stored backend
+ * session → finish (record the outcome, breaker and fallback accounting, fenced on the epoch read
+ * under the lock; one script) → act on transitions → release. Backend problems become outcomes;
+ * nothing a backend does is thrown.
  */
 export async function runKeepalive(deps: KeepaliveDeps, sessionId: string, backendId: string): Promise<KeepaliveJobResult> {
   const { config, events } = deps;
@@ -106,67 +90,41 @@ export async function runKeepalive(deps: KeepaliveDeps, sessionId: string, backe
   }
 
   const ttl = lockTtlMs(config, backend);
-  const token = randomUUID();
-  const started = deps.now();
-  let redlock: HeldLock | undefined;
-  if (!deps.lockInTick) {
-    const lock = await deps.locker.tryLock(deps.keys.pairLock(sessionId, backendId), ttl);
-    if (!lock.acquired) {
-      if (lock.reason === "lock_unavailable") log.warn({ err: lock.error }, "pair lock unavailable (no quorum); tick skipped");
-      return skip(lock.reason);
-    }
-    redlock = lock.lock;
+  const lock = await deps.lock.acquire(deps.keys.pairLock(sessionId, backendId), ttl);
+  if ("skip" in lock) {
+    if (lock.error) log.warn({ err: lock.error }, "pair lock unavailable (no quorum); tick skipped");
+    return skip(lock.skip);
   }
-  // The fast path's expiry allows for clock drift as Redlock does (1 % of the TTL + 2 ms).
-  const fastExpiresAt = started + ttl - Math.round(0.01 * ttl) - 2;
-  const lock: TickLock = {
-    stillHeld: redlock ? () => redlock.isValid() : () => deps.now() < fastExpiresAt,
-    heldInTick: false,
-  };
   try {
     let start: TickStart;
     try {
       start = await deps.store.begin(sessionId, backendId, deps.now(), {
-        token,
+        token: lock.script.token,
+        lockTtlMs: lock.script.ttlMs,
         // A claim outlives the longest tick, so only a dead worker's probe is taken over.
         probeLeaseMs: ttl + 1_000,
         pingRetryDelayMs: jittered(config.breaker.probeAfterMs, deps.random),
         fallback: hasFallback(backend.method),
         trafficWindowMs: trafficWindowMs(backend),
-        ...(deps.lockInTick ? { lockTtlMs: ttl } : {}),
       });
     } catch (err) {
-      if (!deps.lockInTick) throw err;
-      // On the fast path the lock is taken by this script: Redis unreachable = lock unavailable.
+      const reason = lock.unavailable(err);
+      if (!reason) throw err;
       log.warn({ err }, "pair lock unavailable (Redis unreachable); tick skipped");
-      return skip("lock_unavailable");
+      return skip(reason);
     }
-    lock.heldInTick = deps.lockInTick === true && (start.kind === "call" || start.kind === "inactive");
-    switch (start.kind) {
-      case "locked":
-        return skip("locked");
-      case "no_pair":
-        await deps.removeScheduler(sessionId, backendId);
-        return skip("ended");
-      case "inactive":
-        await deps.removeScheduler(sessionId, backendId);
-        return skip("disabled");
-      case "recent_traffic":
-        return skip("recent_traffic");
-      case "skip_open":
-        return skip("breaker_open");
-      case "call":
-        return await callAndRecord(deps, log, backend, start, token, lock);
-      default:
-        return start satisfies never;
-    }
+    lock.begun(start.lockHeld);
+    if (start.kind === "call") return await callAndRecord(deps, log, backend, start, lock);
+    // A pair that ended or is off no longer needs its job scheduler (an off pair's is removed
+    // under the lock, so that a re-initialize cannot bring the pair back in between).
+    if (start.reason === "ended" || start.reason === "disabled") await deps.removeScheduler(sessionId, backendId);
+    return skip(start.reason);
   } finally {
-    if (redlock) await redlock.release();
-    else if (lock.heldInTick) await deps.store.releaseLock(sessionId, backendId, token).catch(() => {});
+    await lock.release();
   }
 }
 
-async function callAndRecord(deps: KeepaliveDeps, log: Logger, backend: BackendConfig, start: Extract<TickStart, { kind: "call" }>, token: string, lock: TickLock): Promise<KeepaliveJobResult> {
+async function callAndRecord(deps: KeepaliveDeps, log: Logger, backend: BackendConfig, start: Extract<TickStart, { kind: "call" }>, lock: PairLock): Promise<KeepaliveJobResult> {
   const { events, config } = deps;
   const { pair } = start;
   const { sessionId, backendId } = pair;
@@ -200,15 +158,13 @@ async function callAndRecord(deps: KeepaliveDeps, log: Logger, backend: BackendC
     failureThreshold: config.breaker.failureThreshold,
     minFailureSpanMs: config.breaker.minFailureSpanMs,
     probeDelayMs,
-    ...(start.probe ? { probeToken: token } : {}),
+    ...(start.probe ? { probeToken: lock.script.token } : {}),
     ...(plan.methodOp ? { methodOp: plan.methodOp } : {}),
     afterFailures: config.fallback.afterFailures,
     pingRetryDelayMs: jittered(config.breaker.probeAfterMs, deps.random),
-    // Fast path: release the lock in the same script — except after a 404, whose job scheduler
-    // must be removed while the lock is still ours (below).
-    ...(lock.heldInTick && !plan.expired ? { releaseLockToken: token } : {}),
+    token: lock.script.token,
   });
-  if (lock.heldInTick && !plan.expired) lock.heldInTick = false;
+  lock.finished(res.lockHeld);
 
   if (!res.recorded) {
     log.info({ why: res.why, outcome: outcome.kind, ...(final.ok ? {} : { reason: final.reason }) }, "keepalive outcome not recorded: the pair moved on");
@@ -242,4 +198,66 @@ async function callAndRecord(deps: KeepaliveDeps, log: Logger, backend: BackendC
     ...(start.probe ? { probe: true } : {}),
     recorded: res.recorded,
   };
+}
+
+/** Logs and publishes what this tick's write changed. Only the tick that made a transition sees it. */
+async function onTransitions(
+  deps: KeepaliveDeps,
+  log: Logger,
+  backend: BackendConfig,
+  res: FinishResult,
+  t: { now: number; probeDelayMs: number; method: CallMethod; final: McpCallResult; methodOp: MethodOp | undefined },
+): Promise<void> {
+  const backendId = backend.id;
+  const reason = t.final.ok ? undefined : t.final.reason;
+  const probeAt = new Date(t.now + t.probeDelayMs).toISOString();
+  switch (res.breakerTransition) {
+    case "opened":
+      if (!reason) break;
+      log.warn(
+        { backendId, reason, consecutiveFailures: res.breakerFailures, probeAt },
+        `circuit breaker opened: keepalive disabled for backend ${backendId} after ${res.breakerFailures} consecutive failures (${reason}); probe at ${probeAt}`,
+      );
+      deps.events.emit("autoDisabled", { backendId, method: t.method, reason, consecutiveFailures: res.breakerFailures });
+      await publish(deps, log, {
+        type: "backend.breaker_opened",
+        v: 1,
+        occurredAt: new Date(t.now).toISOString(),
+        backendId,
+        reason,
+        consecutiveFailures: res.breakerFailures,
+        probeAt,
+      });
+      break;
+    case "reopened":
+      log.info({ backendId, reason, probeAt }, `circuit breaker probe failed: backend ${backendId} stays disabled; next probe at ${probeAt}`);
+      break;
+    case "closed":
+      log.info({ backendId }, `circuit breaker closed: backend ${backendId} recovered, keepalive resumed`);
+      await publish(deps, log, { type: "backend.breaker_closed", v: 1, occurredAt: new Date(t.now).toISOString(), backendId });
+      break;
+    case "released":
+      log.debug({ backendId }, "breaker probe gave no verdict (session not found); the next tick probes");
+      break;
+    case undefined:
+      break;
+  }
+  if (res.methodTransition === "to_tool" && backend.method.kind === "tool") {
+    const why = t.methodOp === "ping_unsupported" ? "method_not_found" : "ping_failures";
+    log.warn(
+      { backendId, tool: backend.method.tool, reason: why },
+      `keepalive for backend ${backendId} switched from ping to tool ${backend.method.tool} (${why === "method_not_found" ? "ping not implemented" : "ping keeps failing while the tool works"}); ping is retried every probe window`,
+    );
+  } else if (res.methodTransition === "to_ping") {
+    log.info({ backendId }, `keepalive for backend ${backendId} switched back to ping: ping works again`);
+  }
+}
+
+/** Publishes on `vmcp-events`; a failure is logged, never thrown out of a tick. */
+async function publish(deps: KeepaliveDeps, log: Logger, event: VmcpEvent): Promise<void> {
+  try {
+    await deps.publishEvent(event);
+  } catch (err) {
+    log.error({ err, type: event.type }, "could not publish to vmcp-events");
+  }
 }

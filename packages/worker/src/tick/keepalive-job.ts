@@ -1,4 +1,76 @@
 import { createHash } from "node:crypto";
+import { DelayedError, UnrecoverableError, type Job } from "bullmq";
+import { parseSchedulerId } from "@vmcp-keepalive/shared";
+import { findBackend } from "@vmcp-keepalive/runtime";
+import { runKeepalive, type KeepaliveDeps, type KeepaliveJobResult } from "./run-tick.js";
+
+/*
+ * A keepalive job, as BullMQ hands it to the worker: which pair it is for, whether it is overdue
+ * (catch-up), then the tick (run-tick.ts).
+ */
+
+/** Scheduled time of a job-scheduler job, from its id `repeat:<schedulerId>:<millis>`. */
+export function scheduledAt(job: Pick<Job, "id">): number | undefined {
+  const tail = job.id?.slice(job.id.lastIndexOf(":") + 1);
+  const ms = tail ? Number(tail) : NaN;
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
+/**
+ * Runs one keepalive job. Jobs carry no data: the pair is in the job scheduler's id
+ * `ka:<sessionId>:<backendId>` (the scheduler's pair-scheduler.ts), checked by parseSchedulerId. A
+ * job that no pair's job scheduler made fails for good (UnrecoverableError) and is logged.
+ */
+export async function processKeepaliveJob(deps: KeepaliveDeps, job: Job, token: string | undefined): Promise<KeepaliveJobResult> {
+  const pair = job.repeatJobKey ? parseSchedulerId(job.repeatJobKey) : undefined;
+  if (!pair) {
+    deps.log.warn({ jobId: job.id, repeatJobKey: job.repeatJobKey }, "keepalive job that no pair's job scheduler made; rejected");
+    throw new UnrecoverableError("not a keepalive job: it comes from no job scheduler ka:<sessionId>:<backendId>");
+  }
+  const { sessionId, backendId } = pair;
+  const at = scheduledAt(job);
+  if (at !== undefined) {
+    // A catch-up that was put back (started before, never stalled) comes back late by design: not schedule lag.
+    const putBack = job.attemptsStarted > 1 && job.stalledCounter === 0;
+    if (!putBack) deps.events.emit("scheduleLag", { backendId, lagMs: (job.processedOn ?? deps.now()) - at });
+    const caughtUp = await catchUp(deps, job, token, sessionId, backendId, at);
+    if (caughtUp) return caughtUp;
+  }
+  return runKeepalive(deps, sessionId, backendId);
+}
+
+/**
+ * An overdue tick — its time passed during an outage — is spread over the next interval instead
+ * of firing with every other overdue tick ({@link planCatchUp}): put back until its catch-up slot,
+ * or dropped when the pair's next regular tick comes first. Only on its first start: a tick put
+ * back, or handed on after a worker died holding it, runs when it comes back.
+ */
+async function catchUp(deps: KeepaliveDeps, job: Job, token: string | undefined, sessionId: string, backendId: string, at: number): Promise<KeepaliveJobResult | undefined> {
+  const { config, events } = deps;
+  const backend = findBackend(config, backendId);
+  const startedAt = job.processedOn ?? deps.now();
+  if (config.keepalive.catchUp === "at_once" || !backend || job.attemptsStarted > 1 || startedAt - at <= overdueAfterMs(backend.intervalMs)) return undefined;
+  const plan = planCatchUp({
+    scheduledAt: at,
+    startedAt,
+    now: deps.now(),
+    intervalMs: backend.intervalMs,
+    sessionTtlMs: backend.sessionTtlMs,
+    timeoutMs: config.keepalive.timeoutMs,
+    aliveAt: await deps.store.aliveAt(sessionId, backendId),
+    fraction: catchUpFraction(sessionId, backendId, at),
+  });
+  if (plan.kind === "superseded") {
+    events.emit("skipped", { backendId, sessionId, reason: "superseded" });
+    return { outcome: "skipped", reason: "superseded" };
+  }
+  if (plan.kind === "defer" && token !== undefined) {
+    await job.moveToDelayed(plan.at, token);
+    events.emit("deferred", { backendId, sessionId, at: plan.at });
+    throw new DelayedError();
+  }
+  return undefined;
+}
 
 /**
  * After an outage (workers down, Redis away, a failover), every pair whose tick came due during it
@@ -50,7 +122,7 @@ export type CatchUpPlan =
   /** The pair's next regular tick (at `nextTickAt`) comes first and keeps it alive: drop this one. */
   | { readonly kind: "superseded"; readonly nextTickAt: number };
 
-/** What an overdue tick does (see the module comment). A tick that is not overdue runs now. */
+/** What an overdue tick does (the catch-up rule above). A tick that is not overdue runs now. */
 export function planCatchUp(input: CatchUpInput): CatchUpPlan {
   const { scheduledAt, startedAt, now, intervalMs } = input;
   if (startedAt - scheduledAt <= overdueAfterMs(intervalMs)) return { kind: "now" };

@@ -1,8 +1,46 @@
 --[[
-  finish_breaker(bk, t): the backend half of a tick's finish — the breaker and fallback accounting
-  of the finish record `t` (see finish-tick-2.lua). Every breaker transition happens here (or in
-  begin_breaker), atomically across all workers; the reply names the transition this call made, so
-  only that worker logs it and publishes its event.
+  The backend half of a tick: the backend's circuit breaker and learned method, one hash per
+  backend (<prefix>:backend:<backendId>, in a hash slot of its own on a Cluster), so that every
+  worker of the cluster shares one breaker per backend. Every transition happens here,
+  atomically; the reply names the transition a call made, so only that worker logs it.
+  Field names: BACKEND_FIELDS in packages/shared (a test keeps them in step).
+]]
+
+--[[
+  begin_breaker(bk, now, token, lease, pingRetryDelay, fallback): decides, against the backend's
+  breaker, whether this tick calls the backend.
+  Returns { decision, breakerState, learnedMethod, pingRetry (0|1) }
+    decision: 'breaker_open' | 'call' | 'probe'
+    'probe': this tick claimed the backend's one probe (state -> probing, lease until now + lease).
+    pingRetry = 1: this tick claimed the ping retry of a backend that learned its tool (the next
+    retry is pushed out by pingRetryDelay), so one worker in the cluster retries ping per window.
+]]
+local function begin_breaker(bk, now, token, lease, pingRetryDelay, fallback)
+  local b = redis.call('HMGET', bk, 'state', 'probeAt', 'probeUntil', 'method', 'pingRetryAt')
+  local state = b[1] or 'closed'
+  local decision = 'call'
+  local function claim()
+    redis.call('HSET', bk, 'state', 'probing', 'probeToken', token, 'probeUntil', now + lease)
+    decision = 'probe'
+  end
+  if state == 'open' then
+    if now >= tonumber(b[2] or '0') then claim() else decision = 'breaker_open' end
+  elseif state == 'probing' then
+    -- A claim whose lease ran out belongs to a worker that died mid-probe: take it over.
+    if now >= tonumber(b[3] or '0') then claim() else decision = 'breaker_open' end
+  end
+  local method = b[4] or 'ping'
+  if decision == 'breaker_open' then return {decision, state, method, 0} end
+  local pingRetry = 0
+  if fallback == '1' and method == 'tool' and now >= tonumber(b[5] or '0') then
+    redis.call('HSET', bk, 'pingRetryAt', now + pingRetryDelay)
+    pingRetry = 1
+  end
+  return {decision, state, method, pingRetry}
+end
+
+--[[
+  finish_breaker(bk, t): the breaker and fallback accounting of the finish record `t`.
   Returns { breakerTransition, breakerFailures, methodTransition }
     breakerTransition: '' | 'opened' | 'closed' | 'reopened' | 'released' (a probe whose pair gave
       no verdict, session_not_found, hands the probe back, due at once)
