@@ -11,7 +11,7 @@ let h: Harness | undefined;
 closeAfterEach(url, () => h, cleanups);
 
 /**
- * Issue 13: after a worker outage the ticks that came due during it are spread over the next
+ * After a worker outage the ticks that came due during it are spread over the next
  * interval instead of all firing in the first second back; every pair is still called within one
  * interval of the workers' return.
  */

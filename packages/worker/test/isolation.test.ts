@@ -5,7 +5,7 @@ import { freePort, openBackendSession, sleep, startMcpTestBackend, waitFor, type
 import { closeAfterEach, createHarness, type Harness } from "./helpers.js";
 
 /*
- * Issue 3 "Isolation": nothing a backend does throws out of the job handler or crashes the
+ * Isolation: nothing a backend does throws out of the job handler or crashes the
  * process. One queue-driven worker serves a healthy backend next to backends that hang, reset
  * connections, answer 503, answer garbage, refuse connections and lost their sessions; every job
  * completes (none failed), and the healthy backend keeps getting its pings throughout.

@@ -3,7 +3,7 @@ import { openBackendSession, sleep, waitFor, type McpTestBackend, type McpTestBa
 import { closeAfterEach, createHarness, startBackend, logsMatching, type Harness } from "./helpers.js";
 
 /*
- * Acceptance 1 and 2 of issue 3 (worker level; the second-worker-PROCESS part of 2 is in
+ * The keepalive method at worker level (a second worker PROCESS using what one learned is in
  * test/learned-method.test.ts): ping by default; tool:<name> falls back at once on -32601 and
  * after K ping failures while the tool works; ping is retried at the probe window; every-tick
  * calls only the tool. Real Redis, real SDK backends.
@@ -26,7 +26,7 @@ const seen = (b: McpTestBackend, sessionId: string) =>
     .map((c) => (c.method === "tools/call" ? `tool:${c.tool}` : c.method));
 
 describe("keepalive method", () => {
-  it("1: a backend with no keepalive_method receives ping and never a tool call (queue-driven worker)", async () => {
+  it("sends a backend with no keepalive_method ping and never a tool call (queue-driven worker)", async () => {
     const b = await backend();
     h = createHarness(redisUrl, {
       keepalive: { interval: "1s", timeout: "500ms" },
@@ -41,7 +41,7 @@ describe("keepalive method", () => {
     expect(new Set(seen(b, s.sessionId))).toEqual(new Set(["ping"]));
   });
 
-  it("2: ping answering -32601 switches a tool:<name> backend to the tool; the next tick calls only the tool; logged once", async () => {
+  it("switches a tool:<name> backend whose ping answers -32601 to the tool; the next tick calls only the tool; logged once", async () => {
     const b = await backend({ pingSupported: false });
     h = createHarness(redisUrl, {
       keepalive: { interval: "1s", timeout: "500ms" },
@@ -63,7 +63,7 @@ describe("keepalive method", () => {
     expect(logsMatching(lines, "switched from ping to tool noop")).toEqual([expect.objectContaining({ level: "warn", reason: "method_not_found" })]);
   });
 
-  it("2: K consecutive ping failures while the tool works switch to the tool (not before)", async () => {
+  it("switches to the tool after K consecutive ping failures while the tool works (not before)", async () => {
     const b = await backend({ pingFailsHttp500: true });
     h = createHarness(redisUrl, {
       keepalive: { interval: "1s", timeout: "500ms" },
@@ -86,7 +86,7 @@ describe("keepalive method", () => {
     expect((await h.readBackend("flaky")).consecutiveFailures).toBe(0);
   });
 
-  it("2: a ping success between failures resets the count; ping failures with a failing tool do not count", async () => {
+  it("restarts the count on a ping success between failures; ping failures with a failing tool do not count", async () => {
     const b = await backend({ pingFailsHttp500: true });
     h = createHarness(redisUrl, {
       keepalive: { interval: "1s", timeout: "500ms" },
@@ -108,7 +108,7 @@ describe("keepalive method", () => {
     expect(await h.readBackend("flaky")).toMatchObject({ method: "ping", pingFailures: 0 });
   });
 
-  it("2: ping is retried at the probe window: still failing stays on the tool, working goes back to ping", async () => {
+  it("retries ping at the probe window: still failing stays on the tool, working goes back to ping", async () => {
     const b = await backend({ pingSupported: false });
     h = createHarness(redisUrl, {
       keepalive: { interval: "1s", timeout: "500ms" },
@@ -139,7 +139,7 @@ describe("keepalive method", () => {
     expect(logsMatching(lines, "switched back to ping")).toHaveLength(1);
   });
 
-  it("2: keepalive_tool_every_tick calls only the tool, even when ping works", async () => {
+  it("calls only the tool with keepalive_tool_every_tick, even when ping works", async () => {
     const b = await backend();
     h = createHarness(redisUrl, {
       keepalive: { interval: "1s", timeout: "500ms" },

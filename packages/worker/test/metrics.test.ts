@@ -7,10 +7,10 @@ import { freePort, openBackendSession, type McpTestBackend, type McpTestBackendO
 import { closeAfterEach, createHarness, startBackend, type Harness } from "./helpers.js";
 
 /*
- * Acceptance 7 of issue 3: after a scripted mix of successes, every failure reason, a fallback
+ * After a scripted mix of successes, every failure reason, a fallback
  * and a breaker trip, the worker's Registry text has the five contract metrics with exact
  * counts, `backend`/`method`(/`reason`) labels, histogram buckets, and no session id. Ticks are
- * driven one at a time (`worker.tick`) so the counts are exact; every backend is real.
+ * driven one at a time (`run()` of a tick runner) so the counts are exact; every backend is real.
  */
 
 const redisUrl = inject("redisUrl");
@@ -32,7 +32,7 @@ async function raw(status: number, body: string): Promise<string> {
 }
 
 describe("keepalive metrics", () => {
-  it("7: the five metrics with exact counts, labels and buckets after a scripted mix", async () => {
+  it("emits the five metrics with exact counts, labels and buckets after a scripted mix", async () => {
     const good = await backend();
     const slow = await backend({ delayMs: 120 });
     const hang = await backend();
