@@ -211,8 +211,8 @@ async function setupLocked(v: Variant): Promise<{ redis: Redis; keys: Keys; brea
   return { redis, keys, breaker: storeOf(v)(redis, keys) };
 }
 
-/** A successful finish that releases the one-node lock held with `token`. */
-const finishSuccess = (store: TickStore, pair: FinishInput["pair"], token: string) =>
+/** A finish by the tick holding `token` (a success unless `over` says otherwise). */
+const finishWith = (store: TickStore, pair: FinishInput["pair"], token: string, over: Partial<FinishInput> = {}) =>
   store.finish({
     pair,
     outcome: { kind: "success" },
@@ -224,7 +224,9 @@ const finishSuccess = (store: TickStore, pair: FinishInput["pair"], token: strin
     afterFailures: 3,
     pingRetryDelayMs: 60_000,
     token,
+    ...over,
   });
+const finishSuccess = (store: TickStore, pair: FinishInput["pair"], token: string) => finishWith(store, pair, token);
 
 const opts = (token: string) => ({ token, probeLeaseMs: 5_000, pingRetryDelayMs: 60_000, fallback: false, lockTtlMs: 5_000 });
 
@@ -292,19 +294,7 @@ describe.each(VARIANTS)("pair lock inside the tick scripts, $name", (v) => {
     const d = await breaker.begin("s1", "b", Date.now(), opts("t2"));
     if (d.kind !== "call") throw new Error(`expected a call, got ${d.kind}`);
     expect(d.lockHeld).toBe(true);
-    const expired = await breaker.finish({
-      pair: d.pair,
-      outcome: { kind: "failure", reason: "session_not_found" },
-      pairStatus: "expired",
-      now: Date.now(),
-      breakerOp: "none",
-      failureThreshold: 3,
-      minFailureSpanMs: 0,
-      probeDelayMs: 1_000,
-      afterFailures: 3,
-      pingRetryDelayMs: 60_000,
-      token: "t2",
-    });
+    const expired = await finishWith(breaker, d.pair, "t2", { outcome: { kind: "failure", reason: "session_not_found" }, pairStatus: "expired", breakerOp: "none" });
     expect(expired).toMatchObject({ recorded: true, lockHeld: true });
     expect(await redis.get(lockKey)).toBe("t2");
   });
