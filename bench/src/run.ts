@@ -10,6 +10,9 @@
  * --sse: the backend answers POSTs with SSE streams (the SDK's default) instead of JSON bodies.
  * --profile-throughput: only the saturation run (a development aid for profiling the worker).
  * --only-flatness, --only-refresh, --only-memory: only that phase (development aids).
+ * --compare-worker PATH: only worker CPU per keepalive of this checkout's worker against the
+ *   worker entry at PATH (another build, e.g. a `git worktree` of an earlier commit), in
+ *   alternating rounds at saturation, with the ratio (docs/benchmarks.md, "Comparing two codes").
  * --cluster: instead of the phases above, the programs on a local Redis Cluster (3 masters,
  *   3 replicas, 16 shards): keepalives/s, Redis CPU per keepalive on each master, the spread of
  *   pair keys and CPU over the masters, and the capacity per master (docs/benchmarks.md).
@@ -33,6 +36,7 @@ import { runInProcessTimers, runPlainLoop } from "./phases/plain.js";
 import { runRefresh } from "./phases/refresh.js";
 import { runThroughput } from "./phases/throughput.js";
 import { runTraffic } from "./phases/traffic.js";
+import { runWorkerCompare } from "./phases/worker-compare.js";
 import { killAll, tempDir, workerNodeFlags } from "./processes.js";
 import { figure, formatTable, type Figure } from "./report.js";
 
@@ -65,6 +69,7 @@ async function main(): Promise<void> {
       "only-flatness": { type: "boolean" },
       "only-refresh": { type: "boolean" },
       "only-memory": { type: "boolean" },
+      "compare-worker": { type: "string" },
       cluster: { type: "boolean" },
     },
     strict: true,
@@ -127,6 +132,14 @@ async function main(): Promise<void> {
       // Development aid: only the memory and registration phase (bytes per pair, their breakdown, registration rates).
       const mem = await runMemory(ctx);
       process.stdout.write(`${JSON.stringify(mem, null, 1)}\n`);
+      return;
+    }
+    if (values["compare-worker"]) {
+      const cmp = await runWorkerCompare(ctx, resolve(values["compare-worker"]));
+      process.stdout.write(`${JSON.stringify(cmp, null, 1)}\n`);
+      process.stdout.write(
+        `worker CPU per keepalive at saturation (median of ${cmp.rounds.length / 2} rounds each): baseline ${(cmp.baseline.cpuMsPerKeepalive * 1000).toFixed(0)} µs, current ${(cmp.current.cpuMsPerKeepalive * 1000).toFixed(0)} µs, current ÷ baseline ${cmp.cpuRatio.toFixed(3)} (goal ≤ 1.10)\n`,
+      );
       return;
     }
     if (values["only-flatness"]) {

@@ -19,8 +19,9 @@ export interface ThroughputResult {
   readonly backendErrors: number;
 }
 
-export async function startWorker(ctx: BenchContext, configPath: string, name: string): Promise<Child> {
-  const worker = startChild(name, PROGRAMS.worker, ["--config", configPath], workerNodeFlags);
+/** Starts a worker process (`program`: another build's worker entry, to compare codes side by side). */
+export async function startWorker(ctx: BenchContext, configPath: string, name: string, program: string = PROGRAMS.worker): Promise<Child> {
+  const worker = startChild(name, program, ["--config", configPath], workerNodeFlags);
   await waitForOutput(worker, '"msg":"worker started"');
   return worker;
 }
