@@ -99,10 +99,10 @@ async function main(): Promise<void> {
     const responseMode = values.sse ? "sse" : "json";
     const dir = tempDir();
     // A fresh backend process (and sessions) for every phase that calls it, as Redis is flushed
-    // between phases: the SDK server retains about 5 KB per request on a long-lived session
-    // (measured: heap 17 → 168 MB over 30,000 pings), so one backend across all phases
-    // reached 300+ MB and its major GCs stalled it for 0.4–0.8 s in the middle of the flatness
-    // phase — a stall of the fixture, charged to the system's lag (docs/benchmarks.md).
+    // between phases: the SDK server retains about 5 KB per request on a long-lived session, so
+    // one backend across all phases would grow to hundreds of MB and its major GCs would stall it
+    // in the middle of the flatness phase — a stall of the fixture, charged to the system's lag
+    // (docs/benchmarks.md, "How a run is set up").
     const freshBackend = async (): Promise<BenchContext> => {
       await backend?.stop();
       backend = await startBackendProcess({ jsonResponse: responseMode === "json" });

@@ -1,8 +1,8 @@
 /**
  * The bench's MCP backend (an SDK server, `startMcpTestBackend`) in a process of its own, so
  * that nothing the benchmark itself does — reading the queue's event stream for lag, counting,
- * its garbage — can stall the server every keepalive calls (docs/benchmarks.md, "Flatness and
- * lag"). The parent asks for its call record over IPC (backend-process.ts).
+ * its garbage — can stall the server every keepalive calls (docs/benchmarks.md, "How a run is
+ * set up"). The parent asks for its call record over IPC (backend-process.ts).
  */
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { startMcpTestBackend } from "@vmcp-keepalive/testkit";

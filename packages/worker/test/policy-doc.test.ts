@@ -13,6 +13,8 @@ import { createKeepaliveMetrics, LATENCY_BUCKETS_MS } from "../src/index.js";
  */
 
 const DOC = readFileSync(resolve(dirname(fileURLToPath(import.meta.url)), "../../../docs/keepalive-policy.md"), "utf8");
+/** docs/operations.md holds the one metrics table. */
+const OPERATIONS = readFileSync(resolve(dirname(fileURLToPath(import.meta.url)), "../../../docs/operations.md"), "utf8");
 
 /** First-column `code` values of the first table after the line that starts with `marker`. */
 function tableAfter(marker: string): string[] {
@@ -31,7 +33,7 @@ function tableAfter(marker: string): string[] {
   return out;
 }
 
-describe("docs/keepalive-policy.md is in step with the code", () => {
+describe("docs/keepalive-policy.md and docs/operations.md are in step with the code", () => {
   it("failure reasons", () => {
     expect(tableAfter("Failure reasons")).toEqual([...FAILURE_REASONS]);
   });
@@ -52,7 +54,7 @@ describe("docs/keepalive-policy.md is in step with the code", () => {
     const registry = new Registry();
     createKeepaliveMetrics(registry);
     const metrics = await registry.getMetricsAsJSON();
-    const rows = DOC.split("\n").filter((l) => /^\| `keepalive_[a-z_]+` \| (counter|histogram|gauge) \|/.test(l));
+    const rows = OPERATIONS.split("\n").filter((l) => /^\| `keepalive_[a-z_]+` \| (counter|histogram|gauge) \|/.test(l));
     expect(rows.map((r) => /`([^`]+)`/.exec(r)?.[1])).toEqual(metrics.map((m) => m.name));
     for (const m of metrics) {
       const row = rows.find((r) => r.startsWith(`| \`${m.name}\``))!;
@@ -62,7 +64,7 @@ describe("docs/keepalive-policy.md is in step with the code", () => {
       const declared = (registry.getSingleMetric(m.name) as unknown as { labelNames: string[] }).labelNames;
       expect(labels, m.name).toEqual(declared);
     }
-    expect(DOC).toContain(`buckets ${LATENCY_BUCKETS_MS.join(", ")}`);
+    expect(OPERATIONS).toContain(`buckets ${LATENCY_BUCKETS_MS.join(", ")}`);
   });
 
   it("vmcp-events types", () => {
@@ -72,11 +74,9 @@ describe("docs/keepalive-policy.md is in step with the code", () => {
 });
 
 describe("backends whose idle timer only tool calls reset", () => {
-  const README = readFileSync(resolve(dirname(fileURLToPath(import.meta.url)), "../../../README.md"), "utf8");
-
-  it("the README's Playwright example calls its tool on every tick (ping does not keep the browser)", () => {
-    const example = /- id: playwright\n((?: {4}.*\n)+)/.exec(README);
-    expect(example, "the README shows a playwright backend").toBeTruthy();
+  it("the policy doc's Playwright example calls its tool on every tick (ping does not keep the browser)", () => {
+    const example = /- id: playwright\n((?: {4}.*\n)+)/.exec(DOC);
+    expect(example, "the policy doc shows a playwright backend").toBeTruthy();
     const block = example![1]!;
     expect(block).toMatch(/keepalive_method: tool:browser_tabs/);
     expect(block).toMatch(/keepalive_tool_every_tick: true/);

@@ -6,7 +6,7 @@ import type { Queue } from "bullmq";
 import type { MountedHandler } from "@vmcp-keepalive/runtime";
 import { checkBasicAuth, type BasicAuthCredentials } from "./basic-auth.js";
 
-/** Where Bull Board is served (contract: docs/contract.md). */
+/** Where Bull Board is served (docs/operations.md, "Bull Board"). */
 export const BULL_BOARD_PATH = "/admin/queues";
 
 /**

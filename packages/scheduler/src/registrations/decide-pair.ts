@@ -3,7 +3,7 @@ import type { BackendRegistration, OffReason, SessionRegistered } from "@vmcp-ke
 import type { PairDecision } from "../store/session-store.js";
 
 /**
- * Whether a registered pair gets keepalives (docs/keepalive-policy.md, "Stateless / TTL-aligned"):
+ * Whether a registered pair gets keepalives (docs/keepalive-policy.md, "Off by default"):
  * - `keepalive_method: none` never;
  * - no backend session id (stateless revisions have neither sessions nor ping): never — there is
  *   nothing to keep alive, whatever the method says;

@@ -20,7 +20,7 @@ export function createPairScheduler(queues: readonly Queue[], shardOf: (sessionI
   };
   return {
     async upsert(sessionId, backendId, everyMs) {
-      // Tiny jobs (docs/benchmarks.md, "Memory"): no data — the worker reads the pair from the
+      // Tiny jobs (docs/benchmarks.md, "Redis bytes per pair"): no data — the worker reads the pair from the
       // scheduler id, which every job carries as `repeatJobKey` — and no per-job options —
       // retention (KEEPALIVE_JOB_OPTIONS) is a worker option. Both would otherwise be stored in
       // the scheduler template and again in every pending job, and a template value over 64

@@ -17,7 +17,7 @@ export function phaseSlotMs(everyMs: number): number {
  * Phase offset of a pair inside its interval, in [1, every - 1] ms, at the start of a slot
  * ({@link phaseSlotMs}) + 1 ms.
  *
- * BullMQ `every` schedulers created together fire together (measured: 200 pairs within ~60 ms),
+ * BullMQ `every` schedulers created together fire together (within milliseconds, every interval),
  * so each pair gets a phase derived from a hash of its id: uniform over the interval's slots,
  * stable across re-upserts (the same pair always lands on the same phase) and never 0, because
  * BullMQ treats `offset: 0` as "fire now".

@@ -1,7 +1,7 @@
 /**
  * The closed sets of keepalive outcomes. These unions ARE the metric label sets
  * (`keepalive_failure_count{reason}`, skipped ticks) and are listed in docs/keepalive-policy.md;
- * packages/shared/test/policy-doc.test.ts keeps the doc and these arrays in step.
+ * packages/worker/test/policy-doc.test.ts keeps the doc and these arrays in step.
  */
 export const FAILURE_REASONS = ["timeout", "connection_error", "http_5xx", "http_4xx", "unauthorized", "session_not_found", "method_not_found", "tool_error", "protocol_error"] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];

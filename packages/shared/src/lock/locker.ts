@@ -59,9 +59,9 @@ const RETRY_DELAY_MS = 10;
  *
  * On one node it does what a one-node Redlock does — `SET resource token NX PX ttl`, released by
  * compare-and-delete, so it excludes and is excluded by a Redlock on the same resource — without
- * Redlock's machinery (its `randomBytes` token, its quorum bookkeeping): for the schedulers'
- * per-session mutex that was about a sixth of their CPU per lifecycle message (docs/benchmarks.md,
- * change 9).
+ * Redlock's machinery (its `randomBytes` token, its quorum bookkeeping), which would otherwise be
+ * a large share of a scheduler's CPU per lifecycle message: its per-session mutex takes and
+ * releases a lock for every message.
  */
 export function createLocker(clients: readonly RedisConnection[]): Locker {
   if (clients.length === 1) return createSingleNodeLocker(clients[0]!);

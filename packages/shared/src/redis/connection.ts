@@ -30,12 +30,11 @@ const backoff = (times: number) => Math.min(100 * 2 ** Math.min(times, 6), 2_000
  * Client-side deadline of a blocking command (BullMQ's BZPOPMIN on a queue's marker) beyond its
  * own server-side timeout. After a Redis Cluster master is SIGKILLed, a BZPOPMIN sent to it can
  * stay unanswered. BullMQ's own watchdog then gives up on it after timeout + 1 s and resets the
- * blocking connection — and on a Cluster that reset could hang for good (measured in
- * test/cluster.test.ts: `reconnectBlocking` still pending after 30 s while the cluster client
- * said `ready`), so the shard's consumer never took a job again while its jobs piled up in
- * `wait` (22–320 pairs lost in about half the runs). With this grace (below BullMQ's 1 s) ioredis
- * settles the stuck command first, as an ordinary empty wait; the consumer simply asks again,
- * on the promoted node.
+ * blocking connection — and on a Cluster that reset can hang for good (`reconnectBlocking` stays
+ * pending while the cluster client says `ready`), so the shard's consumer would never take a job
+ * again while its jobs pile up in `wait`. With this grace (below BullMQ's 1 s) ioredis settles
+ * the stuck command first, as an ordinary empty wait; the consumer simply asks again, on the
+ * promoted node. test/cluster.test.ts kills a master under load and holds that no pair is lost.
  */
 export const BLOCKING_GRACE_MS = 500;
 /** Client-side deadline of a blocking command that blocks without a timeout of its own. */

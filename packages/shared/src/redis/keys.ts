@@ -54,8 +54,9 @@ export interface Keys {
   sessionMutex(sessionId: string): string;
   /**
    * Hash: one backend's shared state — circuit breaker and learned keepalive method. Field
-   * `state` is `closed` (or absent), `open`, or `probing`; the worker's breaker module owns the
-   * rest (BACKEND_FIELDS; docs/keepalive-policy.md lists them). The metrics gauge reads `state` only.
+   * `state` is `closed` (or absent), `open`, or `probing`. The field names are BACKEND_FIELDS
+   * (state/backend-state.ts; docs/keepalive-policy.md lists them); only the worker's tick scripts
+   * (packages/worker/lua/) write them. The metrics gauge reads `state` only.
    * Tagged: in a slot of its own, so the breaker is one for the whole cluster.
    */
   backend(backendId: string): string;

@@ -16,7 +16,7 @@ export type SwitchReason = "method_not_found" | "ping_failures";
 
 /**
  * Field names of the backend hash `<prefix>:backend:<backendId>` (docs/keepalive-policy.md).
- * Shared by every worker in the cluster; written only by the breaker scripts.
+ * Shared by every worker in the cluster; written only by the worker's tick scripts (packages/worker/lua/).
  */
 export const BACKEND_FIELDS = {
   /** `closed` (or absent) | `open` | `probing`. */
