@@ -71,7 +71,7 @@ export interface KeepaliveWorker {
  * check and moves it at the next): at most lockDuration + 2 × stalledInterval. BullMQ's defaults
  * (30 s, 30 s) make that 90 s. The job lock is renewed every lockDuration / 2 while a tick runs, so
  * it need not outlast a tick; a second above the call timeout, with checks at half that, makes a
- * killed worker's pairs wait at most one interval + 2 × lockDuration (README, Operations).
+ * killed worker's pairs wait at most one interval + 2 × lockDuration (docs/operations.md).
  */
 export function jobTimings(config: KeepaliveConfig): { lockDuration: number; stalledInterval: number } {
   const lockDuration = Math.max(2_000, config.keepalive.timeoutMs + 1_000);
