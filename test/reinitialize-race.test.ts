@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { createTickStore, type KeepaliveEventMap } from "@vmcp-keepalive/worker";
-import { closeRedis, createLocker, createRedis, createVmcpClient, type RedisTarget, type VmcpEvent, type VmcpClient } from "@vmcp-keepalive/shared";
+import { createPairLockStrategy, createTickStore, type KeepaliveEventMap } from "@vmcp-keepalive/worker";
+import { closeRedis, createRedis, createVmcpClient, type RedisTarget, type VmcpEvent, type VmcpClient } from "@vmcp-keepalive/shared";
 import { createLogger, keysOf, parseConfig, redisTargetOf, TypedEmitter } from "@vmcp-keepalive/runtime";
 import { createSessionStore } from "@vmcp-keepalive/scheduler";
 import { expectNoLeakedConnections, flushPrefix, startMcpTestBackend, startRedisCluster, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
@@ -114,7 +114,8 @@ describe.each(TOPOLOGIES)("reinitializeBackend racing keepalive ticks on $name",
     const deps: KeepaliveDeps = {
       config,
       keys,
-      locker: createLocker([redis]),
+      // The worker's default: the pair lock taken inside the tick's begin script.
+      lock: createPairLockStrategy(redis, []),
       store: createTickStore(redis, keys),
       events,
       log: logger,
