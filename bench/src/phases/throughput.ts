@@ -27,19 +27,27 @@ export async function startWorker(ctx: BenchContext, configPath: string, name: s
 }
 
 /**
+ * Registers `sizes.saturationPairs` pairs at a 1 s interval under prefix `bench-<name>` and writes
+ * the workers' config: due jobs always wait for a worker. Returns the config path.
+ */
+export async function seedSaturation(ctx: BenchContext, name: string): Promise<string> {
+  const prefix = `bench-${name}`;
+  ctx.log(`  seeding ${ctx.sizes.saturationPairs} pairs at a 1 s interval`);
+  await registerInProcess(ctx, prefix, ctx.sizes.saturationPairs, 1_000, name);
+  // A saturated worker runs every tick late by design; spreading them as after an outage would
+  // measure fewer calls, not the pipeline's capacity.
+  const document = configDocument(ctx, prefix, 300_000);
+  return writeConfig(ctx.dir, name, { ...document, keepalive: { ...(document["keepalive"] as object), catch_up: "at_once" } });
+}
+
+/**
  * End-to-end keepalives/s at saturation: many pairs with a 1 s interval, so due jobs always wait
  * for a worker; every keepalive is the full path (job scheduler → worker → lock → read → ping →
  * record → release → next job). With one worker process, then two.
  */
 export async function runThroughput(ctx: BenchContext): Promise<ThroughputResult> {
   const { sizes } = ctx;
-  const prefix = "bench-tp";
-  ctx.log(`  seeding ${sizes.saturationPairs} pairs at a 1 s interval`);
-  await registerInProcess(ctx, prefix, sizes.saturationPairs, 1_000, "tp");
-  // A saturated worker runs every tick late by design; spreading them as after an outage would
-  // measure fewer calls, not the pipeline's capacity.
-  const document = configDocument(ctx, prefix, 300_000);
-  const configPath = writeConfig(ctx.dir, "throughput", { ...document, keepalive: { ...(document["keepalive"] as object), catch_up: "at_once" } });
+  const configPath = await seedSaturation(ctx, "tp");
   const workers: Child[] = [];
   try {
     workers.push(await startWorker(ctx, configPath, "worker-1"));

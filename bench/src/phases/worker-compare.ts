@@ -1,10 +1,8 @@
-import { configDocument } from "../config.js";
 import { sleep, type BenchContext } from "../context.js";
-import { PROGRAMS, writeConfig } from "../processes.js";
-import { registerInProcess } from "../registration.js";
+import { PROGRAMS } from "../processes.js";
 import { percentile } from "../measure/stats.js";
 import { measureWindow } from "./plain.js";
-import { startWorker } from "./throughput.js";
+import { seedSaturation, startWorker } from "./throughput.js";
 
 export interface WorkerCompareRound {
   readonly code: "baseline" | "current";
@@ -30,11 +28,7 @@ export interface WorkerCompareResult {
  */
 export async function runWorkerCompare(ctx: BenchContext, baselineProgram: string, rounds = 3): Promise<WorkerCompareResult> {
   const { sizes } = ctx;
-  const prefix = "bench-cmp";
-  ctx.log(`  seeding ${sizes.saturationPairs} pairs at a 1 s interval`);
-  await registerInProcess(ctx, prefix, sizes.saturationPairs, 1_000, "cmp");
-  const document = configDocument(ctx, prefix, 300_000);
-  const configPath = writeConfig(ctx.dir, "compare", { ...document, keepalive: { ...(document["keepalive"] as object), catch_up: "at_once" } });
+  const configPath = await seedSaturation(ctx, "cmp");
   const results: WorkerCompareRound[] = [];
   try {
     for (let round = 0; round < rounds; round++) {
