@@ -4,7 +4,7 @@
  * it; that is why it is a package of its own rather than a part of shared.
  */
 export { parseDuration } from "./duration.js";
-export { ConfigFileSchema, BackendSchema, MAX_TIMER_MS, type ConfigFile } from "./config/schema.js";
+export { ConfigFileSchema, KeepaliveConfigSchema, BackendSchema, MAX_TIMER_MS, type ConfigFile } from "./config/schema.js";
 export { parseConfig, loadConfig, findBackend, ConfigError, ENV_OVERRIDES } from "./config/load.js";
 export type { KeepaliveConfig, BackendConfig, KeepaliveMethod } from "./config/types.js";
 export { redisTargetOf, requireRedisTarget, keysOf } from "./config/redis-target.js";

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml, YAMLParseError } from "yaml";
-import { describeIssues, formatIssuePath, keyLayout } from "@vmcp-keepalive/shared";
-import { ConfigFileSchema, type ConfigFile } from "./schema.js";
-import type { BackendConfig, KeepaliveConfig, KeepaliveMethod } from "./types.js";
+import { describeIssues, formatIssuePath } from "@vmcp-keepalive/shared";
+import { KeepaliveConfigSchema } from "./schema.js";
+import type { BackendConfig, DeepReadonly, KeepaliveConfig } from "./types.js";
 
 /** A config that cannot be used. `problems` are `key: what is wrong` lines. */
 export class ConfigError extends Error {
@@ -66,24 +66,12 @@ function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.ProcessEnv)
   return origins;
 }
 
-function toMethod(b: ConfigFile["backends"][number]): KeepaliveMethod {
-  const m = b.keepalive_method ?? "ping";
-  if (m === "ping") return { kind: "ping" };
-  if (m === "none") return { kind: "none" };
-  return Object.freeze({
-    kind: "tool",
-    tool: m.slice("tool:".length),
-    args: Object.freeze({ ...b.keepalive_tool_args }),
-    everyTick: b.keepalive_tool_every_tick,
-  });
-}
-
-function deepFreeze<T>(value: T): T {
+function deepFreeze<T>(value: T): DeepReadonly<T> {
   if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const v of Object.values(value)) deepFreeze(v);
   }
-  return value;
+  return value as DeepReadonly<T>;
 }
 
 /**
@@ -98,7 +86,7 @@ export function parseConfig(document: unknown, env: NodeJS.ProcessEnv = {}, sour
   const problems: string[] = [];
   const raw = interpolate(document, env, [], problems) as Record<string, unknown>;
   const origins = applyEnvOverrides(raw, env);
-  const result = ConfigFileSchema.safeParse(raw);
+  const result = KeepaliveConfigSchema.safeParse(raw);
   if (!result.success) {
     const labelOf = (key: string) => {
       const origin = origins.get(key);
@@ -107,49 +95,7 @@ export function parseConfig(document: unknown, env: NodeJS.ProcessEnv = {}, sour
     problems.push(...describeIssues(result.error.issues, { noun: "key", root: "(root)", labelOf, quoteUnknown: true }));
   }
   if (problems.length > 0 || !result.success) throw new ConfigError(source, problems);
-  const file = result.data;
-  const backends: BackendConfig[] = file.backends.map((b) => ({
-    id: b.id,
-    url: b.url,
-    stateful: b.stateful,
-    sessionTtlMs: b.session_ttl,
-    method: toMethod(b),
-    methodExplicit: b.keepalive_method !== undefined,
-    intervalMs: b.interval ?? file.keepalive.interval,
-    headers: { ...b.headers },
-  }));
-  const config: KeepaliveConfig = {
-    redis: {
-      mode: file.redis.mode,
-      url: file.redis.url,
-      nodes: [...(file.redis.nodes ?? [])],
-      sentinels: [...(file.redis.sentinels ?? [])],
-      sentinelName: file.redis.sentinel_name,
-      prefix: file.redis.prefix,
-    },
-    lock: { redisUrls: [...file.lock.redis_urls], ttlMs: file.lock.ttl },
-    sessions: { reapIntervalMs: file.sessions.reap_interval, reconcileIntervalMs: file.sessions.reconcile_interval },
-    keepalive: {
-      intervalMs: file.keepalive.interval,
-      timeoutMs: file.keepalive.timeout,
-      concurrency: file.keepalive.concurrency,
-      maxResponseBytes: file.keepalive.max_response_bytes,
-      catchUp: file.keepalive.catch_up,
-      shards: keyLayout(file.redis.mode === "cluster", file.keepalive.shards).shards,
-    },
-    breaker: { failureThreshold: file.breaker.failure_threshold, probeAfterMs: file.breaker.probe_after, minFailureSpanMs: file.breaker.min_failure_span },
-    fallback: { afterFailures: file.fallback.after_failures },
-    registration: {
-      maxMessageBytes: file.registration.max_message_bytes,
-      concurrency: file.registration.concurrency,
-    },
-    http: { host: file.http.host, port: file.http.port, schedulerPort: file.http.scheduler_port, workerPort: file.http.worker_port },
-    admin: { username: file.admin.username, password: file.admin.password },
-    log: { level: file.log.level },
-    backends,
-    source,
-  };
-  return deepFreeze(config);
+  return deepFreeze({ ...result.data, source });
 }
 
 /** Reads and validates a YAML config file. Throws {@link ConfigError}. */

@@ -41,13 +41,13 @@ export const BackendSchema = z
     url: z.string().refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), {
       message: "must be an http:// or https:// URL",
     }),
-    /** Stateless backends (`false`) get no keepalive unless `keepalive_method` is set. @defaultValue true */
+    /** Stateless backends (`false`) get no keepalive unless `keepalive_method` is set. */
     stateful: z.boolean().default(true),
     /** The backend's idle session TTL, when known. */
     session_ttl: duration(1_000, "duration", Number.POSITIVE_INFINITY).optional(),
     /** `ping` | `tool:<name>` | `none`. Absent ⇒ `ping`, subject to the stateless/TTL rules. */
     keepalive_method: z.string().regex(KEEPALIVE_METHOD_RE, "must be ping, none, or tool:<name>").optional(),
-    /** Arguments of the fallback tool call. @defaultValue {} */
+    /** Arguments of the tool call. */
     keepalive_tool_args: z.record(z.string(), z.unknown()).default({}),
     /** Call the tool on every tick instead of ping (backends whose idle timer only tools reset). */
     keepalive_tool_every_tick: z.boolean().default(false),
@@ -66,6 +66,17 @@ export const BackendSchema = z
     }
   });
 
+/**
+ * The config file as written in YAML (snake_case keys), validated.
+ *
+ * Every default is written once, in the `.default()` / `.prefault()` of its own key, beside the
+ * rule that validates it: one place to read a key whole, and the one place docs/configuration.md
+ * is checked against (test/configuration-doc.test.ts). A separate DEFAULTS object would put each
+ * value away from its rule and still need each section to repeat it. Sections use `.prefault({})`:
+ * an absent section is parsed as `{}`, so its keys' own defaults apply (a `.default()` would return
+ * its value unparsed, which is why it needed the whole section written out again). Durations use
+ * `.prefault("5m")`: the default is written as the file would write it and parsed like it.
+ */
 export const ConfigFileSchema = z
   .strictObject({
     redis: z
@@ -73,7 +84,6 @@ export const ConfigFileSchema = z
         /**
          * `standalone`: one node at `url`; `sentinel`: the master `sentinel_name` of `sentinels`;
          * `cluster`: a Redis Cluster through the seed `nodes`.
-         * @defaultValue "standalone"
          */
         mode: z.enum(["standalone", "sentinel", "cluster"]).default("standalone"),
         /**
@@ -96,34 +106,40 @@ export const ConfigFileSchema = z
           .regex(/^[A-Za-z0-9{}_.-]{1,64}$/, "must be 1-64 characters of A-Z a-z 0-9 { } _ . -")
           .default("vmk"),
       })
-      .default({ mode: "standalone", prefix: "vmk" }),
+      .prefault({}),
     lock: z
       .strictObject({
         /** Independent Redis nodes for the Redlock quorum. Empty ⇒ the main Redis. */
         redis_urls: z.array(redisUrl).default([]),
         /**
-         * TTL of the pair lock a worker takes for one keepalive. Absent ⇒ `keepalive.timeout` + 1 s,
-         * so the lock outlives the call. Shorter than the timeout lets a slow call outlive its lock;
-         * epoch fencing keeps pair state correct even then (a late outcome is not recorded).
+         * TTL of the pair lock a worker takes for one keepalive tick. Absent ⇒ the calls a tick may
+         * make × `keepalive.timeout` + 1 s, so the lock outlives the tick: one call (`timeout` + 1 s),
+         * or two for a `tool:<name>` backend that may fall back, ping then the tool (2 × `timeout`
+         * + 1 s). The worker computes it (`lockTtlMs` in its tick). Shorter than that lets a slow call
+         * outlive its lock; epoch fencing keeps pair state correct even then (a late outcome is not
+         * recorded).
          */
         ttl: duration(100).optional(),
       })
-      .default({ redis_urls: [] }),
+      .prefault({}),
     sessions: z
       .strictObject({
         /** How often each scheduler reaps sessions whose sliding TTL or max lifetime has passed. */
-        reap_interval: duration(100).default(30_000),
+        reap_interval: duration(100).prefault("30s"),
         /**
          * How often each scheduler reconciles pairs and job schedulers (both ways): what a crash
          * between two steps, a failover or a restore left out of step is repaired within this.
          */
-        reconcile_interval: duration(100).default(60_000),
+        reconcile_interval: duration(100).prefault("60s"),
       })
-      .default({ reap_interval: 30_000, reconcile_interval: 60_000 }),
+      .prefault({}),
     keepalive: z
       .strictObject({
-        interval: duration(1_000).default(300_000),
-        timeout: duration(100).default(10_000),
+        /** Time between two keepalives of one pair. */
+        interval: duration(1_000).prefault("5m"),
+        /** Timeout of one backend call; must be shorter than `interval`. */
+        timeout: duration(100).prefault("10s"),
+        /** Keepalive jobs one worker runs at once, split evenly over the shards. */
         concurrency: z.number().int().min(1).max(10_000).default(50),
         /**
          * Keepalive queues; a pair goes to one by the hash of its session id. Each shard's queue
@@ -135,7 +151,6 @@ export const ConfigFileSchema = z
          * Most bytes read of one backend answer: a keepalive answer is tiny, and a backend (or a
          * proxy) that sends more must not grow the worker's memory; the call is cut and counts as
          * `protocol_error`.
-         * @defaultValue 65_536
          */
         max_response_bytes: z
           .number()
@@ -146,32 +161,30 @@ export const ConfigFileSchema = z
         /**
          * Ticks that come due while no worker takes them (an outage): `spread` over the next
          * interval (docs/keepalive-policy.md, "After an outage"), or `at_once` when workers are back.
-         * @defaultValue "spread"
          */
         catch_up: z.enum(["spread", "at_once"]).default("spread"),
       })
-      .default({ interval: 300_000, timeout: 10_000, concurrency: 50, max_response_bytes: 65_536, catch_up: "spread" }),
+      .prefault({}),
     breaker: z
       .strictObject({
         /** Consecutive backend failures (all sessions, all workers) that open the breaker. */
         failure_threshold: z.number().int().min(1).max(1_000).default(3),
         /** How long an open breaker waits before its single probe. */
-        probe_after: duration(1_000).default(1_800_000),
+        probe_after: duration(1_000).prefault("30m"),
         /**
          * The consecutive failures that open the breaker must also span at least this long with
          * no success in between: a dead backend still opens it within this time, a blip of a few
          * seconds (thousands of failures under many sessions) never does. 0 = count alone.
-         * @defaultValue 30_000
          */
-        min_failure_span: duration(0).default(30_000),
+        min_failure_span: duration(0).prefault("30s"),
       })
-      .default({ failure_threshold: 3, probe_after: 1_800_000, min_failure_span: 30_000 }),
+      .prefault({}),
     fallback: z
       .strictObject({
         /** Consecutive ping failures (tool working) before a `tool:<name>` backend switches. */
         after_failures: z.number().int().min(1).max(1_000).default(3),
       })
-      .default({ after_failures: 3 }),
+      .prefault({}),
     registration: z
       .strictObject({
         /** Largest accepted message on `vmcp-sessions`, in bytes of JSON. */
@@ -184,11 +197,10 @@ export const ConfigFileSchema = z
         /**
          * Lifecycle messages one scheduler applies at once. Each is a chain of Redis round trips,
          * so more in flight hides their latency (registration rate: docs/benchmarks.md).
-         * @defaultValue 64
          */
         concurrency: z.number().int().min(1).max(1_000).default(64),
       })
-      .default({ max_message_bytes: 65_536, concurrency: 64 }),
+      .prefault({}),
     http: z
       .strictObject({
         /**
@@ -198,25 +210,25 @@ export const ConfigFileSchema = z
         host: z.string().min(1).default("127.0.0.1"),
         /** One port for whichever program reads this file (env HTTP_PORT); `0` = ephemeral. Overrides the two below. */
         port: z.number().int().min(0).max(65_535).optional(),
-        /** Default port of the scheduler. @defaultValue 9464 */
+        /** The scheduler's port when `port` is unset. */
         scheduler_port: z.number().int().min(0).max(65_535).default(9464),
-        /** Default port of the worker: differs from the scheduler's so both run side by side. @defaultValue 9465 */
+        /** The worker's port when `port` is unset: differs from the scheduler's so both run side by side. */
         worker_port: z.number().int().min(0).max(65_535).default(9465),
       })
-      .default({ host: "127.0.0.1", scheduler_port: 9464, worker_port: 9465 }),
+      .prefault({}),
     admin: z
       .strictObject({
-        /** Bull Board basic-auth user. @defaultValue "admin" */
+        /** Bull Board basic-auth user. */
         username: z.string().min(1).max(128).default("admin"),
         /** Bull Board basic-auth password (use `${ENV}`). Without it Bull Board is served only on loopback. */
         password: z.string().min(12, "must be at least 12 characters").max(1_024).optional(),
       })
-      .default({ username: "admin" }),
+      .prefault({}),
     log: z
       .strictObject({
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
       })
-      .default({ level: "info" }),
+      .prefault({}),
     backends: z.array(BackendSchema).default([]),
   })
   .superRefine((file, ctx) => {
@@ -261,4 +273,95 @@ export const ConfigFileSchema = z
     }
   });
 
-export type ConfigFile = z.infer<typeof ConfigFileSchema>;
+/** The config file after validation: snake_case keys, defaults applied, durations in ms. */
+export type ConfigFile = z.output<typeof ConfigFileSchema>;
+
+type FileBackend = ConfigFile["backends"][number];
+
+/**
+ * How a backend is kept alive. `tool` pings first and falls back (see docs/contract.md). Each
+ * variant goes through `Object.freeze` so that TypeScript infers the plain union: from bare object
+ * literals it would add `tool?: never` (and the rest) to the `ping` and `none` variants.
+ */
+function keepaliveMethodOf(b: FileBackend) {
+  const m = b.keepalive_method ?? "ping";
+  if (m === "ping") return Object.freeze({ kind: "ping" as const });
+  if (m === "none") return Object.freeze({ kind: "none" as const });
+  return Object.freeze({
+    kind: "tool" as const,
+    tool: m.slice("tool:".length),
+    args: b.keepalive_tool_args,
+    /** Call the tool on every tick; never ping. */
+    everyTick: b.keepalive_tool_every_tick,
+  });
+}
+
+function backendOf(b: FileBackend, file: ConfigFile) {
+  return {
+    id: b.id,
+    url: b.url,
+    stateful: b.stateful,
+    sessionTtlMs: b.session_ttl,
+    method: keepaliveMethodOf(b),
+    /** True when the file set `keepalive_method`; an explicit method overrides the stateless/TTL defaults. */
+    methodExplicit: b.keepalive_method !== undefined,
+    /** Effective interval (the backend's own, else the server's). */
+    intervalMs: b.interval ?? file.keepalive.interval,
+    headers: { ...b.headers },
+  };
+}
+
+/**
+ * The file's keys as the programs read them: camelCase, durations named `…Ms`, optional lists
+ * resolved to `[]`, the keepalive method parsed, each backend's effective interval and the shard
+ * count resolved. Its output type is the source of the `KeepaliveConfig` types (types.ts).
+ */
+function toKeepaliveConfig(file: ConfigFile) {
+  return {
+    redis: {
+      mode: file.redis.mode,
+      /** Standalone: the node; sentinel: credentials/db/TLS of the data nodes (optional). */
+      url: file.redis.url,
+      nodes: file.redis.nodes ?? [],
+      sentinels: file.redis.sentinels ?? [],
+      sentinelName: file.redis.sentinel_name,
+      prefix: file.redis.prefix,
+    },
+    lock: {
+      redisUrls: file.lock.redis_urls,
+      /** Worker pair-lock TTL; undefined ⇒ computed per tick from `keepalive.timeoutMs` (see `lock.ttl`). */
+      ttlMs: file.lock.ttl,
+    },
+    sessions: { reapIntervalMs: file.sessions.reap_interval, reconcileIntervalMs: file.sessions.reconcile_interval },
+    keepalive: {
+      intervalMs: file.keepalive.interval,
+      timeoutMs: file.keepalive.timeout,
+      concurrency: file.keepalive.concurrency,
+      maxResponseBytes: file.keepalive.max_response_bytes,
+      /** `keepalive.catch_up`: overdue ticks after an outage spread over the next interval, or called at once. */
+      catchUp: file.keepalive.catch_up,
+      /** Keepalive shards (resolved: 16 in cluster mode, else 1, unless set). */
+      shards: keyLayout(file.redis.mode === "cluster", file.keepalive.shards).shards,
+    },
+    breaker: { failureThreshold: file.breaker.failure_threshold, probeAfterMs: file.breaker.probe_after, minFailureSpanMs: file.breaker.min_failure_span },
+    fallback: { afterFailures: file.fallback.after_failures },
+    registration: { maxMessageBytes: file.registration.max_message_bytes, concurrency: file.registration.concurrency },
+    http: {
+      host: file.http.host,
+      /** Set ⇒ both programs use it (HTTP_PORT); else each its own default below. */
+      port: file.http.port,
+      schedulerPort: file.http.scheduler_port,
+      workerPort: file.http.worker_port,
+    },
+    /** Bull Board credentials; `password` undefined ⇒ no auth, allowed only on a loopback host. */
+    admin: { username: file.admin.username, password: file.admin.password },
+    log: { level: file.log.level },
+    backends: file.backends.map((b) => backendOf(b, file)),
+  };
+}
+
+/**
+ * The file validated and turned into the programs' view of it ({@link toKeepaliveConfig}). The
+ * transform runs only on a file that passed every check, so it cannot fail.
+ */
+export const KeepaliveConfigSchema = ConfigFileSchema.transform(toKeepaliveConfig);
