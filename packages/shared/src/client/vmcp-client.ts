@@ -58,7 +58,7 @@ export interface VmcpClientOptions {
   /**
    * How long `reinitializeBackend` waits for the pair lock: while someone else holds it, or while
    * its Redis is still making its first connection (a lock Redis that is down is not waited for).
-   * A worker holds it for one tick at most (its lock TTL, see `lock.ttl` in the README: up to two
+   * A worker holds it for one tick at most (its lock TTL, see `lock.ttl` in docs/configuration.md: up to two
    * calls on a fallback backend), so set this just above the workers' longest lock TTL: longer
    * never helps, shorter makes a re-initialize proceed without the lock while a keepalive is
    * legitimately in flight.
