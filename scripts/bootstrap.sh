@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# Installs what vmcp-keepalive needs on a machine that has only Node (>= 20) and npm:
-# Debian's redis-server (and, with --test, the test tools: prometheus for promtool, chromium),
-# pnpm, and the workspace dependencies. Safe to run again: it skips what is already there.
+# Installs what vmcp-keepalive needs on a machine that has only Node (>= 20) and npm: Debian's
+# redis-server, pnpm, and the workspace dependencies; with --test also the test tools that
+# `pnpm test` needs (prometheus for promtool, chromium for the Bull Board test). `npm run demo`
+# and `.ci/run` both pass --test, so the README's second command works after its first.
+# Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_test_tools=0
-[[ "${1:-}" == "--test" ]] && want_test_tools=1
+for arg in "$@"; do
+  case "$arg" in
+    --test) want_test_tools=1 ;;
+    *) echo "bootstrap: unknown argument $arg (usage: bootstrap.sh [--test])" >&2; exit 2 ;;
+  esac
+done
 
 PNPM_VERSION=10.34.8
 apt_packages=()
@@ -27,6 +34,9 @@ if (( ${#apt_packages[@]} > 0 )); then
     echo "bootstrap: installing ${apt_packages[*]} (apt-get)"
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+  elif command -v redis-server >/dev/null 2>&1; then
+    # Only test tools are missing: the demo runs without them; `pnpm test` needs them.
+    echo "bootstrap: no apt-get here; install ${apt_packages[*]} yourself before \`pnpm test\` (e.g. brew install prometheus chromium)" >&2
   else
     echo "bootstrap: please install ${apt_packages[*]} (no apt-get here; e.g. brew install redis)" >&2
     exit 1
@@ -37,7 +47,10 @@ fi
 if ! command -v pnpm >/dev/null 2>&1 || [[ "$(pnpm --version 2>/dev/null)" != "$PNPM_VERSION" ]]; then
   # corepack's signature check fails against some registries; a global npm install does not.
   echo "bootstrap: installing pnpm@$PNPM_VERSION"
-  npm install -g --silent "pnpm@$PNPM_VERSION"
+  # Node from Debian or NodeSource has its global prefix under /usr: root's to write.
+  npm_sudo=""
+  if [[ ! -w "$(npm prefix -g)/lib" && $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1; then npm_sudo="sudo"; fi
+  $npm_sudo npm install -g --silent "pnpm@$PNPM_VERSION"
 fi
 
 pnpm install --frozen-lockfile --reporter=append-only

@@ -1,6 +1,7 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
@@ -129,6 +130,43 @@ describe("deployment files", () => {
     expect(Number(expose("scheduler"))).toBe(defaults.http.schedulerPort);
     expect(Number(expose("worker"))).toBe(defaults.http.workerPort);
     expect(read(".dockerignore")).toMatch(/node_modules/);
+  });
+
+  it("Dockerfile: the production install (its own command, on the manifests it copies) holds no test tooling", () => {
+    // The manifests and lockfile the build stage copies before its first install.
+    const build = targets.get("build")!.lines;
+    const firstInstall = build.findIndex((l) => /^RUN pnpm install/.test(l));
+    const copies = build
+      .slice(0, firstInstall)
+      .filter((l) => /^COPY\s/i.test(l))
+      .flatMap((l) => {
+        const paths = l.split(/\s+/).slice(1);
+        const dest = paths.at(-1)!;
+        return paths.slice(0, -1).map((src) => ({ src, dest: dest.endsWith("/") ? join(dest, basename(src)) : dest }));
+      });
+    expect(copies.map((c) => c.src)).toContain("packages/demo/package.json");
+    const prodInstall = targets
+      .get("prod-deps")!
+      .lines.map((l) => /pnpm install [^&]*--prod[^&]*/.exec(l)?.[0].trim())
+      .find(Boolean);
+    expect(prodInstall, "the prod-deps stage runs pnpm install --prod").toBeDefined();
+    const dir = mkdtempSync(join(tmpdir(), "vmk-image-deps-"));
+    try {
+      for (const { src, dest } of copies) {
+        mkdirSync(dirname(join(dir, dest)), { recursive: true });
+        copyFileSync(join(ROOT, src), join(dir, dest));
+      }
+      // From this checkout's store, without the network or install scripts.
+      const store = spawnSync("pnpm", ["store", "path"], { cwd: ROOT, encoding: "utf8" }).stdout.trim();
+      const args = [...prodInstall!.split(/\s+/).slice(1), "--offline", "--ignore-scripts", "--store-dir", store];
+      const r = spawnSync("pnpm", args, { cwd: dir, encoding: "utf8", env: { ...process.env, CI: "true" } });
+      expect(r.status, `pnpm ${args.join(" ")}: ${r.stdout}${r.stderr}`).toBe(0);
+      const installed = readdirSync(join(dir, "node_modules/.pnpm"));
+      expect(installed.some((p) => p.startsWith("bullmq@"))).toBe(true);
+      expect(installed.filter((p) => /^(@vitest\+|vitest@|playwright)/.test(p))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("docker-compose.yml: Redis with AOF, 2 schedulers, 3 workers, demo backend and vMCP, Prometheus", () => {

@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { closeRedis, createKeys, createRedis, createSessionPublisher, keyLayout, type RedisTarget } from "@vmcp-keepalive/shared";
 import { parseDuration } from "@vmcp-keepalive/runtime";
 import { initializeBackendSession } from "./demo-vmcp-session.js";
+import { boundedStep, endSessions } from "./stop-steps.js";
 
 /**
  * A stand-in vMCP for docker-compose and Kubernetes demos: keeps `--sessions` sessions open on
@@ -58,13 +59,20 @@ async function main(): Promise<void> {
 
   let stopping = false;
   const timers: NodeJS.Timeout[] = [];
+  // Each step has a deadline (a Redis that is gone must not hold up the stop); a second signal
+  // exits at once.
   const stop = async () => {
-    if (stopping) return;
+    if (stopping) {
+      say("second signal: exiting now");
+      process.exit(1);
+    }
     stopping = true;
     timers.forEach(clearInterval);
-    for (const id of live) await publisher.end(id, "demo vMCP stopped").catch(() => {});
-    await publisher.close();
-    await closeRedis(redis);
+    await boundedStep(say, `publish session.ended for ${live.length} sessions`, 3_000, () => endSessions(publisher, live, "demo vMCP stopped"));
+    await boundedStep(say, "close the Redis connection", 2_000, async () => {
+      await publisher.close();
+      await closeRedis(redis);
+    });
     say("stopped");
     process.exit(0);
   };

@@ -1,4 +1,4 @@
-import { UnrecoverableError, Worker, type Job, type JobJson } from "bullmq";
+import { ErrorCode, UnrecoverableError, Worker, type Job, type JobJson } from "bullmq";
 import type { RedisConnection } from "@vmcp-keepalive/shared";
 import { parseSessionMessage, QUEUE_SESSIONS, type Locker, type QueueLocation } from "@vmcp-keepalive/shared";
 import type { RegistrationEventMap } from "./registration-events.js";
@@ -14,6 +14,14 @@ import { withSessionMutex } from "./session-mutex.js";
  * message may stall several times (schedulers killed one after another) before it is given up.
  */
 export const REGISTRATION_JOB_TIMINGS = { lockDuration: 3_000, stalledInterval: 1_500, maxStalledCount: 10 } as const;
+
+/**
+ * BullMQ's codes for "this consumer no longer holds the job's lock" when it completes or fails a
+ * job (`moveToFinished`): the lock expired and the job was redelivered, to this or another
+ * scheduler. Harmless here: each delivery applies the message under the session mutex, and a
+ * repeated message is a sequence-checked duplicate that changes nothing.
+ */
+const LOST_LOCK_CODES: ReadonlySet<unknown> = new Set([ErrorCode.JobLockNotExist, ErrorCode.JobLockMismatch]);
 
 /** Jobs whose stored `data` was not JSON, with the parser's complaint. */
 const unparsable = new WeakMap<Job, string>();
@@ -99,6 +107,24 @@ export function createRegistrationConsumer(
       ...REGISTRATION_JOB_TIMINGS,
     },
   );
-  worker.on("error", (err) => log.error({ err }, "registration consumer error"));
+  // A lock renewal that fails (the job was redelivered while this delivery still ran) comes as a
+  // `lockRenewalFailed` event with the job ids, followed in the same tick by one plain Error per
+  // id whose only mark is its text. The event is logged; the plain Errors of that tick are
+  // counted off instead of matching BullMQ's wording.
+  let renewalErrorsExpected = 0;
+  worker.on("lockRenewalFailed", (jobIds: string[]) => {
+    log.warn({ jobIds, queue: QUEUE_SESSIONS }, "registration message lock could not be renewed: the job was redelivered; harmless, a repeated message is a sequence-checked duplicate");
+    renewalErrorsExpected += jobIds.length;
+    setImmediate(() => (renewalErrorsExpected = 0));
+  });
+  worker.on("error", (err: Error & { code?: unknown }) => {
+    if (LOST_LOCK_CODES.has(err.code)) {
+      log.warn({ err, queue: QUEUE_SESSIONS }, "registration message lock lost before it finished: the job was redelivered; harmless, a repeated message is a sequence-checked duplicate");
+    } else if (renewalErrorsExpected > 0 && err.code === undefined) {
+      renewalErrorsExpected--;
+    } else {
+      log.error({ err }, "registration consumer error");
+    }
+  });
   return worker;
 }
