@@ -27,7 +27,7 @@ import {
   type Readiness,
 } from "@vmcp-keepalive/runtime";
 import { attachKeepaliveMetrics, createKeepaliveMetrics } from "./metrics/keepalive-metrics.js";
-import { createKeepAliveFetch } from "./protocol/keep-alive-fetch.js";
+import { createBackendClient } from "./protocol/backend-client.js";
 import { createTickStore } from "./store/tick-store.js";
 import type { KeepaliveEventMap } from "./tick/keepalive-events.js";
 import { runKeepalive, type KeepaliveDeps, type KeepaliveJobResult } from "./tick/run-tick.js";
@@ -116,7 +116,7 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
   });
 
   // One pool of keep-alive connections to the backends for every tick of this worker.
-  const backendHttp = createKeepAliveFetch({ maxResponseBytes: config.keepalive.maxResponseBytes });
+  const backendHttp = createBackendClient({ maxResponseBytes: config.keepalive.maxResponseBytes });
   const events = new TypedEmitter<KeepaliveEventMap>((event, err) => log.error({ err, event }, "event listener failed"));
   const metrics = createKeepaliveMetrics(registry);
   attachKeepaliveMetrics(events, metrics);
@@ -137,7 +137,7 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
       await keepaliveQueues[keys.shardOf(sessionId)]!.removeJobScheduler(schedulerId(sessionId, backendId));
     },
     publishEvent: (event) => vmcpEvents.publish(event),
-    fetch: backendHttp.fetch,
+    backend: backendHttp,
     // Locks on the main Redis (no separate lock nodes): the lock rides in the tick's scripts,
     // two round trips less per keepalive (docs/benchmarks.md). Several nodes: Redlock quorum.
     lockInTick: config.lock.redisUrls.length === 0,

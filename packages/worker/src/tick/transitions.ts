@@ -1,6 +1,6 @@
 import type { VmcpEvent } from "@vmcp-keepalive/shared";
 import type { BackendConfig, Logger, TypedEmitter } from "@vmcp-keepalive/runtime";
-import type { McpCallResult } from "../protocol/mcp-call.js";
+import type { McpCallResult } from "../protocol/backend-client.js";
 import type { FinishResult } from "../store/tick-store.js";
 import type { CallMethod, MethodOp } from "./plan.js";
 import type { KeepaliveEventMap } from "./keepalive-events.js";
