@@ -20,15 +20,6 @@ export {
   type BreakerTransition,
   type MethodTransition,
 } from "./store/tick-store.js";
-export {
-  createBackendClient,
-  defaultBackendClient,
-  KEEPALIVE_ID_PREFIX,
-  type BackendClient,
-  type BackendClientOptions,
-  type McpTarget,
-  type McpRequest,
-  type McpCallResult,
-} from "./protocol/backend-client.js";
+export { createBackendClient, KEEPALIVE_ID_PREFIX, type BackendClient, type BackendClientOptions, type McpTarget, type McpRequest, type McpCallResult } from "./protocol/backend-client.js";
 export { classifyError, classifyHttpStatus, classifyHttpError, classifyRpcError, type Classified } from "./protocol/classify.js";
 export { createKeepaliveMetrics, attachKeepaliveMetrics, LATENCY_BUCKETS_MS, type KeepaliveMetrics } from "./metrics/keepalive-metrics.js";

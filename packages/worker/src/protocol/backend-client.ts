@@ -104,7 +104,8 @@ export function createBackendClient(options: BackendClientOptions): BackendClien
 
   // A request that fails before any answer on a connection that already carried answers was most
   // likely sent as the server closed the idle connection (a race every keep-alive client has);
-  // it is sent once more on a fresh connection. Reset errors from sockets that had read bytes are
+  // it is sent once more on a fresh connection (a ping, or the cheap read-only tool a keepalive
+  // is configured with, is safe to send twice). Reset errors from sockets that had read bytes are
   // remembered here (undici hands the socket's own error to the request); undici's "other side
   // closed" error carries the socket's counters itself.
   const resetAfterReuse = new WeakSet<object>();
