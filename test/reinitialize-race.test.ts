@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { createPairLockStrategy, createTickStore, type KeepaliveEventMap } from "@vmcp-keepalive/worker";
+import { createBackendClient, createPairLockStrategy, createTickStore, type KeepaliveEventMap } from "@vmcp-keepalive/worker";
 import { closeRedis, createRedis, createVmcpClient, type RedisTarget, type VmcpEvent, type VmcpClient } from "@vmcp-keepalive/shared";
 import { createLogger, keysOf, parseConfig, redisTargetOf, TypedEmitter } from "@vmcp-keepalive/runtime";
 import { createSessionStore } from "@vmcp-keepalive/scheduler";
@@ -111,6 +111,8 @@ describe.each(TOPOLOGIES)("reinitializeBackend racing keepalive ticks on $name",
     const events = new TypedEmitter<KeepaliveEventMap>();
     const store = createSessionStore(redis, keys);
     const published: VmcpEvent[] = [];
+    const backendClient = createBackendClient({ maxResponseBytes: 65_536 });
+    cleanups.unshift(() => backendClient.close());
     const deps: KeepaliveDeps = {
       config,
       keys,
@@ -122,6 +124,7 @@ describe.each(TOPOLOGIES)("reinitializeBackend racing keepalive ticks on $name",
       now: Date.now,
       removeScheduler: (s, b) => scheduler!.pairs.remove(s, b),
       publishEvent: async (e) => void published.push(e),
+      backend: backendClient,
     };
 
     const first = await initializeSession(backend.url);

@@ -14,7 +14,7 @@ import {
   type Readiness,
 } from "@vmcp-keepalive/runtime";
 import { attachKeepaliveMetrics, createKeepaliveMetrics } from "./metrics/keepalive-metrics.js";
-import { createKeepAliveFetch } from "./protocol/keep-alive-fetch.js";
+import { createBackendClient } from "./protocol/backend-client.js";
 import { createTickStore } from "./store/tick-store.js";
 import type { KeepaliveEventMap } from "./tick/keepalive-events.js";
 import { processKeepaliveJob } from "./tick/keepalive-job.js";
@@ -106,7 +106,7 @@ export function createTickRunner(options: Omit<WorkerOptions, "http">): TickRunn
   });
 
   // One pool of keep-alive connections to the backends for every tick of this worker.
-  const backendHttp = createKeepAliveFetch({ maxResponseBytes: config.keepalive.maxResponseBytes });
+  const backendHttp = createBackendClient({ maxResponseBytes: config.keepalive.maxResponseBytes });
   const events = new TypedEmitter<KeepaliveEventMap>((event, err) => log.error({ err, event }, "event listener failed"));
   attachKeepaliveMetrics(events, createKeepaliveMetrics(registry));
   // Logs subscribe like metrics do: failures and skips are logged by the core with their reason;
@@ -125,7 +125,7 @@ export function createTickRunner(options: Omit<WorkerOptions, "http">): TickRunn
       await keepaliveQueues[keys.shardOf(sessionId)]!.removeJobScheduler(schedulerId(sessionId, backendId));
     },
     publishEvent: (event) => vmcpEvents.publish(event),
-    fetch: backendHttp.fetch,
+    backend: backendHttp,
   };
 
   return {

@@ -25,7 +25,6 @@ export {
   type BreakerTransition,
   type MethodTransition,
 } from "./store/tick-store.js";
-export { callMcp, KEEPALIVE_ID_PREFIX, type CallMcpOptions, type McpTarget, type McpRequest, type McpCallResult } from "./protocol/mcp-call.js";
-export { createKeepAliveFetch, ResponseTooLargeError, type FetchLike, type KeepAliveFetch, type KeepAliveFetchOptions } from "./protocol/keep-alive-fetch.js";
-export { classifyError, classifyHttpStatus, classifyRpcError, CallTimeoutError, type Classified } from "./protocol/classify.js";
+export { createBackendClient, KEEPALIVE_ID_PREFIX, type BackendClient, type BackendClientOptions, type McpTarget, type McpRequest, type McpCallResult } from "./protocol/backend-client.js";
+export { classifyError, classifyHttpStatus, classifyHttpError, classifyRpcError, type Classified } from "./protocol/classify.js";
 export { createKeepaliveMetrics, attachKeepaliveMetrics, LATENCY_BUCKETS_MS, type KeepaliveMetrics } from "./metrics/keepalive-metrics.js";

@@ -1,14 +1,10 @@
-import { StreamableHTTPError } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { ErrorCode } from "@modelcontextprotocol/sdk/types.js";
 import type { FailureReason } from "@vmcp-keepalive/shared";
 
-/** Raised by our per-call AbortController when the call timeout passes. */
-export class CallTimeoutError extends Error {
-  constructor(timeoutMs: number) {
-    super(`no answer within ${timeoutMs} ms`);
-    this.name = "CallTimeoutError";
-  }
-}
+/**
+ * The one place that turns what a backend call ended with into a bounded reason. It reads HTTP
+ * status codes, JSON-RPC error codes and the `code` of an error (undici's errors and Node's
+ * system errors carry one) — never the text of another library's message.
+ */
 
 export interface Classified {
   readonly reason: FailureReason;
@@ -16,6 +12,13 @@ export interface Classified {
   readonly httpStatus?: number;
 }
 
+/** JSON-RPC "method not found" (the backend does not implement ping). */
+export const JSONRPC_METHOD_NOT_FOUND = -32601;
+
+/** undici's timeouts waiting for the answer: the backend is slower than the call allows. */
+const TIMEOUT_CODES = new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT"]);
+
+/** The connection could not be made or was lost (a connect timeout is a connection failure). */
 const CONNECTION_CODES = new Set([
   "ECONNREFUSED",
   "ECONNRESET",
@@ -24,14 +27,18 @@ const CONNECTION_CODES = new Set([
   "ENOTFOUND",
   "EAI_AGAIN",
   "EPIPE",
+  "ETIMEDOUT",
   "UND_ERR_SOCKET",
   "UND_ERR_CONNECT_TIMEOUT",
   "UND_ERR_CLOSED",
-  "ERR_STREAM_PREMATURE_CLOSE",
-  "ETIMEDOUT",
+  "UND_ERR_DESTROYED",
 ]);
 
-function errorCode(err: unknown): string | undefined {
+/** The answer's body went past `maxResponseSize`; undici cut the connection. */
+export const RESPONSE_TOO_LARGE_CODE = "UND_ERR_RES_EXCEEDED_MAX_SIZE";
+
+/** The first string `code` on an error or its `cause` chain. */
+export function errorCode(err: unknown): string | undefined {
   let current: unknown = err;
   for (let depth = 0; depth < 5 && current && typeof current === "object"; depth++) {
     const code = (current as { code?: unknown }).code;
@@ -55,48 +62,43 @@ export function classifyHttpStatus(status: number): FailureReason {
  * that error's code and message — never the rest of the body. A backend or proxy may echo the
  * request back (headers included: the configured credentials), so an unknown body is only sized.
  */
-function httpErrorDetail(status: number, message: string): string {
+export function httpErrorDetail(status: number, body: string): string {
   const head = `HTTP ${status}`;
-  // The SDK's message is `Streamable HTTP error: Error POSTing to endpoint: <body>`.
-  const body = message.replace(/^(?:Streamable HTTP error: )?Error [A-Z]+ing to endpoint: ?/, "");
   try {
-    const parsed = JSON.parse(body) as { error?: { code?: unknown; message?: unknown } };
+    const parsed = JSON.parse(body) as { error?: { code?: unknown; message?: unknown } } | null;
     if (parsed && typeof parsed.error?.code === "number") {
       return `${head}: JSON-RPC ${parsed.error.code} ${String(parsed.error.message ?? "").slice(0, 200)}`.trimEnd();
     }
   } catch {
-    // Not JSON: fall through.
+    // Not JSON: only its size is logged.
   }
   return body.length > 0 ? `${head} (body of ${Buffer.byteLength(body)} bytes not logged)` : head;
 }
 
-/**
- * The one place that turns whatever a backend call threw into a bounded reason. Unit-tested
- * against real responses (test/classify.test.ts).
- */
-export function classifyError(err: unknown): Classified {
-  const message = err instanceof Error ? err.message : String(err);
-  if (err instanceof CallTimeoutError) return { reason: "timeout", detail: message };
-  if (err instanceof StreamableHTTPError) {
-    const status = err.code;
-    if (typeof status === "number" && status >= 100) {
-      return { reason: classifyHttpStatus(status), detail: httpErrorDetail(status, message), httpStatus: status };
-    }
-    return { reason: "protocol_error", detail: message.slice(0, 200) };
-  }
-  if (err instanceof Error && (err.name === "AbortError" || err.name === "TimeoutError")) {
-    return { reason: "timeout", detail: message };
-  }
-  const code = errorCode(err);
-  if (code && CONNECTION_CODES.has(code)) return { reason: "connection_error", detail: `${code}: ${message}` };
-  if (err instanceof TypeError && /fetch failed|terminated|socket/i.test(message)) {
-    return { reason: "connection_error", detail: message };
-  }
-  return { reason: "protocol_error", detail: message.slice(0, 300) };
+/** A failed answer with an HTTP status outside 2xx. */
+export function classifyHttpError(status: number, body: string): Classified {
+  return { reason: classifyHttpStatus(status), detail: httpErrorDetail(status, body), httpStatus: status };
 }
 
 /** A JSON-RPC error answer: -32601 is "method not found"; anything else is a protocol error. */
 export function classifyRpcError(code: number, message: string): Classified {
-  if (code === ErrorCode.MethodNotFound) return { reason: "method_not_found", detail: `${code}: ${message}` };
+  if (code === JSONRPC_METHOD_NOT_FOUND) return { reason: "method_not_found", detail: `${code}: ${message}` };
   return { reason: "protocol_error", detail: `${code}: ${message}`.slice(0, 300) };
+}
+
+/**
+ * What a call threw, by its `code`: undici's answer timeouts → `timeout`; connection failures
+ * (refused, reset, DNS, connect timeout, socket closed) → `connection_error`; a body over the
+ * size limit, unparsable JSON and anything else → `protocol_error`. The call's own deadline is
+ * decided by the caller, which knows whether its timer fired.
+ */
+export function classifyError(err: unknown, maxResponseBytes: number): Classified {
+  const message = err instanceof Error ? err.message : String(err);
+  const code = errorCode(err);
+  if (code !== undefined) {
+    if (TIMEOUT_CODES.has(code)) return { reason: "timeout", detail: `${code}: ${message}` };
+    if (CONNECTION_CODES.has(code)) return { reason: "connection_error", detail: `${code}: ${message}` };
+    if (code === RESPONSE_TOO_LARGE_CODE) return { reason: "protocol_error", detail: `response body larger than ${maxResponseBytes} bytes; connection cut` };
+  }
+  return { reason: "protocol_error", detail: message.slice(0, 300) };
 }

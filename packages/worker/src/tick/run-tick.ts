@@ -1,7 +1,6 @@
 import type { KeepaliveOutcome, Keys, SkipReason, VmcpEvent } from "@vmcp-keepalive/shared";
 import { findBackend, type BackendConfig, type KeepaliveConfig, type Logger, type TypedEmitter } from "@vmcp-keepalive/runtime";
-import { callMcp, type McpCallResult } from "../protocol/mcp-call.js";
-import type { FetchLike } from "../protocol/keep-alive-fetch.js";
+import type { BackendClient, McpCallResult } from "../protocol/backend-client.js";
 import { jittered, type FinishResult, type TickStart, type TickStore } from "../store/tick-store.js";
 import type { KeepaliveEventMap } from "./keepalive-events.js";
 import { hasFallback, nextCall, planRecord, type CallMethod, type MethodOp } from "./plan.js";
@@ -38,8 +37,8 @@ export interface KeepaliveDeps {
   readonly removeScheduler: (sessionId: string, backendId: string) => Promise<void>;
   /** Publishes an event on `vmcp-events`. A failure is logged here, never thrown out of a tick. */
   readonly publishEvent: (event: VmcpEvent) => Promise<void>;
-  /** HTTP layer for backend calls (the worker's keep-alive pool). @defaultValue the process-wide pool */
-  readonly fetch?: FetchLike;
+  /** Client for backend calls: the worker's pool of keep-alive connections. */
+  readonly backend: BackendClient;
   /** Source of the probe/ping-retry jitter. @defaultValue Math.random */
   readonly random?: () => number;
 }
@@ -135,7 +134,7 @@ async function callAndRecord(deps: KeepaliveDeps, log: Logger, backend: BackendC
   for (let next = nextCall(method, start, made); next !== undefined; next = nextCall(method, start, made)) {
     events.emit("attempt", { backendId, sessionId, method: next });
     const request = next === "tool" && method.kind === "tool" ? { method: "tools/call" as const, tool: method.tool, args: method.args } : { method: "ping" as const };
-    const result = await callMcp(target, request, config.keepalive.timeoutMs, deps.fetch ? { fetch: deps.fetch } : {});
+    const result = await deps.backend.call(target, request, config.keepalive.timeoutMs);
     if (result.ok) events.emit("success", { backendId, sessionId, method: next, latencyMs: result.latencyMs });
     else {
       events.emit("failure", { backendId, sessionId, method: next, latencyMs: result.latencyMs, reason: result.reason, detail: result.detail });

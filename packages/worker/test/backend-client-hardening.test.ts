@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { callMcp, createKeepAliveFetch, type KeepAliveFetch } from "../src/index.js";
+import { createBackendClient, type BackendClient } from "../src/index.js";
 
 /*
  * What a hostile or broken backend (or a proxy in front of it) can send back: bodies of any size,
@@ -9,9 +9,9 @@ import { callMcp, createKeepAliveFetch, type KeepAliveFetch } from "../src/index
  */
 const SECRET = "Bearer s3cr3t-token-0123456789";
 const servers: Server[] = [];
-const pools: KeepAliveFetch[] = [];
+const pools: BackendClient[] = [];
 afterEach(async () => {
-  for (const p of pools.splice(0)) p.close();
+  for (const p of pools.splice(0)) await p.close();
   for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
 });
 
@@ -42,20 +42,20 @@ function stream(res: ServerResponse, contentType: string, total: number): void {
   more();
 }
 
-const pool = (maxResponseBytes?: number) => {
-  const p = createKeepAliveFetch(maxResponseBytes === undefined ? {} : { maxResponseBytes });
+const pool = (maxResponseBytes = 65_536) => {
+  const p = createBackendClient({ maxResponseBytes });
   pools.push(p);
-  return p.fetch;
+  return p;
 };
 const target = (url: string) => ({ url, sessionId: "s-1", protocolVersion: "2025-06-18", headers: { authorization: SECRET } });
 
 describe("backend answers the worker must survive", () => {
   it("40 calls answered with 25 MB bodies: each is cut at the cap as protocol_error, memory stays flat", async () => {
     const url = await serve((_req, res) => stream(res, "application/json", 25 * 1024 * 1024));
-    const fetch = pool(65_536);
+    const client = pool(65_536);
     global.gc?.();
     const before = process.memoryUsage().rss;
-    const results = await Promise.all(Array.from({ length: 40 }, () => callMcp(target(url), { method: "ping" }, 10_000, { fetch })));
+    const results = await Promise.all(Array.from({ length: 40 }, () => client.call(target(url), { method: "ping" }, 10_000)));
     const grew = process.memoryUsage().rss - before;
     for (const r of results) expect(r).toMatchObject({ ok: false, reason: "protocol_error", detail: expect.stringContaining("larger than 65536 bytes") });
     // Uncapped, the 40 bodies alone are 1 GB in this process.
@@ -65,7 +65,7 @@ describe("backend answers the worker must survive", () => {
 
   it("a reply stream (SSE) past the cap ends the call at once as protocol_error, not at the timeout", async () => {
     const url = await serve((_req, res) => stream(res, "text/event-stream", 25 * 1024 * 1024));
-    const r = await callMcp(target(url), { method: "ping" }, 10_000, { fetch: pool(65_536) });
+    const r = await pool(65_536).call(target(url), { method: "ping" }, 10_000);
     expect(r).toMatchObject({ ok: false, reason: "protocol_error" });
     expect(r.latencyMs).toBeLessThan(5_000);
   });
@@ -74,7 +74,7 @@ describe("backend answers the worker must survive", () => {
     const url = await serve((req, res) => {
       res.writeHead(500, { "content-type": "text/plain" }).end(`upstream failed; request headers were: ${JSON.stringify(req.headers)}`);
     });
-    const r = await callMcp(target(url), { method: "ping" }, 5_000, { fetch: pool() });
+    const r = await pool().call(target(url), { method: "ping" }, 5_000);
     expect(r).toMatchObject({ ok: false, reason: "http_5xx", httpStatus: 500 });
     if (r.ok) return;
     expect(r.detail).toMatch(/^HTTP 500 \(body of \d+ bytes not logged\)$/);
@@ -86,7 +86,7 @@ describe("backend answers the worker must survive", () => {
       const echo = { jsonrpc: "2.0", id: null, error: { code: -32603, message: `bad auth ${String(req.headers["authorization"])}` } };
       res.writeHead(502, { "content-type": "application/json" }).end(JSON.stringify(echo));
     });
-    const r = await callMcp(target(url), { method: "ping" }, 5_000, { fetch: pool() });
+    const r = await pool().call(target(url), { method: "ping" }, 5_000);
     expect(r).toMatchObject({ ok: false, reason: "http_5xx" });
     if (r.ok) return;
     expect(r.detail).toBe("HTTP 502: JSON-RPC -32603 bad auth [redacted]");
