@@ -16,7 +16,8 @@ const CHROMIUM = process.env["CHROMIUM_PATH"] ?? "/usr/bin/chromium";
 const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
 /**
- * Acceptance 2 (issue 5): headless Chromium on Bull Board at /admin/queues of a real scheduler.
+ * Operators inspect jobs in Bull Board, behind authentication: headless Chromium on
+ * /admin/queues of a real scheduler.
  * Without credentials: 401. Logged in: the keepalive job scheduler of a registered pair and a
  * rejected registration with its reason are on screen. Screenshots go to test-artifacts/.
  */
@@ -96,8 +97,8 @@ describe("Bull Board on the scheduler", () => {
     expect(response.status()).toBe(401);
     expect(response.headers()["www-authenticate"]).toMatch(/^Basic realm=/);
     expect(navigation).toMatch(/ERR_INVALID_AUTH_CREDENTIALS|401/);
-    // An artifact, not an assertion: Chromium sometimes cannot capture its own error page
-    // ("Unable to capture screenshot", seen once in a fresh-clone CI run).
+    // An artifact, not an assertion: Chromium cannot always capture its own error page
+    // ("Unable to capture screenshot").
     await page.screenshot({ path: join(ARTIFACTS, "bull-board-unauthenticated.png") }).catch((err: Error) => console.log(`no screenshot of the 401 page: ${err.message}`));
   });
 

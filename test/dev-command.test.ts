@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { startProgram } from "./helpers/processes.js";
 
-/** Issue 2, acceptance 1: the README's first command brings the demo up and keepalives visibly flow. */
+/** The README's first command brings the demo up, keepalives visibly flow, and it leaves nothing running. */
 describe("the dev command (README quick start)", () => {
   it("starts embedded Redis, scheduler, worker, demo backend and vMCP; keepalives flow; stops cleanly", async () => {
     const dir = mkdtempSync(join(tmpdir(), "vmk-dev-"));

@@ -6,10 +6,10 @@ import { Redis } from "ioredis";
 import { runCli, startProgram, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
 
 /*
- * Acceptance 3 of issue 3, end to end with the real programs: `keepalive_method: none`,
- * `stateful: false`, a registration without a backend session id, and a backend whose
- * session_ttl covers the vMCP session's max lifetime each get no backend call and no job
- * scheduler, and `vmcp-keepalive status` says why. A control backend on the same session is
+ * Keepalive is off where it would be useless or unwanted, end to end with the real programs:
+ * `keepalive_method: none`, `stateful: false`, a registration without a backend session id, and a
+ * backend whose session_ttl covers the vMCP session's max lifetime each get no backend call and no
+ * job scheduler, and `vmcp-keepalive status` says why. A control backend on the same session is
  * kept alive, which shows the worker is running.
  */
 
@@ -28,7 +28,7 @@ afterEach(async () => {
 const keepaliveCalls = (b: McpTestBackend) => b.calls.filter((c) => c.method === "ping" || c.method === "tools/call").length;
 
 describe("keepalive off by default", () => {
-  it("3: none, stateful:false, no backend session id and TTL-aligned: no call, no scheduler, status says why", async () => {
+  it("calls no backend and schedules nothing for none, stateful:false, no backend session id and a TTL covering the session; status says why", async () => {
     const ids = ["active", "none", "stateless", "nosession", "ttl"] as const;
     for (const name of ids) backends.push(await startMcpTestBackend({ name }));
     const [active, none, stateless, nosession, ttl] = backends as [McpTestBackend, McpTestBackend, McpTestBackend, McpTestBackend, McpTestBackend];

@@ -5,10 +5,10 @@ import { expectNoLeakedConnections, flushPrefix, openBackendSession, sleep, star
 import { runCli, startProgram, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
 
 /*
- * Acceptance 2 of issue 3, the cross-process part: worker process A learns that a `tool:noop`
- * backend does not implement ping (-32601) and switches it to the tool; worker process B, started
- * afterwards with no memory of A, reads the switch from Redis and calls only the tool, and does
- * not log the switch again (only the worker whose write made it logs it).
+ * The learned keepalive method is shared through Redis, not held per process: worker process A
+ * learns that a `tool:noop` backend does not implement ping (-32601) and switches it to the tool;
+ * worker process B, started afterwards with no memory of A, reads the switch from Redis and calls
+ * only the tool, and does not log the switch again (only the worker whose write made it logs it).
  */
 
 const redisUrl = inject("redisUrl");
@@ -25,7 +25,7 @@ afterEach(async () => {
 });
 
 describe("learned keepalive method", () => {
-  it("2: the switch learned by one worker process is used by a second worker process", async () => {
+  it("a second worker process calls only the tool that a first one learned to use, and does not log the switch again", async () => {
     backend = await startMcpTestBackend({ pingSupported: false });
     const b = backend;
     prefix = testPrefix("learn");

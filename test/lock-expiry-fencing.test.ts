@@ -6,7 +6,8 @@ import { waitForLog } from "./helpers/processes.js";
 
 const redisUrl = inject("redisUrl");
 
-// Acceptance 5 (issue 4): a worker whose lock expires mid-call cannot overwrite newer state.
+// The pair lock has a TTL, so a call can outlive it. Every worker write is fenced on the pair's
+// epoch: a worker whose lock expired mid-call cannot overwrite what a re-initialize wrote meanwhile.
 describe("epoch fencing when a worker's lock expires mid-call", () => {
   const start = onePairFixture(redisUrl);
 
@@ -48,7 +49,7 @@ describe("epoch fencing when a worker's lock expires mid-call", () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(await store.readPair("s1", "b1")).toEqual(written);
     expect(await queue.getJobScheduler(schedulerId("s1", "b1"))).toBeTruthy();
-    console.log(`acceptance 5: re-initialize returned ${reinitTook} ms after the worker took the lock for its slow ping (worker lock TTL 300 ms, backend answer 1500 ms); the late 404 was fenced out`);
+    console.log(`fencing: re-initialize returned ${reinitTook} ms after the worker took the lock for its slow ping (worker lock TTL 300 ms, backend answer 1500 ms); the late 404 was fenced out`);
 
     // Keepalive carries on, on the new session.
     await waitFor("a successful keepalive on the new session", async () => (await store.readPair("s1", "b1"))?.lastOutcome === "success", 20_000);

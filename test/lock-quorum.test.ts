@@ -16,7 +16,8 @@ import { startSchedulerAndWorker, writeConfig, type RunningProcess } from "./hel
 const redisUrl = inject("redisUrl");
 const UNAVAILABLE = "pair lock unavailable (no quorum); tick skipped";
 
-// Acceptance 4 (issue 4): three independent redis-server nodes form the Redlock quorum.
+// With lock.redis_urls the pair lock is a Redlock quorum over independent redis-server nodes: it
+// survives a minority of nodes down, and without a quorum ticks are skipped, never run unlocked.
 describe("Redlock quorum over lock.redis_urls", () => {
   let prefix = "";
   const programs: RunningProcess[] = [];
@@ -88,7 +89,7 @@ describe("Redlock quorum over lock.redis_urls", () => {
     await waitFor("the re-initialized session is kept alive", () => backend!.count("ping", fresh.sessionId) >= 1, 20_000);
     const skippedLogs = worker.logs().filter((l) => l["msg"] === UNAVAILABLE);
     console.log(
-      `acceptance 4: lock_unavailable skips with 1 node down: ${unavailableWithOneDown}; with 2 down: ${skippedLogs.length - before}; pings total ${pings()}; backend failures ${JSON.stringify(failures().map((l) => [l["reason"], l["detail"]]))}`,
+      `lock quorum: lock_unavailable skips with 1 node down: ${unavailableWithOneDown}; with 2 down: ${skippedLogs.length - before}; pings total ${pings()}; backend failures ${JSON.stringify(failures().map((l) => [l["reason"], l["detail"]]))}`,
     );
     expect(unavailableWithOneDown).toBe(0);
     // Backend failures on this loaded machine can only be slow answers, never lock problems.

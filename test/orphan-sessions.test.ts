@@ -21,7 +21,8 @@ async function countKeys(redis: Redis, pattern: string): Promise<number> {
   return n;
 }
 
-// Acceptance 2 (issue 4): a replica registers 100 sessions and disappears without session.ended.
+// A vMCP replica that dies sends no session.ended: its sessions must still go, by their TTL, with
+// nothing left behind but tombstones, however many schedulers reap at once.
 describe("orphaned sessions", () => {
   let prefix = "";
   const programs: RunningProcess[] = [];
@@ -80,7 +81,7 @@ describe("orphaned sessions", () => {
     // Both schedulers reaped (each logs the sessions it ended); together exactly once each.
     const reaped = programs.map((p) => p.logs().filter((l) => l["msg"] === "session expired without session.ended; reaped").length);
     console.log(
-      `acceptance 2: schedulers in place ${readyAt} ms after the last registration; all gone ${goneAfter} ms after it (TTL ${TTL_MS} + reap period ${REAP_MS}); reaped per scheduler ${JSON.stringify(reaped)}`,
+      `orphans: schedulers in place ${readyAt} ms after the last registration; all gone ${goneAfter} ms after it (TTL ${TTL_MS} + reap period ${REAP_MS}); reaped per scheduler ${JSON.stringify(reaped)}`,
     );
     expect(reaped.reduce((a, b) => a + b, 0)).toBe(SESSIONS);
     // TTL + one reaper period, plus the time the schedulers took to apply the registrations

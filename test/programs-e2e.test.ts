@@ -5,7 +5,11 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import { flushPrefix, freePort, openBackendSession, startMcpTestBackend, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
 import { runCli, startProgram, waitForLog, writeConfig } from "./helpers/processes.js";
 
-/** Issue 2, acceptance 6 (programs side): bad config files and bad arguments exit non-zero with a clear message. */
+/**
+ * An operator's mistakes end a program at once with exit code 2 and a message naming the key or
+ * argument: bad config files, bad arguments, a port in use, Redis unreachable. Never a stack trace,
+ * never a program that runs half-configured.
+ */
 const url = inject("redisUrl");
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {

@@ -9,7 +9,7 @@ import { isReady } from "./helpers/ops.js";
 import { httpUrlOf, startProgram, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
 
 /**
- * Acceptance 4 (issue 5): Redis (append-only) stopped for 10 s and restarted on the same port
+ * Redis (append-only) stopped for 10 s and restarted on the same port
  * with the same data directory. No process exits, /readyz is false during the outage and true
  * after, nothing crashes on an unhandled rejection, and every registered pair is pinged again
  * within two intervals of Redis coming back.

@@ -18,9 +18,8 @@ async function yieldTimes(n: number): Promise<void> {
 
 /**
  * The vMCP's re-initialize: a real MCP `initialize` handshake (initialize, then
- * notifications/initialized) against the SDK backend, over plain fetch. The SDK Client does the
- * same in ~2x the time (measured 70-95 ms vs 40 ms per session on the loaded 2-core machine),
- * which would put 1,000 rounds well over a minute.
+ * notifications/initialized) against the SDK backend, over plain fetch: the SDK Client does the
+ * same in about twice the time, which would put 1,000 rounds well over a minute.
  */
 async function initializeSession(url: string): Promise<{ sessionId: string; protocolVersion: string }> {
   const headers = { "content-type": "application/json", accept: "application/json, text/event-stream" };
@@ -58,7 +57,7 @@ function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 /**
- * Where the race runs: the run's redis-server, and (issue 11) a local Redis Cluster of 3 masters
+ * Where the race runs: the shared redis-server of the test run, and a local Redis Cluster of 3 masters
  * and 3 replicas with 16 keepalive shards — the tick's scripts split into pair and backend halves.
  */
 const TOPOLOGIES = [
@@ -73,7 +72,8 @@ const TOPOLOGIES = [
 ] as const;
 let prefix = "";
 
-// Acceptance 1 (issue 4): reinitializeBackend and keepalive ticks race on one pair.
+// reinitializeBackend and keepalive ticks take the same pair lock: raced on one pair, no ping may
+// use a backend session id after the re-initialize that replaced it has returned to the vMCP.
 describe.each(TOPOLOGIES)("reinitializeBackend racing keepalive ticks on $name", (topology) => {
   let backend: McpTestBackend | undefined;
   let scheduler: Scheduler | undefined;
@@ -171,7 +171,7 @@ describe.each(TOPOLOGIES)("reinitializeBackend racing keepalive ticks on $name",
     const pings = backend.calls.filter((c) => c.method === "ping");
     const late = pings.filter((c) => c.sessionId !== undefined && replacedAt.has(c.sessionId) && c.at > replacedAt.get(c.sessionId)!);
     console.log(
-      `acceptance 1: ${ROUNDS} rounds in ${elapsed} ms; ${pings.length} pings; ticks ${JSON.stringify(Object.fromEntries(outcomes))}; re-initialize locks ${JSON.stringify(Object.fromEntries(locks))}; late pings ${late.length}`,
+      `re-initialize race: ${ROUNDS} rounds in ${elapsed} ms; ${pings.length} pings; ticks ${JSON.stringify(Object.fromEntries(outcomes))}; re-initialize locks ${JSON.stringify(Object.fromEntries(locks))}; late pings ${late.length}`,
     );
     expect(late).toEqual([]);
     expect(completed).toBe(ROUNDS);

@@ -5,7 +5,7 @@ import { sleep, startEmbeddedRedis, startLatencyProxyProcess, startMcpTestBacken
 import { startProgram, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
 
 /*
- * Issue 10, acceptance 1: a scheduler SIGKILLed at random moments during registration bursts
+ * A scheduler SIGKILLed at random moments during registration bursts
  * (5 rounds of 500 sessions), with every reply of Redis to the schedulers delayed 50 ms by a
  * proxy and a second scheduler running. A message whose state write landed before the kill is completed when it is
  * redelivered, and redelivery comes within seconds: every registered pair gets its first ping.

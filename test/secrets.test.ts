@@ -30,7 +30,7 @@ async function dumpRedis(redis: Redis): Promise<string> {
 }
 
 /**
- * Acceptance 5 (issue 5): a secret planted in a backend header through `${ENV}` reaches the
+ * A secret planted in a backend header through `${ENV}` reaches the
  * backend (keepalives succeed only with it) and appears nowhere else: not in any log line of the
  * scheduler or worker (at trace level, through successes and failures), not in job data, not in
  * any Redis key or value, not on /metrics, /readyz or the status command.

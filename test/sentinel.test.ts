@@ -4,8 +4,8 @@ import { createFleet } from "./helpers/fleet.js";
 import { startProgram, stopAll, waitForLog, writeConfig } from "./helpers/processes.js";
 
 /*
- * Issue 11, acceptance 3: the programs on Redis Sentinel (1 master, 1 replica, 3 sentinels;
- * down-after 1 s), the master SIGKILLed under load.
+ * The programs on Redis Sentinel (1 master, 1 replica, 3 sentinels; down-after 1 s), the master
+ * SIGKILLed under load: the programs follow the promotion on their own and no pair is lost.
  */
 const INTERVAL_MS = 4_000;
 const PAIRS = 2_000;
@@ -56,9 +56,12 @@ describe("Redis Sentinel", () => {
     await waitFor("every pair pinged once", async () => (await fleet.okAt()).every((t) => t > 0), 30_000, 250);
     await sleep(INTERVAL_MS);
 
-    const watching = fleet.watch(2 * INTERVAL_MS + 15_000, 1_000);
+    // Watched until every pair has been pinged after the kill (the bound is asserted on the times
+    // seen), with a generous deadline after which a pair not pinged counts as lost.
+    let killedAt = Infinity;
+    const watching = fleet.watch(2 * INTERVAL_MS + 60_000, 1_000, (seen) => seen.every((list) => list.some((t) => t > killedAt + 200)));
     await sleep(1_000);
-    const killedAt = Date.now();
+    killedAt = Date.now();
     const oldPort = await sentinel.killMaster();
     const failoverMs = await sentinel.waitFailover(oldPort, 30_000);
     const times = await watching;

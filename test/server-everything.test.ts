@@ -7,7 +7,7 @@ import { callToolOnSession, expectNoLeakedConnections, flushPrefix, freePort, op
 import { runCli, startProgram, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
 
 /*
- * Acceptance 8 of issue 3: a real MCP server nobody on this project wrote —
+ * A real MCP server nobody on this project wrote —
  * `@modelcontextprotocol/server-everything` from npm (devDependency of test/), run over
  * Streamable HTTP on a free loopback port. The scheduler and worker programs keep a session
  * alive with ping; afterwards a tool call on the ORIGINAL session id still works.
@@ -88,7 +88,7 @@ async function recordingProxy(target: string): Promise<{ url: string; seen: Seen
 }
 
 describe("a third-party MCP server (server-everything from npm)", () => {
-  it("8: ping keeps its session usable: the server sees our pings, and a tool call on the original session works afterwards", async () => {
+  it("keeps its session usable with ping: the server sees our pings, and a tool call on the original session works afterwards", async () => {
     const everything = await startEverything();
     const proxy = await recordingProxy(everything);
     prefix = testPrefix("everything");

@@ -7,7 +7,7 @@ import { flushPrefix, openBackendSession, sleep, startMcpTestBackend, testPrefix
 import { startProgram, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
 
 /**
- * Acceptance 3 (issue 5): SIGTERM during 200 in-flight keepalives against a slow backend — the
+ * SIGTERM during 200 in-flight keepalives against a slow backend (a rolling deploy) — the
  * worker exits 0 within the call timeout plus a margin, every in-flight call completes and is
  * recorded, no pair lock is left held, and the next worker picks up every pair on its next tick.
  */
@@ -55,9 +55,11 @@ describe("worker shutdown on SIGTERM with 200 keepalives in flight", () => {
     }
     await publisher.close();
     await waitFor("200 job schedulers", async () => (await queue.getJobSchedulersCount()) === PAIRS, 30_000, 200);
-    // No worker yet: after one interval every pair's first tick is due, so the worker that
-    // starts now takes all 200 at once and each call hangs on the slow backend for 2 s.
-    await sleep(INTERVAL_MS + 500);
+    // No worker yet: once every pair's first tick is due (the next run its job scheduler names),
+    // the worker that starts takes all 200 at once and each call hangs on the slow backend for 2 s.
+    const lastDue = Math.max(...(await queue.getJobSchedulers(0, -1)).map((j) => j.next ?? Infinity));
+    expect(lastDue).toBeLessThan(Infinity);
+    await sleep(Math.max(0, lastDue + 500 - Date.now()));
     backend.delayMs = BACKEND_DELAY_MS;
     const first = startProgram("worker", ["--config", config]);
     procs.push(first);

@@ -16,8 +16,11 @@ export interface Fleet {
   register(backendSessionId: (i: number) => string): Promise<void>;
   /** Every pair's okAt now (0 when never). */
   okAt(): Promise<number[]>;
-  /** Samples okAt every `everyMs` for `forMs`; per pair the keepalive times seen (distinct okAt values). */
-  watch(forMs: number, everyMs?: number): Promise<number[][]>;
+  /**
+   * Samples okAt every `everyMs` for `forMs`, or until `until` holds for what was seen so far;
+   * per pair the keepalive times seen (distinct okAt values).
+   */
+  watch(forMs: number, everyMs?: number, until?: (seen: number[][]) => boolean): Promise<number[][]>;
   close(): Promise<void>;
 }
 
@@ -66,10 +69,10 @@ export function createFleet(options: { target: RedisTarget; prefix: string; shar
       }
     },
     okAt,
-    async watch(forMs, everyMs = 250) {
+    async watch(forMs, everyMs = 250, until) {
       const seen = pairs.map(() => [] as number[]);
-      const until = Date.now() + forMs;
-      while (Date.now() < until) {
+      const deadline = Date.now() + forMs;
+      while (Date.now() < deadline && !until?.(seen)) {
         const started = Date.now();
         try {
           const values = await okAt();
@@ -108,4 +111,14 @@ export function longestGap(times: readonly number[][], from: number, to: number)
     }
   });
   return { worst, pair };
+}
+
+/** Every gap between two keepalives of one pair longer than `limit` (the window's edges count as in `longestGap`). */
+export function gapsOver(times: readonly number[][], from: number, to: number, limit: number): { pair: number; from: number; to: number }[] {
+  const out: { pair: number; from: number; to: number }[] = [];
+  times.forEach((list, i) => {
+    const points = [from, ...list.filter((t) => t >= from && t <= to), to];
+    for (let j = 1; j < points.length; j++) if (points[j]! - points[j - 1]! > limit) out.push({ pair: i, from: points[j - 1]!, to: points[j]! });
+  });
+  return out;
 }

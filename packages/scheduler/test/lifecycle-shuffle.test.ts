@@ -6,6 +6,12 @@ import { createLogger, parseConfig } from "@vmcp-keepalive/runtime";
 import { expectNoLeakedConnections, flushPrefix, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
 import { applyMessage, createScheduler, type Scheduler } from "../src/index.js";
 
+/*
+ * Registration messages reach the schedulers duplicated (BullMQ redelivers, vMCP replicas retry)
+ * and out of order (several replicas, several consumers). Sequences make applying them idempotent
+ * and order-free: the Redis state after any mix of duplicates and reorderings equals the state
+ * after the clean sequence.
+ */
 const redisUrl = inject("redisUrl");
 const logger = createLogger({ name: "test", level: "silent" });
 
@@ -97,7 +103,7 @@ async function snapshot(redis: Redis, scheduler: Scheduler, prefix: string): Pro
   return out;
 }
 
-describe("lifecycle messages: duplicates and reordering (acceptance 3)", () => {
+describe("lifecycle messages: duplicates and reordering", () => {
   const started: Scheduler[] = [];
   const prefixes: string[] = [];
   let redis: Redis | undefined;
@@ -160,7 +166,7 @@ describe("lifecycle messages: duplicates and reordering (acceptance 3)", () => {
       );
       const counts = await queue.getJobCounts("failed");
       expect(counts["failed"]).toBe(0);
-      console.log(`acceptance 3: ${all.flat().length} messages, ${jobs.length} jobs after duplication, consumed by 2 schedulers in ${Date.now() - startedAt} ms`);
+      console.log(`lifecycle shuffle: ${all.flat().length} messages, ${jobs.length} jobs after duplication, consumed by 2 schedulers in ${Date.now() - startedAt} ms`);
     } finally {
       await queue.close();
     }

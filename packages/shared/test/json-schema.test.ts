@@ -8,7 +8,8 @@ import { VmcpEventSchema } from "../src/events/vmcp-events.js";
 
 const DOCS = resolve(dirname(fileURLToPath(import.meta.url)), "../../../docs");
 
-// Acceptance 6 (issue 4): the JSON Schema files in docs/ are exactly what the zod schemas generate.
+// vMCPs in other languages validate against the JSON Schema files in docs/: they must be exactly
+// what the zod schemas generate, or the two contracts drift apart.
 describe("published JSON Schemas", () => {
   const schemas = contractJsonSchemas();
 
