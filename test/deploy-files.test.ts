@@ -14,7 +14,7 @@ import { createScheduler } from "@vmcp-keepalive/scheduler";
 import { createWorker } from "@vmcp-keepalive/worker";
 
 /**
- * Acceptance 6 (issue 5): no Docker engine or cluster runs here, so the deployment files are
+ * No Docker engine or cluster runs here, so the deployment files are
  * checked for what can go wrong without one: they parse, and every file, build target, program,
  * port, config key, Secret, label and metric name they reference exists in this repository (or
  * in the real programs' /metrics).
