@@ -136,7 +136,8 @@ function flatToRecord(flat: unknown): Record<string, string> {
   return out;
 }
 
-const int = (ms: number | undefined, min = 0): number => Math.max(min, Math.round(ms ?? 0));
+/** A duration as the scripts take it: whole milliseconds, never negative. */
+const int = (ms: number | undefined): number => Math.max(0, Math.round(ms ?? 0));
 
 /** The begin scripts' reply, as both stores hand it to {@link toStart}. */
 type BeginReply = { decision: string; lockHeld: boolean; breaker: string; method: string; pingRetry: boolean; flat: unknown };
