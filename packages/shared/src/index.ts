@@ -79,3 +79,12 @@ export { reinitializePair, type ReinitializeStateResult } from "./state/reinitia
 export { SESSION_FIELDS } from "./state/session-state.js";
 export { createLocker, releaseLock, type Locker, type HeldLock, type TryLockResult } from "./lock/locker.js";
 export { closeInOrder, type StopStep } from "./close-in-order.js";
+export {
+  createCredentialKeyRing,
+  SealedCredentialsSchema,
+  type CredentialKey,
+  type CredentialKeyRing,
+  type OpenResult,
+  type SealedCredentials,
+  type SessionCredentials,
+} from "./credentials/credential-key-ring.js";
