@@ -1,4 +1,4 @@
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { errors } from "undici";
@@ -31,6 +31,18 @@ async function rawServer(status: number, contentType: string, body: string): Pro
   const server: Server = createServer((req, res) => {
     req.resume();
     req.on("end", () => res.writeHead(status, { "content-type": contentType }).end(body));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  cleanups.push(() => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`;
+}
+
+/** A raw HTTP server that reads our request's JSON-RPC id and lets `answer` write the response. */
+async function answeringServer(answer: (id: string, res: ServerResponse) => void): Promise<string> {
+  const server: Server = createServer((req, res) => {
+    let raw = "";
+    req.on("data", (d: Buffer) => (raw += d.toString()));
+    req.on("end", () => answer((JSON.parse(raw) as { id: string }).id, res));
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
   cleanups.push(() => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))));
@@ -150,17 +162,8 @@ describe("backend client + classify against real responses", () => {
   });
 
   it("protocol_error: a JSON-RPC error other than -32601 (internal error -32603)", async () => {
-    const server: Server = createServer((req, res) => {
-      let raw = "";
-      req.on("data", (d: Buffer) => (raw += d.toString()));
-      req.on("end", () => {
-        const id = (JSON.parse(raw) as { id: string }).id;
-        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", id, error: { code: -32603, message: "boom" } }));
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-    cleanups.push(() => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))));
-    const r = failed(await client.call({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, sessionId: "s" }, ping, 2_000));
+    const url = await answeringServer((id, res) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", id, error: { code: -32603, message: "boom" } })));
+    const r = failed(await client.call({ url, sessionId: "s" }, ping, 2_000));
     expect(r.reason).toBe("protocol_error");
     expect(r.detail).toMatch(/-32603/);
   });
@@ -190,36 +193,22 @@ describe("backend client + classify against real responses", () => {
   });
 
   it("success: an event stream that opens with a priming event (an id and empty data, as MCP 2025-11-25 servers send)", async () => {
-    const server: Server = createServer((req, res) => {
-      let raw = "";
-      req.on("data", (d: Buffer) => (raw += d.toString()));
-      req.on("end", () => {
-        const id = (JSON.parse(raw) as { id: string }).id;
-        res.writeHead(200, { "content-type": "text/event-stream" });
-        res.end(`id: prime-1\ndata: \n\nevent: message\nid: ev-2\ndata: ${JSON.stringify({ result: {}, jsonrpc: "2.0", id })}\n\n`);
-      });
+    const url = await answeringServer((id, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.end(`id: prime-1\ndata: \n\nevent: message\nid: ev-2\ndata: ${JSON.stringify({ result: {}, jsonrpc: "2.0", id })}\n\n`);
     });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-    cleanups.push(() => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))));
-    expect(await client.call({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, sessionId: "s" }, ping, 2_000)).toMatchObject({ ok: true });
+    expect(await client.call({ url, sessionId: "s" }, ping, 2_000)).toMatchObject({ ok: true });
   });
 
   it("success: an event stream left open after our answer returns at once; the stream is cut after its grace", async () => {
     let closed = false;
-    const server: Server = createServer((req, res) => {
-      let raw = "";
-      req.on("data", (d: Buffer) => (raw += d.toString()));
-      req.on("end", () => {
-        const id = (JSON.parse(raw) as { id: string }).id;
-        res.writeHead(200, { "content-type": "text/event-stream" }).write(`data: ${JSON.stringify({ jsonrpc: "2.0", id, result: {} })}\n\n`);
-        res.on("close", () => (closed = true));
-      });
+    const url = await answeringServer((id, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" }).write(`data: ${JSON.stringify({ jsonrpc: "2.0", id, result: {} })}\n\n`);
+      res.on("close", () => (closed = true));
     });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-    cleanups.push(() => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))));
     const graceful = createBackendClient({ maxResponseBytes: 65_536, streamGraceMs: 1_000 });
     cleanups.push(() => graceful.close());
-    const r = await graceful.call({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, sessionId: "s" }, ping, 5_000);
+    const r = await graceful.call({ url, sessionId: "s" }, ping, 5_000);
     expect(r).toMatchObject({ ok: true });
     expect(r.latencyMs).toBeLessThan(800);
     expect(closed).toBe(false);
