@@ -16,6 +16,8 @@ export {
   type ReinitializeState,
   type ReinitializedBackend,
   type VmcpEventHandler,
+  type SessionBackend,
+  type SessionOptions,
 } from "./client/vmcp-client.js";
 export { createSessionPublisher, SESSION_MESSAGE_JOB_OPTIONS, type SessionPublisher, type RegisterOptions } from "./client/session-publisher.js";
 export { SILENT_LOGGER, type ClientLogger } from "./logger.js";
@@ -29,6 +31,7 @@ export {
   SessionTouchedSchema,
   SessionEndedSchema,
   SessionBackendReinitializedSchema,
+  SessionCredentialsUpdatedSchema,
   BackendRegistrationSchema,
   sessionMessageJsonSchema,
   type SessionMessage,
@@ -37,6 +40,7 @@ export {
   type SessionTouched,
   type SessionEnded,
   type SessionBackendReinitialized,
+  type SessionCredentialsUpdated,
   type BackendRegistration,
 } from "./messages/schema.js";
 export { contractJsonSchemas, renderJsonSchema } from "./messages/json-schemas.js";
@@ -46,6 +50,9 @@ export {
   BackendSessionExpiredSchema,
   BreakerOpenedSchema,
   BreakerClosedSchema,
+  CredentialsExpiredSchema,
+  CredentialsExpiringSchema,
+  BackendUnauthorizedSchema,
   createVmcpEventPublisher,
   vmcpEventJsonSchema,
   VMCP_EVENT_JOB_OPTIONS,
@@ -53,7 +60,7 @@ export {
   type VmcpEventType,
   type VmcpEventPublisher,
 } from "./events/vmcp-events.js";
-export { FAILURE_REASONS, SKIP_REASONS, OFF_REASONS, type FailureReason, type SkipReason, type OffReason, type AutoDisabledReason } from "./errors/reasons.js";
+export { FAILURE_REASONS, SKIP_REASONS, OFF_REASONS, CREDENTIAL_OFF_REASONS, type FailureReason, type SkipReason, type OffReason, type AutoDisabledReason } from "./errors/reasons.js";
 export { KEEPALIVE_JOB_OPTIONS, EVENTS_MAX_LEN, queueOptions } from "./queues.js";
 
 // Redis: connections, key layout, stored state and its field names, scripts, the lock.
@@ -82,6 +89,8 @@ export { closeInOrder, type StopStep } from "./close-in-order.js";
 export {
   createCredentialKeyRing,
   SealedCredentialsSchema,
+  CredentialHeadersSchema,
+  RESERVED_CREDENTIAL_HEADERS,
   type CredentialKey,
   type CredentialKeyRing,
   type OpenResult,

@@ -64,7 +64,24 @@ function associatedData(sessionId: string, backendId: string, expiresAt: number 
   return Buffer.from(`vmk-credentials:1:${sessionId}:${backendId}:${expiresAt ?? ""}`, "utf8");
 }
 
-const PlaintextSchema = z.object({ headers: z.record(z.string(), z.string()) }).strict();
+/**
+ * Headers a vMCP may hand over: HTTP token names, values of visible ASCII (and space or tab),
+ * at most 32. The names the worker sets itself for every call (the session id, the protocol
+ * version, the body's type) are refused: credentials add authentication, they do not redirect a
+ * call onto another session.
+ */
+export const RESERVED_CREDENTIAL_HEADERS = ["mcp-session-id", "mcp-protocol-version", "content-type", "content-length", "accept", "host", "connection", "transfer-encoding"] as const;
+export const CredentialHeadersSchema = z
+  .record(
+    z
+      .string()
+      .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/, "must be an HTTP header name")
+      .refine((name) => !(RESERVED_CREDENTIAL_HEADERS as readonly string[]).includes(name.toLowerCase()), { message: "is set by the worker itself" }),
+    z.string().regex(/^[\t\x20-\x7E]{0,8192}$/, "must be at most 8192 characters of visible ASCII, space or tab"),
+  )
+  .refine((h) => Object.keys(h).length >= 1 && Object.keys(h).length <= 32, { message: "must hold 1 to 32 headers" });
+
+const PlaintextSchema = z.object({ headers: CredentialHeadersSchema }).strict();
 
 /**
  * Builds a key ring. Throws naming the key (by its position and id, never its value) when the
@@ -86,6 +103,12 @@ export function createCredentialKeyRing(keys: readonly CredentialKey[]): Credent
   return {
     sealingKeyId,
     seal(sessionId, backendId, credentials) {
+      const headers = CredentialHeadersSchema.safeParse(credentials.headers);
+      // The message names the header, never its value.
+      if (!headers.success) throw new Error(`credentials for ${sessionId}/${backendId}: ${headers.error.issues.map((i) => `headers${i.path.map((p) => `[${JSON.stringify(String(p))}]`).join("")} ${i.message}`).join("; ")}`);
+      if (credentials.expiresAt !== undefined && !(Number.isSafeInteger(credentials.expiresAt) && credentials.expiresAt > 0)) {
+        throw new Error(`credentials for ${sessionId}/${backendId}: expiresAt must be a time in ms since the epoch`);
+      }
       const iv = randomBytes(IV_BYTES);
       const cipher = createCipheriv("aes-256-gcm", sealingKey, iv, { authTagLength: TAG_BYTES });
       cipher.setAAD(associatedData(sessionId, backendId, credentials.expiresAt));
