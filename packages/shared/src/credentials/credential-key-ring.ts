@@ -71,15 +71,17 @@ function associatedData(sessionId: string, backendId: string, expiresAt: number 
  * call onto another session.
  */
 export const RESERVED_CREDENTIAL_HEADERS = ["mcp-session-id", "mcp-protocol-version", "content-type", "content-length", "accept", "host", "connection", "transfer-encoding"] as const;
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/;
 export const CredentialHeadersSchema = z
-  .record(
-    z
-      .string()
-      .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/, "must be an HTTP header name")
-      .refine((name) => !(RESERVED_CREDENTIAL_HEADERS as readonly string[]).includes(name.toLowerCase()), { message: "is set by the worker itself" }),
-    z.string().regex(/^[\t\x20-\x7E]{0,8192}$/, "must be at most 8192 characters of visible ASCII, space or tab"),
-  )
-  .refine((h) => Object.keys(h).length >= 1 && Object.keys(h).length <= 32, { message: "must hold 1 to 32 headers" });
+  .record(z.string(), z.string().regex(/^[\t\x20-\x7E]{0,8192}$/, "must be at most 8192 characters of visible ASCII, space or tab"))
+  .superRefine((headers, ctx) => {
+    const names = Object.keys(headers);
+    if (names.length < 1 || names.length > 32) ctx.addIssue({ code: "custom", message: "must hold 1 to 32 headers" });
+    for (const name of names) {
+      if (!HEADER_NAME.test(name)) ctx.addIssue({ code: "custom", path: [name], message: "must be an HTTP header name" });
+      else if ((RESERVED_CREDENTIAL_HEADERS as readonly string[]).includes(name.toLowerCase())) ctx.addIssue({ code: "custom", path: [name], message: "is set by the worker itself" });
+    }
+  });
 
 const PlaintextSchema = z.object({ headers: CredentialHeadersSchema }).strict();
 
