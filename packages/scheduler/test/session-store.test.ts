@@ -159,7 +159,14 @@ describe("state store", () => {
   });
 
   describe("session credentials", () => {
-    const sealed = (tag: string, expiresAt?: number) => ({ v: 1 as const, kid: "k1", iv: "AAAAAAAAAAAAAAAA", tag: `${tag}AAAAAAAAAAAAAAAAAAAAA=`.slice(0, 24), data: "c2VhbGVk", ...(expiresAt ? { expiresAt } : {}) });
+    const sealed = (tag: string, expiresAt?: number) => ({
+      v: 1 as const,
+      kid: "k1",
+      iv: "AAAAAAAAAAAAAAAA",
+      tag: `${tag}AAAAAAAAAAAAAAAAAAAAA=`.slice(0, 24),
+      data: "c2VhbGVk",
+      ...(expiresAt ? { expiresAt } : {}),
+    });
     const sessionPair = (credentials?: ReturnType<typeof sealed>): PairDecision => ({ ...active("b-1"), needsCredentials: true, ...(credentials ? { credentials } : {}) });
     const touchWith = (sequence: number, credentials: Record<string, ReturnType<typeof sealed>>) => ({
       type: "session.touched" as const,
@@ -180,7 +187,7 @@ describe("state store", () => {
       const first = sealed("A", 1_900_000_000_000);
       expect(await store.applyTouched(touchWith(2, { pw: first }), 10)).toMatchObject({ status: "applied", revivedBackends: ["pw"] });
       expect(await store.readPair("s1", "pw")).toMatchObject({ status: "active", offReason: undefined, credentials: { keyId: "k1", expiresAt: 1_900_000_000_000, sequence: 2, notice: undefined } });
-      expect(JSON.parse(await redis.hget(keys.pair("s1", "pw"), "cred") ?? "null")).toEqual(first);
+      expect(JSON.parse((await redis.hget(keys.pair("s1", "pw"), "cred")) ?? "null")).toEqual(first);
 
       // A later registration without credentials keeps the stored ones (and the pair on).
       expect(await store.applyRegistered(reg("s1", 3), [sessionPair()], 20)).toMatchObject({ activeBackends: ["pw"], offBackends: {} });

@@ -104,7 +104,9 @@ function credentialRing(config: KeepaliveConfig): CredentialKeyRing | undefined 
   const needing = config.backends.filter((b) => b.auth === "session").map((b) => b.id);
   if (config.credentials.keys.length === 0) {
     if (needing.length === 0) return undefined;
-    throw new UsageError(`credentials.keys: empty, but backend${needing.length > 1 ? "s" : ""} ${needing.join(", ")} use${needing.length > 1 ? "" : "s"} auth: session (the worker could open no pair's credentials)`);
+    throw new UsageError(
+      `credentials.keys: empty, but backend${needing.length > 1 ? "s" : ""} ${needing.join(", ")} use${needing.length > 1 ? "" : "s"} auth: session (the worker could open no pair's credentials)`,
+    );
   }
   return createCredentialKeyRing(config.credentials.keys);
 }

@@ -71,10 +71,7 @@ export interface SessionStore {
    * `unknown_backends`: the message names backends the session did not register; nothing was
    * written. `revivedBackends`: pairs off for their credentials that new ones turned back on.
    */
-  applyTouched(
-    message: SessionTouched | SessionCredentialsUpdated,
-    now: number,
-  ): Promise<{ status: ApplyStatus | "unknown_backends"; unknownBackends: string[]; revivedBackends: string[] }>;
+  applyTouched(message: SessionTouched | SessionCredentialsUpdated, now: number): Promise<{ status: ApplyStatus | "unknown_backends"; unknownBackends: string[]; revivedBackends: string[] }>;
   /** Ends a session (message, or the reaper with reason `expired`); returns the backends it had (also on a duplicate, from the tombstone). */
   applyEnded(message: Pick<SessionEnded, "sessionId" | "sequence" | "reason">, now: number): Promise<{ status: ApplyStatus; backends: string[] }>;
   /** Session ids whose expiry (sliding TTL / max lifetime) is at or before `now`, oldest first. */

@@ -186,9 +186,7 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
 
   const touches = createDebouncedTouch<SessionCredentials>({
     send: (sessionId, activity) =>
-      guard.run("session.touched", sessionId, () =>
-        publisher.touch(sessionId, { at: activity.at, backendIds: activity.backendIds, credentials: sealer.byBackend(sessionId, activity.credentials) }),
-      ),
+      guard.run("session.touched", sessionId, () => publisher.touch(sessionId, { at: activity.at, backendIds: activity.backendIds, credentials: sealer.byBackend(sessionId, activity.credentials) })),
     intervalMs: touchIntervalMs,
     now,
   });

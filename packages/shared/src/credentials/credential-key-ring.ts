@@ -107,7 +107,10 @@ export function createCredentialKeyRing(keys: readonly CredentialKey[]): Credent
     seal(sessionId, backendId, credentials) {
       const headers = CredentialHeadersSchema.safeParse(credentials.headers);
       // The message names the header, never its value.
-      if (!headers.success) throw new Error(`credentials for ${sessionId}/${backendId}: ${headers.error.issues.map((i) => `headers${i.path.map((p) => `[${JSON.stringify(String(p))}]`).join("")} ${i.message}`).join("; ")}`);
+      if (!headers.success)
+        throw new Error(
+          `credentials for ${sessionId}/${backendId}: ${headers.error.issues.map((i) => `headers${i.path.map((p) => `[${JSON.stringify(String(p))}]`).join("")} ${i.message}`).join("; ")}`,
+        );
       if (credentials.expiresAt !== undefined && !(Number.isSafeInteger(credentials.expiresAt) && credentials.expiresAt > 0)) {
         throw new Error(`credentials for ${sessionId}/${backendId}: expiresAt must be a time in ms since the epoch`);
       }

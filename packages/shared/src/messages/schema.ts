@@ -42,9 +42,7 @@ export const BackendRegistrationSchema = z.strictObject({
 });
 
 /** Sealed credentials by backend id: the latest the vMCP used for each backend. */
-const CredentialsByBackend = z
-  .record(IdSchema, SealedCredentialsSchema)
-  .refine((c) => Object.keys(c).length <= 64, { message: "at most 64 backends" });
+const CredentialsByBackend = z.record(IdSchema, SealedCredentialsSchema).refine((c) => Object.keys(c).length <= 64, { message: "at most 64 backends" });
 
 export const SessionRegisteredSchema = z.strictObject({
   type: z.literal("session.registered"),
