@@ -72,18 +72,29 @@ function associatedData(sessionId: string, backendId: string, expiresAt: number 
  */
 export const RESERVED_CREDENTIAL_HEADERS = ["mcp-session-id", "mcp-protocol-version", "content-type", "content-length", "accept", "host", "connection", "transfer-encoding"] as const;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/;
-export const CredentialHeadersSchema = z
-  .record(z.string(), z.string().regex(/^[\t\x20-\x7E]{0,8192}$/, "must be at most 8192 characters of visible ASCII, space or tab"))
-  .superRefine((headers, ctx) => {
-    const names = Object.keys(headers);
-    if (names.length < 1 || names.length > 32) ctx.addIssue({ code: "custom", message: "must hold 1 to 32 headers" });
-    for (const name of names) {
-      if (!HEADER_NAME.test(name)) ctx.addIssue({ code: "custom", path: [name], message: "must be an HTTP header name" });
-      else if ((RESERVED_CREDENTIAL_HEADERS as readonly string[]).includes(name.toLowerCase())) ctx.addIssue({ code: "custom", path: [name], message: "is set by the worker itself" });
-    }
-  });
+const HEADER_VALUE = /^[\t\x20-\x7E]{0,8192}$/;
 
-const PlaintextSchema = z.object({ headers: CredentialHeadersSchema }).strict();
+/**
+ * What is wrong with a set of credential headers, each problem with the header's name (never its
+ * value); empty when they may be sent. Plain loops: a worker checks every pair's on every call.
+ */
+export function credentialHeaderProblems(headers: unknown): { path: string[]; message: string }[] {
+  if (typeof headers !== "object" || headers === null || Array.isArray(headers)) return [{ path: [], message: "must be an object of header names to values" }];
+  const problems: { path: string[]; message: string }[] = [];
+  const names = Object.keys(headers);
+  if (names.length < 1 || names.length > 32) problems.push({ path: [], message: "must hold 1 to 32 headers" });
+  for (const name of names) {
+    const value = (headers as Record<string, unknown>)[name];
+    if (!HEADER_NAME.test(name)) problems.push({ path: [name], message: "must be an HTTP header name" });
+    else if ((RESERVED_CREDENTIAL_HEADERS as readonly string[]).includes(name.toLowerCase())) problems.push({ path: [name], message: "is set by the worker itself" });
+    if (typeof value !== "string" || !HEADER_VALUE.test(value)) problems.push({ path: [name], message: "must be at most 8192 characters of visible ASCII, space or tab" });
+  }
+  return problems;
+}
+
+export const CredentialHeadersSchema = z.record(z.string(), z.string()).superRefine((headers, ctx) => {
+  for (const p of credentialHeaderProblems(headers)) ctx.addIssue({ code: "custom", path: p.path, message: p.message });
+});
 
 /**
  * Builds a key ring. Throws naming the key (by its position and id, never its value) when the
@@ -138,9 +149,13 @@ export function createCredentialKeyRing(keys: readonly CredentialKey[]): Credent
         decipher.setAAD(associatedData(sessionId, backendId, sealed.expiresAt));
         decipher.setAuthTag(tag);
         const plain = Buffer.concat([decipher.update(Buffer.from(sealed.data, "base64")), decipher.final()]).toString("utf8");
-        const parsed = PlaintextSchema.safeParse(JSON.parse(plain));
-        if (!parsed.success) return { ok: false, reason: "undecryptable", kid: sealed.kid };
-        return { ok: true, credentials: { headers: parsed.data.headers, ...(sealed.expiresAt === undefined ? {} : { expiresAt: sealed.expiresAt }) } };
+        // The plaintext `{"headers":{…}}`, checked as the seal checks it (another language may have sealed it).
+        const parsed = JSON.parse(plain) as { headers?: unknown };
+        if (typeof parsed !== "object" || parsed === null || Object.keys(parsed).length !== 1 || credentialHeaderProblems(parsed.headers).length > 0) {
+          return { ok: false, reason: "undecryptable", kid: sealed.kid };
+        }
+        const headers = parsed.headers as Record<string, string>;
+        return { ok: true, credentials: { headers, ...(sealed.expiresAt === undefined ? {} : { expiresAt: sealed.expiresAt }) } };
       } catch {
         // A wrong tag, wrong associated data or a corrupted ciphertext: the same answer, no detail
         // that could help an attacker, and never the plaintext.
