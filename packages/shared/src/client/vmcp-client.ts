@@ -239,6 +239,7 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
     endSession(sessionId, reason) {
       touches.drop(sessionId);
       refresh.forget(sessionId);
+      sealer.forget(sessionId);
       return guard.run("session.ended", sessionId, () => publisher.end(sessionId, reason));
     },
 
