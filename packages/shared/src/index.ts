@@ -49,6 +49,8 @@ export {
   createVmcpEventPublisher,
   vmcpEventJsonSchema,
   VMCP_EVENT_JOB_OPTIONS,
+  EVENTS_STREAM_MAX_LEN,
+  type VmcpEventStreamOptions,
   type VmcpEvent,
   type VmcpEventType,
   type VmcpEventPublisher,
