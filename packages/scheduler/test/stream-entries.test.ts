@@ -136,6 +136,25 @@ describe("Slots", () => {
     expect(slots.inUse).toBe(0);
   });
 
+  it("waits for several free slots when asked", async () => {
+    const slots = new Slots(4);
+    for (let i = 0; i < 4; i++) await slots.acquire();
+    let ready = false;
+    const two = slots.whenFree(2).then(() => (ready = true));
+    slots.release();
+    await tick();
+    expect(ready).toBe(false);
+    slots.release();
+    await two;
+    expect(slots.free).toBe(2);
+    // More than the size means all of them.
+    const all = slots.whenFree(99);
+    slots.release();
+    slots.release();
+    await all;
+    expect(slots.free).toBe(4);
+  });
+
   it("refuses a size that is not a positive integer", () => {
     expect(() => new Slots(0)).toThrow("slots must be a positive integer, got 0");
   });

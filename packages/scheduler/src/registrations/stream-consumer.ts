@@ -209,8 +209,11 @@ export function createStreamConsumer(options: StreamConsumerOptions): StreamCons
   };
 
   const read = async () => {
+    // Read once a quarter of the slots is free, not on every freed slot: one XREADGROUP per
+    // entry or two would cost a round trip each under load.
+    const readAt = Math.ceil(options.concurrency / 4);
     while (running) {
-      await slots.whenFree();
+      await slots.whenFree(readAt);
       if (!running) break;
       let entries: StreamEntry[];
       try {

@@ -96,6 +96,7 @@ export class Slots {
   private used = 0;
   private readonly waiting: (() => void)[] = [];
   private readonly idleWaiters: (() => void)[] = [];
+  private readonly freeWaiters: { want: number; resolve: () => void }[] = [];
 
   constructor(readonly size: number) {
     if (!(Number.isInteger(size) && size >= 1)) throw new RangeError(`slots must be a positive integer, got ${size}`);
@@ -117,16 +118,11 @@ export class Slots {
     await new Promise<void>((resolve) => this.waiting.push(resolve));
   }
 
-  /** Waits until at least one slot is free (without taking it). */
-  async whenFree(): Promise<void> {
-    while (this.used >= this.size) {
-      await new Promise<void>((resolve) =>
-        this.waiting.push(() => {
-          // Handed a slot: give it back (to the next waiter, or free), the caller takes one itself.
-          this.release();
-          resolve();
-        }),
-      );
+  /** Waits until at least `n` slots are free (without taking them); `n` is capped at the size. */
+  async whenFree(n = 1): Promise<void> {
+    const want = Math.min(Math.max(1, n), this.size);
+    while (this.size - this.used < want) {
+      await new Promise<void>((resolve) => this.freeWaiters.push({ want, resolve }));
     }
   }
 
@@ -137,6 +133,10 @@ export class Slots {
       return;
     }
     this.used--;
+    const free = this.size - this.used;
+    for (let i = this.freeWaiters.length - 1; i >= 0; i--) {
+      if (this.freeWaiters[i]!.want <= free) this.freeWaiters.splice(i, 1)[0]!.resolve();
+    }
     if (this.used === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
