@@ -5,29 +5,7 @@ import { createSessionPublisher, QUEUE_EVENTS, QUEUE_KEEPALIVE, QUEUE_SESSIONS }
 import { flushPrefix, openBackendSession, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
 import { get } from "./helpers/ops.js";
 import { httpUrlOf, runCli, startProgram, writeConfig, type RunningProcess } from "./helpers/processes.js";
-
-/** Every key on the server (this run's tests share it; each uses its own prefix) with its value, whatever its type, as one text. */
-async function dumpRedis(redis: Redis): Promise<string> {
-  const out: string[] = [];
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "COUNT", 1000);
-    cursor = next;
-    for (const key of keys) {
-      const type = await redis.type(key);
-      let value: unknown;
-      if (type === "string") value = await redis.get(key);
-      else if (type === "hash") value = await redis.hgetall(key);
-      else if (type === "list") value = await redis.lrange(key, 0, -1);
-      else if (type === "set") value = await redis.smembers(key);
-      else if (type === "zset") value = await redis.call("ZRANGE", key, "0", "-1", "WITHSCORES");
-      else if (type === "stream") value = await redis.xrange(key, "-", "+");
-      else value = `<${type}>`;
-      out.push(`${key} ${type} ${JSON.stringify(value)}`);
-    }
-  } while (cursor !== "0");
-  return out.join("\n");
-}
+import { dumpRedis } from "./helpers/redis-dump.js";
 
 /**
  * A secret planted in a backend header through `${ENV}` reaches the

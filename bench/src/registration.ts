@@ -1,28 +1,48 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { applyMessage, createPairScheduler } from "@vmcp-keepalive/scheduler";
-import { closeRedis, createKeys, createRedis, queueOptions, QUEUE_KEEPALIVE, QUEUE_SESSIONS, SESSION_MESSAGE_JOB_OPTIONS, STREAM_MESSAGE_FIELD, type SessionRegistered } from "@vmcp-keepalive/shared";
+import {
+  closeRedis,
+  createCredentialKeyRing,
+  createKeys,
+  createRedis,
+  queueOptions,
+  QUEUE_KEEPALIVE,
+  QUEUE_SESSIONS,
+  SESSION_MESSAGE_JOB_OPTIONS,
+  STREAM_MESSAGE_FIELD,
+  type CredentialKeyRing,
+  type SessionRegistered,
+} from "@vmcp-keepalive/shared";
 import { createLogger } from "@vmcp-keepalive/runtime";
 import { createSessionStore } from "@vmcp-keepalive/scheduler";
-import { parsedConfig } from "./config.js";
+import { parsedConfig, type BenchAuth } from "./config.js";
 import { BACKEND_ID, sleep, type BenchContext } from "./context.js";
 
 /**
  * The `session.registered` message of bench pair `i`: one backend per session (the worst case
  * per pair) and a UUID-sized session id (what vMCPs use; id length is part of the memory cost).
  */
-export function registeredMessage(ctx: BenchContext, i: number, tag: string): SessionRegistered {
+export function registeredMessage(ctx: BenchContext, i: number, tag: string, ring?: CredentialKeyRing): SessionRegistered {
   const s = ctx.sessions[i % ctx.sessions.length]!;
+  const sessionId = `${tag}-${String(i).padStart(7, "0")}-4000-8000-00000000000`.slice(0, 36);
+  // A token the size of a real one (an OAuth access token: ~1 KB), sealed for this pair.
+  const credentials = ring ? { credentials: ring.seal(sessionId, BACKEND_ID, { headers: { Authorization: benchToken(i) }, expiresAt: Date.now() + 86_400_000 }) } : {};
   return {
     type: "session.registered",
     v: 1,
-    sessionId: `${tag}-${String(i).padStart(7, "0")}-4000-8000-00000000000`.slice(0, 36),
+    sessionId,
     replicaId: "bench-vmcp",
     occurredAt: new Date().toISOString(),
     sequence: 1,
     sessionTtlMs: 86_400_000,
-    backends: [{ backendId: BACKEND_ID, backendSessionId: s.sessionId, protocolVersion: s.protocolVersion }],
+    backends: [{ backendId: BACKEND_ID, backendSessionId: s.sessionId, protocolVersion: s.protocolVersion, ...credentials }],
   };
+}
+
+/** Pair `i`'s bearer token: 1 KB, the size of a typical OAuth access token. */
+export function benchToken(i: number): string {
+  return `Bearer ${String(i).padStart(8, "0")}${"x".repeat(1_008)}`;
 }
 
 /** Number of job schedulers in the keepalive queue (one per kept-alive pair). */
@@ -100,11 +120,12 @@ export async function registerThroughStream(ctx: BenchContext, prefix: string, n
  * the state script, then `upsertJobScheduler`), without the queue hop — for sizes where going
  * through `vmcp-sessions` would take longer than the benchmark may.
  */
-export async function registerInProcess(ctx: BenchContext, prefix: string, n: number, intervalMs: number, tag: string): Promise<{ pairsPerSecond: number; ms: number }> {
+export async function registerInProcess(ctx: BenchContext, prefix: string, n: number, intervalMs: number, tag: string, auth?: BenchAuth): Promise<{ pairsPerSecond: number; ms: number }> {
   const conn = createRedis(ctx.redisUrl, "client", "bench-in-process");
   const queue = new Queue(QUEUE_KEEPALIVE, queueOptions(conn, prefix));
   queue.on("error", () => {});
-  const config = parsedConfig(ctx, prefix, intervalMs);
+  const config = parsedConfig(ctx, prefix, intervalMs, auth);
+  const ring = auth?.mode === "session" ? createCredentialKeyRing([auth.key]) : undefined;
   const deps = {
     config,
     store: createSessionStore(conn, createKeys(prefix)),
@@ -116,7 +137,7 @@ export async function registerInProcess(ctx: BenchContext, prefix: string, n: nu
     const started = Date.now();
     let next = 0;
     const lanes = Array.from({ length: 128 }, async () => {
-      while (next < n) await applyMessage(deps, registeredMessage(ctx, next++, tag));
+      while (next < n) await applyMessage(deps, registeredMessage(ctx, next++, tag, ring));
     });
     await Promise.all(lanes);
     const ms = Date.now() - started;

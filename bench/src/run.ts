@@ -9,8 +9,8 @@
  * --smoke (or BENCH_SMOKE=1): tiny sizes, for CI (< 60 s); the figures are not meaningful.
  * --sse: the backend answers POSTs with SSE streams (the SDK's default) instead of JSON bodies.
  * --profile-throughput: only the saturation run (a development aid for profiling the worker).
- * --only-flatness, --only-refresh, --only-memory, --only-registration: only that phase
- *   (development aids).
+ * --only-flatness, --only-refresh, --only-memory, --only-credentials, --only-registration: only that
+ *   phase (development aids).
  * --compare-worker PATH: only worker CPU per keepalive of this checkout's worker against the
  *   worker entry at PATH (another build, e.g. a `git worktree` of an earlier commit), in
  *   alternating rounds at saturation, with the ratio (docs/benchmarks.md, "Comparing two codes").
@@ -29,6 +29,7 @@ import { openBackendSession, startEmbeddedRedis, type EmbeddedRedis } from "@vmc
 import { startBackendProcess, type BenchBackend } from "./backend-process.js";
 import { FULL, SMOKE, type BenchContext } from "./context.js";
 import { runClusterBench } from "./phases/cluster.js";
+import { runCredentialsCompare } from "./phases/credentials.js";
 import type { MemoryPart } from "./measure/memory-breakdown.js";
 import type { CommandTime } from "./measure/script-profile.js";
 import { runFlatness } from "./phases/flatness.js";
@@ -72,6 +73,7 @@ async function main(): Promise<void> {
       "only-refresh": { type: "boolean" },
       "only-memory": { type: "boolean" },
       "only-registration": { type: "boolean" },
+      "only-credentials": { type: "boolean" },
       "compare-worker": { type: "string" },
       cluster: { type: "boolean" },
     },
@@ -146,6 +148,12 @@ async function main(): Promise<void> {
       );
       return;
     }
+    if (values["only-credentials"]) {
+      // Development aid: only the session credentials phase.
+      const cred = await runCredentialsCompare(ctx);
+      process.stdout.write(`${JSON.stringify(cred, null, 1)}\n`);
+      return;
+    }
     if (values["compare-worker"]) {
       const cmp = await runWorkerCompare(ctx, resolve(values["compare-worker"]));
       process.stdout.write(`${JSON.stringify(cmp, null, 1)}\n`);
@@ -168,6 +176,8 @@ async function main(): Promise<void> {
     const inProcess = await runInProcessTimers((ctx = await freshBackend()));
     log("end to end at saturation: 1 then 2 worker processes");
     const tp = await runThroughput((ctx = await freshBackend()));
+    log("session credentials against a static header, alternating rounds at saturation");
+    const cred = await runCredentialsCompare((ctx = await freshBackend()));
     log("memory and registration");
     const mem = await runMemory(ctx);
     log("registration: queue and ingress stream side by side");
@@ -191,6 +201,9 @@ async function main(): Promise<void> {
       figure("cpu.plain_ms_per_ping", "plain loop CPU per ping", "ms", plain1.cpuMsPer),
       figure("cpu.worker_ms_per_keepalive", "worker CPU per keepalive (saturated)", "ms", tp.oneWorker.cpuMsPer),
       figure("cpu.ratio", "worker CPU ÷ plain CPU", "", tp.oneWorker.cpuMsPer / plain1.cpuMsPer, { op: "<=", value: 1.3 }),
+      figure("cpu.worker_ms_per_keepalive_static_header", "worker CPU per keepalive, a static 1 KB header (saturated, median of 3)", "ms", cred.static.cpuMsPerKeepalive),
+      figure("cpu.worker_ms_per_keepalive_session_credentials", "worker CPU per keepalive, each pair's sealed 1 KB token (same rounds)", "ms", cred.session.cpuMsPerKeepalive),
+      figure("cpu.session_credentials_ratio", "session credentials ÷ static header, worker CPU", "", cred.cpuRatio, { op: "<=", value: 1.1 }),
       figure("cpu.in_process_ms_per_ping", `in-process timers CPU per ping (${Math.round(inProcess.perSecond)}/s)`, "ms", inProcess.cpuMsPer),
       figure("cpu.worker_ms_per_keepalive_steady", `worker CPU per keepalive (${Math.round(flat.steady.meanPerSecond)}/s)`, "ms", flat.workerCpuMsPerKeepalive),
       figure("cpu.ratio_steady_vs_in_process", "worker ÷ in-process (at the rates above)", "", flat.workerCpuMsPerKeepalive / inProcess.cpuMsPer),
@@ -257,7 +270,7 @@ async function main(): Promise<void> {
       backend: { response: responseMode, sessions: sizes.backendSessions },
       sizes,
       figures: Object.fromEntries(figures.map((f) => [f.key, { label: f.label, value: f.value, unit: f.unit, goal: f.goal, met: f.met }])),
-      details: { plain1, plain2, inProcess, throughput: tp, memory: mem, registration: reg, flatness: flat },
+      details: { plain1, plain2, inProcess, throughput: tp, credentials: cred, memory: mem, registration: reg, flatness: flat },
     };
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);

@@ -1,4 +1,4 @@
-import { configDocument } from "../config.js";
+import { configDocument, type BenchAuth } from "../config.js";
 import { sleep, type BenchContext } from "../context.js";
 import { countCommands, type MonitorCount } from "../measure/monitor.js";
 import { commandCalls, diffCalls, redisCpuMs, sumCalls } from "../measure/redis-info.js";
@@ -28,15 +28,16 @@ export async function startWorker(ctx: BenchContext, configPath: string, name: s
 
 /**
  * Registers `sizes.saturationPairs` pairs at a 1 s interval under prefix `bench-<name>` and writes
- * the workers' config: due jobs always wait for a worker. Returns the config path.
+ * the workers' config: due jobs always wait for a worker. Returns the config path. `auth`: how the
+ * pairs' calls authenticate (default: no credentials).
  */
-export async function seedSaturation(ctx: BenchContext, name: string): Promise<string> {
+export async function seedSaturation(ctx: BenchContext, name: string, auth?: BenchAuth): Promise<string> {
   const prefix = `bench-${name}`;
-  ctx.log(`  seeding ${ctx.sizes.saturationPairs} pairs at a 1 s interval`);
-  await registerInProcess(ctx, prefix, ctx.sizes.saturationPairs, 1_000, name);
+  ctx.log(`  seeding ${ctx.sizes.saturationPairs} pairs at a 1 s interval${auth ? ` (auth: ${auth.mode})` : ""}`);
+  await registerInProcess(ctx, prefix, ctx.sizes.saturationPairs, 1_000, name, auth);
   // A saturated worker runs every tick late by design; spreading them as after an outage would
   // measure fewer calls, not the pipeline's capacity.
-  const document = configDocument(ctx, prefix, 300_000);
+  const document = configDocument(ctx, prefix, 300_000, auth);
   return writeConfig(ctx.dir, name, { ...document, keepalive: { ...(document["keepalive"] as object), catch_up: "at_once" } });
 }
 

@@ -147,8 +147,10 @@ describe("docs/configuration.md and the config schema", () => {
     const blocks = [...DOC.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
     expect(blocks.length).toBeGreaterThan(0);
     for (const block of blocks) {
-      // Every variable the example interpolates without a default is set, long enough for a password.
-      const env = Object.fromEntries([...block.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map((m) => [m[1]!, "example-secret-value"]));
+      // Every variable the example interpolates without a default is set, long enough for a
+      // password; a credentials key is 32 bytes of base64.
+      const value = (name: string) => (name.includes("KEY") ? Buffer.alloc(32, 7).toString("base64") : "example-secret-value");
+      const env = Object.fromEntries([...block.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map((m) => [m[1]!, value(m[1]!)]));
       expect(() => parseConfig(parseYaml(block), env, "docs/configuration.md"), block).not.toThrow();
     }
   });

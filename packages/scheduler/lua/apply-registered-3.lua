@@ -9,14 +9,19 @@
     ARGV[1] sessionId    ARGV[2] sequence    ARGV[3] now (ms)    ARGV[4] replicaId
     ARGV[5] ttlMs        ARGV[6] maxLifetimeMs or ''
     ARGV[7] pair key prefix (<prefix>:pair:<sessionId>:)
-    ARGV[8] n, then n x (backendId, backendSessionId|'', protocolVersion|'', status, offReason|'')
-  Output: { 'applied', removedBackendId... } | { 'duplicate', activeBackendId... } | { 'stale' } | { 'ended' }
+    ARGV[8] n, then n x (backendId, backendSessionId|'', protocolVersion|'', status, offReason|'',
+      credentials|'' (sealed envelope JSON), credentials expiresAt|'', needsCredentials '1'|'0')
+  Output: { 'applied', {removedBackendId...}, {activeBackendId...}, {offBackendId, offReason, ...} }
+    | { 'duplicate', {}, {activeBackendId...}, {} } | { 'stale' } | { 'ended' }
     'duplicate': this very registration was applied before (a redelivery after a crash between
     this write and the job-scheduler upserts); nothing is written, and the pairs that are active
     now are listed so that the caller completes the side effects the first delivery may not have.
+    A pair decided active can end up off here: an `auth: session` pair with no credentials stored
+    (`no_credentials`), or one a worker stopped for its credentials that brings none new.
 ]]
 --- @include "expiry"
 --- @include "session-backends"
+--- @include "credentials"
 local sessionKey, backendsKey, zkey = KEYS[1], KEYS[2], KEYS[3]
 local sid, seq, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local state = redis.call('HGET', sessionKey, 'state')
@@ -28,12 +33,12 @@ local s = redis.call('HMGET', sessionKey, 'regSeq', 'seq')
 local regSeq = tonumber(s[1] or s[2] or '-1')
 local pairPrefix = ARGV[7]
 if regSeq == seq and s[1] then
-  local active = {'duplicate'}
+  local active = {}
   for _, bid in ipairs(session_backends(sessionKey, backendsKey)) do
     local p = redis.call('HMGET', pairPrefix .. bid, 'status', 'bsid')
     if (p[1] or 'active') == 'active' and p[2] and p[2] ~= '' then table.insert(active, bid) end
   end
-  return active
+  return {'duplicate', {}, active, {}}
 end
 if regSeq >= seq then return {'stale'} end
 local maxSeq = math.max(tonumber(s[2] or '-1'), seq)
@@ -48,12 +53,20 @@ if maxLife then redis.call('HSET', sessionKey, 'maxLife', maxLife) else redis.ca
 redis.call('ZADD', zkey, expires, sid)
 local n = tonumber(ARGV[8])
 local keep = {}
+local active, offs = {}, {}
 for i = 0, n - 1 do
-  local base = 9 + i * 5
+  local base = 9 + i * 8
   local bid, bsid, pv, status, off = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
   keep[bid] = true
   local pk = pairPrefix .. bid
-  local old = redis.call('HMGET', pk, 'bsid', 'status')
+  local old = redis.call('HMGET', pk, 'bsid', 'status', 'off')
+  local fresh = store_credentials(pk, seq, ARGV[base + 5], ARGV[base + 6])
+  if status == 'active' and old[2] == 'off' and CREDENTIAL_OFF[old[3]] and old[3] ~= 'no_credentials' and not fresh then
+    -- A worker stopped this pair for its credentials; only new ones bring it back.
+    status, off = 'off', old[3]
+  elseif status == 'active' and ARGV[base + 7] == '1' and redis.call('HEXISTS', pk, 'cred') == 0 then
+    status, off = 'off', 'no_credentials'
+  end
   if old[1] == false or old[1] ~= bsid then
     redis.call('HINCRBY', pk, 'epoch', 1)
     redis.call('HDEL', pk, 'last', 'lastAt', 'okAt', 'failAt', 'failReason', 'latMs')
@@ -68,13 +81,15 @@ for i = 0, n - 1 do
   if status == 'active' then redis.call('HDEL', pk, 'status') else redis.call('HSET', pk, 'status', status) end
   if off == '' then redis.call('HDEL', pk, 'off') else redis.call('HSET', pk, 'off', off) end
   redis.call('HSET', sessionKey, 'b:' .. bid, '')
+  if status == 'active' and bsid ~= '' then table.insert(active, bid)
+  elseif status == 'off' then table.insert(offs, bid); table.insert(offs, off) end
 end
-local result = {'applied'}
+local removed = {}
 for _, bid in ipairs(before) do
   if not keep[bid] then
     redis.call('DEL', pairPrefix .. bid)
     redis.call('HDEL', sessionKey, 'b:' .. bid)
-    table.insert(result, bid)
+    table.insert(removed, bid)
   end
 end
-return result
+return {'applied', removed, active, offs}

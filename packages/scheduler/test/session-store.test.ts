@@ -34,8 +34,8 @@ describe("state store", () => {
   it("applies a registration once; a replay is a duplicate that changes nothing and lists the active pairs; older sequences are stale", async () => {
     const prefix = testPrefix();
     const store = createSessionStore(redis, createKeys(prefix));
-    expect(await store.applyRegistered(reg("s1", 5), [active("b-1")], 1_000)).toEqual({ status: "applied", removedBackends: [], activeBackends: [] });
-    expect(await store.applyRegistered(reg("s1", 5), [active("b-1")], 2_000)).toEqual({ status: "duplicate", removedBackends: [], activeBackends: ["pw"] });
+    expect(await store.applyRegistered(reg("s1", 5), [active("b-1")], 1_000)).toEqual({ status: "applied", removedBackends: [], activeBackends: ["pw"], offBackends: {} });
+    expect(await store.applyRegistered(reg("s1", 5), [active("b-1")], 2_000)).toEqual({ status: "duplicate", removedBackends: [], activeBackends: ["pw"], offBackends: {} });
     expect((await store.applyRegistered(reg("s1", 4), [active("b-old")], 2_000)).status).toBe("stale");
     const pair = await store.readPair("s1", "pw");
     expect(pair).toMatchObject({ backendSessionId: "b-1", protocolVersion: "2025-06-18", epoch: 1, status: "active", consecutiveFailures: 0 });
@@ -51,7 +51,7 @@ describe("state store", () => {
     await store.applyRegistered(reg("s1", 2), [active("b-1"), active("x-1", "other")], 0);
     expect((await store.readPair("s1", "pw"))?.epoch).toBe(1);
     const result = await store.applyRegistered(reg("s1", 3, "b-2"), [active("b-2")], 0);
-    expect(result).toEqual({ status: "applied", removedBackends: ["other"], activeBackends: [] });
+    expect(result).toEqual({ status: "applied", removedBackends: ["other"], activeBackends: ["pw"], offBackends: {} });
     expect((await store.readPair("s1", "pw"))?.epoch).toBe(2);
     expect(await store.readPair("s1", "other")).toBeUndefined();
     await flushPrefix(url, prefix);
@@ -87,9 +87,9 @@ describe("state store", () => {
     // A touch that names the backends it called records their traffic on the pairs; one naming a
     // backend the session did not register is refused, and writes nothing.
     const used = { ...touch(4), occurredAt: new Date(96_000).toISOString(), backendIds: ["pw"] };
-    expect(await store.applyTouched(used, 97_000)).toEqual({ status: "applied", unknownBackends: [] });
+    expect(await store.applyTouched(used, 97_000)).toEqual({ status: "applied", unknownBackends: [], revivedBackends: [] });
     expect((await store.readPair("s1", "pw"))?.lastTrafficAt).toBe(96_000);
-    expect(await store.applyTouched({ ...touch(5), backendIds: ["pw", "db"] }, 98_000)).toEqual({ status: "unknown_backends", unknownBackends: ["db"] });
+    expect(await store.applyTouched({ ...touch(5), backendIds: ["pw", "db"] }, 98_000)).toEqual({ status: "unknown_backends", unknownBackends: ["db"], revivedBackends: [] });
     expect((await store.readSession("s1"))?.sequence).toBe(4);
     expect(Number(await redis.zscore(keys.sessionsByExpiry(0), "s1"))).toBe(100_000);
     await flushPrefix(url, prefix);
@@ -113,8 +113,8 @@ describe("state store", () => {
     await store.applyRegistered(reg("s1", 2), [active("b-1")], 0);
     expect((await redis.hkeys(keys.session("s1"))).filter((f) => f.startsWith("b:"))).toEqual(["b:pw"]);
     const touch = { type: "session.touched" as const, v: 1 as const, sessionId: "s1", occurredAt: new Date().toISOString(), sequence: 3 };
-    expect(await store.applyTouched({ ...touch, backendIds: ["other"] }, 10)).toEqual({ status: "unknown_backends", unknownBackends: ["other"] });
-    expect(await store.applyTouched({ ...touch, backendIds: ["pw"] }, 10)).toEqual({ status: "applied", unknownBackends: [] });
+    expect(await store.applyTouched({ ...touch, backendIds: ["other"] }, 10)).toEqual({ status: "unknown_backends", unknownBackends: ["other"], revivedBackends: [] });
+    expect(await store.applyTouched({ ...touch, backendIds: ["pw"] }, 10)).toEqual({ status: "applied", unknownBackends: [], revivedBackends: [] });
     await flushPrefix(url, prefix);
   });
 
@@ -136,11 +136,11 @@ describe("state store", () => {
     await old("s1");
     expect(await store.readPair("s1", "other")).toMatchObject({ sessionId: "s1", backendId: "other", backendSessionId: "x-1", status: "active", epoch: 1 });
     const touch = { type: "session.touched" as const, v: 1 as const, sessionId: "s1", occurredAt: new Date().toISOString(), sequence: 2, backendIds: ["other"] };
-    expect(await store.applyTouched(touch, 10)).toEqual({ status: "applied", unknownBackends: [] });
+    expect(await store.applyTouched(touch, 10)).toEqual({ status: "applied", unknownBackends: [], revivedBackends: [] });
     expect(await redis.exists(keys.legacySessionBackends("s1"))).toBe(0);
     expect((await redis.hkeys(keys.session("s1"))).filter((f) => f.startsWith("b:")).sort()).toEqual(["b:other", "b:pw"]);
     // A registration without "other" removes it, as it would have with the set.
-    expect(await store.applyRegistered(reg("s1", 3), [active("b-1")], 20)).toEqual({ status: "applied", removedBackends: ["other"], activeBackends: [] });
+    expect(await store.applyRegistered(reg("s1", 3), [active("b-1")], 20)).toEqual({ status: "applied", removedBackends: ["other"], activeBackends: ["pw"], offBackends: {} });
     expect(await store.readPair("s1", "other")).toBeUndefined();
     expect((await store.readPair("s1", "pw"))?.epoch).toBe(1);
     // An end reports every backend of a session still in the old layout.
@@ -156,5 +156,72 @@ describe("state store", () => {
     await store.applyRegistered(reg("s1", 1), [active("b-1")], 0);
     expect((await store.listPairs()).map((p) => p.sessionId)).toEqual(["s1"]);
     await flushPrefix(url, prefix);
+  });
+
+  describe("session credentials", () => {
+    const sealed = (tag: string, expiresAt?: number) => ({
+      v: 1 as const,
+      kid: "k1",
+      iv: "AAAAAAAAAAAAAAAA",
+      tag: `${tag}AAAAAAAAAAAAAAAAAAAAA=`.slice(0, 24),
+      data: "c2VhbGVk",
+      ...(expiresAt ? { expiresAt } : {}),
+    });
+    const sessionPair = (credentials?: ReturnType<typeof sealed>): PairDecision => ({ ...active("b-1"), needsCredentials: true, ...(credentials ? { credentials } : {}) });
+    const touchWith = (sequence: number, credentials: Record<string, ReturnType<typeof sealed>>) => ({
+      type: "session.touched" as const,
+      v: 1 as const,
+      sessionId: "s1",
+      occurredAt: new Date().toISOString(),
+      sequence,
+      credentials,
+    });
+
+    it("stores the envelope as it came; a pair without any is off (no_credentials) until a touch brings some", async () => {
+      const prefix = testPrefix();
+      const keys = createKeys(prefix);
+      const store = createSessionStore(redis, keys);
+      expect(await store.applyRegistered(reg("s1", 1), [sessionPair()], 0)).toMatchObject({ activeBackends: [], offBackends: { pw: "no_credentials" } });
+      expect(await store.readPair("s1", "pw")).toMatchObject({ status: "off", offReason: "no_credentials", credentials: undefined });
+
+      const first = sealed("A", 1_900_000_000_000);
+      expect(await store.applyTouched(touchWith(2, { pw: first }), 10)).toMatchObject({ status: "applied", revivedBackends: ["pw"] });
+      expect(await store.readPair("s1", "pw")).toMatchObject({ status: "active", offReason: undefined, credentials: { keyId: "k1", expiresAt: 1_900_000_000_000, sequence: 2, notice: undefined } });
+      expect(JSON.parse((await redis.hget(keys.pair("s1", "pw"), "cred")) ?? "null")).toEqual(first);
+
+      // A later registration without credentials keeps the stored ones (and the pair on).
+      expect(await store.applyRegistered(reg("s1", 3), [sessionPair()], 20)).toMatchObject({ activeBackends: ["pw"], offBackends: {} });
+      // Credentials of an older message do not overwrite newer ones.
+      expect(await store.applyRegistered(reg("s1", 4, "b-1", { sequence: 4 }), [sessionPair()], 20)).toMatchObject({ activeBackends: ["pw"] });
+      await store.applyTouched(touchWith(6, { pw: sealed("B") }), 30);
+      expect((await store.readPair("s1", "pw"))?.credentials).toMatchObject({ sequence: 6, expiresAt: undefined });
+      await flushPrefix(url, prefix);
+    });
+
+    it("a pair a worker stopped for its credentials comes back only with new ones; an update does not slide the session", async () => {
+      const prefix = testPrefix();
+      const keys = createKeys(prefix);
+      const store = createSessionStore(redis, keys);
+      const first = sealed("A");
+      await store.applyRegistered(reg("s1", 1), [sessionPair(first)], 0);
+      await redis.hset(keys.pair("s1", "pw"), "status", "off", "off", "unauthorized");
+
+      // The same envelope again (a refresh) or none: still off.
+      expect(await store.applyRegistered(reg("s1", 2), [sessionPair(first)], 10)).toMatchObject({ activeBackends: [], offBackends: { pw: "unauthorized" } });
+      expect(await store.applyTouched(touchWith(3, { pw: first }), 20)).toMatchObject({ revivedBackends: [] });
+      expect((await store.readPair("s1", "pw"))?.status).toBe("off");
+
+      // New ones, alone: on again, and the session's expiry is where it was.
+      const expiresBefore = (await store.readSession("s1"))?.expiresAt;
+      const update = { type: "session.credentials_updated" as const, v: 1 as const, sessionId: "s1", occurredAt: new Date().toISOString(), sequence: 4, backendId: "pw", credentials: sealed("B") };
+      expect(await store.applyTouched(update, 5_000)).toMatchObject({ status: "applied", revivedBackends: ["pw"] });
+      expect(await store.readPair("s1", "pw")).toMatchObject({ status: "active", credentials: { sequence: 4 } });
+      expect((await store.readSession("s1"))?.expiresAt).toBe(expiresBefore);
+      // Stale: an update older than what the session applied changes nothing.
+      expect((await store.applyTouched({ ...update, sequence: 3, credentials: sealed("C") }, 6_000)).status).toBe("stale");
+      // Credentials for a backend the session did not register are refused as a whole.
+      expect(await store.applyTouched({ ...update, sequence: 7, backendId: "db" }, 7_000)).toMatchObject({ status: "unknown_backends", unknownBackends: ["db"] });
+      await flushPrefix(url, prefix);
+    });
   });
 });

@@ -16,6 +16,8 @@ export {
   type ReinitializeState,
   type ReinitializedBackend,
   type VmcpEventHandler,
+  type SessionBackend,
+  type SessionOptions,
 } from "./client/vmcp-client.js";
 export { createSessionPublisher, SESSION_MESSAGE_JOB_OPTIONS, type SessionPublisher, type SessionPublisherOptions, type SessionTransport, type RegisterOptions } from "./client/session-publisher.js";
 export { SILENT_LOGGER, type ClientLogger } from "./logger.js";
@@ -29,6 +31,7 @@ export {
   SessionTouchedSchema,
   SessionEndedSchema,
   SessionBackendReinitializedSchema,
+  SessionCredentialsUpdatedSchema,
   BackendRegistrationSchema,
   sessionMessageJsonSchema,
   type SessionMessage,
@@ -37,6 +40,7 @@ export {
   type SessionTouched,
   type SessionEnded,
   type SessionBackendReinitialized,
+  type SessionCredentialsUpdated,
   type BackendRegistration,
 } from "./messages/schema.js";
 export { contractJsonSchemas, renderJsonSchema } from "./messages/json-schemas.js";
@@ -46,6 +50,9 @@ export {
   BackendSessionExpiredSchema,
   BreakerOpenedSchema,
   BreakerClosedSchema,
+  CredentialsExpiredSchema,
+  CredentialsExpiringSchema,
+  BackendUnauthorizedSchema,
   createVmcpEventPublisher,
   vmcpEventJsonSchema,
   VMCP_EVENT_JOB_OPTIONS,
@@ -55,7 +62,7 @@ export {
   type VmcpEventType,
   type VmcpEventPublisher,
 } from "./events/vmcp-events.js";
-export { FAILURE_REASONS, SKIP_REASONS, OFF_REASONS, type FailureReason, type SkipReason, type OffReason, type AutoDisabledReason } from "./errors/reasons.js";
+export { FAILURE_REASONS, SKIP_REASONS, OFF_REASONS, CREDENTIAL_OFF_REASONS, type FailureReason, type SkipReason, type OffReason, type AutoDisabledReason } from "./errors/reasons.js";
 export { KEEPALIVE_JOB_OPTIONS, EVENTS_MAX_LEN, queueOptions } from "./queues.js";
 
 // Redis: connections, key layout, stored state and its field names, scripts, the lock.
@@ -75,7 +82,7 @@ export {
 export { createKeys, keyLayout, shardOfSession, shardTag, CLUSTER_SLOTS, DEFAULT_CLUSTER_SHARDS, MAX_SHARDS, type Keys, type KeyLayoutOptions, type QueueLocation } from "./redis/keys.js";
 export { hashSlot } from "./redis/hash-slot.js";
 export { LuaScript, loadLuaScript } from "./redis/lua-script.js";
-export { decodePair, outcomeLabel, PAIR_FIELDS, type PairState, type PairStatus, type KeepaliveOutcome } from "./state/pair-state.js";
+export { decodePair, outcomeLabel, PAIR_FIELDS, type PairState, type PairCredentials, type PairStatus, type KeepaliveOutcome } from "./state/pair-state.js";
 export { BACKEND_FIELDS, decodeBackend, readBackendState, type BackendState, type BreakerState, type LearnedMethod, type SwitchReason } from "./state/backend-state.js";
 export { reinitializePair, type ReinitializeStateResult } from "./state/reinitialize-pair.js";
 export { SESSION_FIELDS } from "./state/session-state.js";
@@ -84,6 +91,8 @@ export { closeInOrder, type StopStep } from "./close-in-order.js";
 export {
   createCredentialKeyRing,
   SealedCredentialsSchema,
+  CredentialHeadersSchema,
+  RESERVED_CREDENTIAL_HEADERS,
   type CredentialKey,
   type CredentialKeyRing,
   type OpenResult,

@@ -76,8 +76,27 @@ describe("credential key ring", () => {
   });
 
   it("accepts only the envelope's own fields", () => {
-    const sealed = createCredentialKeyRing([k1]).seal("s1", "b1", { headers: {} });
+    const sealed = createCredentialKeyRing([k1]).seal("s1", "b1", { headers: { Authorization: TOKEN } });
     expect(SealedCredentialsSchema.safeParse({ ...sealed, headers: { Authorization: TOKEN } }).success).toBe(false);
     expect(SealedCredentialsSchema.safeParse({ ...sealed, v: 2 }).success).toBe(false);
+  });
+
+  it("seals only headers a call may carry, and names the header, never its value, when it refuses", () => {
+    const ring = createCredentialKeyRing([k1]);
+    const refusal = (headers: Record<string, string>) => {
+      try {
+        ring.seal("s1", "b1", { headers });
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return "sealed";
+    };
+    expect(refusal({ "Mcp-Session-Id": "other-session" })).toMatch(/headers\["Mcp-Session-Id"\] is set by the worker itself/);
+    const injected = refusal({ Authorization: `${TOKEN}\r\nX-Evil: 1` });
+    expect(injected).toMatch(/headers\["Authorization"\] must be at most 8192 characters of visible ASCII/);
+    expect(injected).not.toContain("planted-token");
+    expect(refusal({ "bad header": "x" })).toMatch(/must be an HTTP header name/);
+    expect(refusal({})).toMatch(/must hold 1 to 32 headers/);
+    expect(() => ring.seal("s1", "b1", { headers: { Authorization: TOKEN }, expiresAt: 1.5 })).toThrow(/expiresAt must be a time in ms/);
   });
 });

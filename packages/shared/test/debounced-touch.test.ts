@@ -8,7 +8,7 @@ describe("debounced touch", () => {
   let touches: DebouncedTouch;
   const open = (intervalMs: number, now: () => number = Date.now) => {
     q = openSessionsQueue("touch");
-    touches = createDebouncedTouch({ send: (sessionId, activity) => q.publisher.touch(sessionId, activity), intervalMs, now });
+    touches = createDebouncedTouch({ send: (sessionId, { at, backendIds }) => q.publisher.touch(sessionId, { at, backendIds }), intervalMs, now });
     return touches;
   };
   afterEach(async () => {

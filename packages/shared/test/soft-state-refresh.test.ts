@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { sleep, waitFor } from "@vmcp-keepalive/testkit";
-import type { RegisterOptions } from "../src/client/session-publisher.js";
+import { createCredentialSealer, type SessionOptions as RegisterOptions } from "../src/client/session-credentials.js";
 import { createSoftStateRefresh, type SoftStateRefresh } from "../src/client/soft-state-refresh.js";
 import { openSessionsQueue, type SessionsQueue } from "./helpers/sessions-queue.js";
 
@@ -17,7 +17,7 @@ describe("soft-state refresh", () => {
     q = openSessionsQueue("refresh");
     refreshedBefore.length = 0;
     refresh = createSoftStateRefresh({
-      send: (sessionId, o) => q.publisher.register(sessionId, o),
+      send: (sessionId, o) => q.publisher.register(sessionId, createCredentialSealer(undefined).registration(sessionId, o)),
       intervalFor,
       onRefresh: (sessionId) => refreshedBefore.push(sessionId),
       random: () => 0.5,

@@ -46,6 +46,12 @@ export interface McpTestBackendOptions {
   delayMs?: number;
   /** Require this header (e.g. `authorization: Bearer x`); else 401. */
   requireHeader?: { name: string; value: string };
+  /**
+   * Authenticate every user, as the MCP authorization rules ask: `initialize` needs an
+   * `Authorization` header, the session is bound to it, and every later request of the session
+   * without that same header (or with a revoked one) answers 401. @defaultValue false
+   */
+  bindAuthorization?: boolean;
   /** Answer JSON instead of SSE streams. @defaultValue false */
   jsonResponse?: boolean;
   name?: string;
@@ -67,6 +73,8 @@ export interface McpTestBackend {
   peakInFlight(sessionId: string): number;
   /** TCP connections accepted so far (keep-alive clients reuse theirs). */
   connectionCount(): number;
+  /** With `bindAuthorization`: every later request carrying this `Authorization` value answers 401. */
+  revoke(authorization: string): void;
   /** Stops the HTTP server and drops every session. */
   stop(): Promise<void>;
 }
@@ -75,6 +83,8 @@ interface Entry {
   transport: StreamableHTTPServerTransport;
   server: McpServer;
   lastActivity: number;
+  /** With `bindAuthorization`: the `Authorization` the session was initialized with. */
+  authorization: string | undefined;
 }
 
 function buildServer(name: string): McpServer {
@@ -109,6 +119,7 @@ export async function startMcpTestBackend(options: McpTestBackendOptions = {}): 
   const inFlight = new Map<string, number>();
   const peak = new Map<string, number>();
   let pingSupported = options.pingSupported ?? true;
+  const revoked = new Set<string>();
   const name = options.name ?? "vmk-test-backend";
 
   const applyPing = (entry: Entry) => {
@@ -193,12 +204,21 @@ export async function startMcpTestBackend(options: McpTestBackendOptions = {}): 
       return answer(res, 401, { jsonrpc: "2.0", error: { code: -32001, message: "Unauthorized" }, id: null });
     }
 
+    const authorization = req.headers["authorization"];
+    const unauthorized = () => {
+      record(401);
+      answer(res, 401, { jsonrpc: "2.0", error: { code: -32001, message: "Unauthorized" }, id: null });
+    };
+    if (options.bindAuthorization && (!authorization || revoked.has(authorization))) return unauthorized();
+
     if (sessionId !== undefined) {
       const entry = sessions.get(sessionId);
       if (!entry) {
         record(404);
         return answer(res, 404, { jsonrpc: "2.0", error: { code: -32001, message: "Session not found" }, id: msg.id ?? null });
       }
+      // A session belongs to its user: the id alone is not authentication.
+      if (options.bindAuthorization && entry.authorization !== authorization) return unauthorized();
       if (msg.method === "ping" && state.pingFailsHttp500) {
         record(500);
         return answer(res, 500, { error: "ping handler crashed" });
@@ -216,7 +236,7 @@ export async function startMcpTestBackend(options: McpTestBackendOptions = {}): 
         sessionIdGenerator: () => randomUUID(),
         enableJsonResponse: options.jsonResponse ?? false,
         onsessioninitialized: (id) => {
-          const entry = { transport, server, lastActivity: Date.now() };
+          const entry = { transport, server, lastActivity: Date.now(), authorization };
           sessions.set(id, entry);
           applyPing(entry);
         },
@@ -278,6 +298,7 @@ export async function startMcpTestBackend(options: McpTestBackendOptions = {}): 
     hasSession: (id) => sessions.has(id),
     sessionCount: () => sessions.size,
     peakInFlight: (id) => peak.get(id) ?? 0,
+    revoke: (value) => void revoked.add(value),
     count: (method, sid) => calls.filter((c) => c.method === method && (sid === undefined || c.sessionId === sid)).length,
     stop() {
       stopped ??= (async () => {

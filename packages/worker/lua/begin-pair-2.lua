@@ -9,11 +9,13 @@
     ARGV[2] traffic window (ms), as begin-tick-3.lua
     ARGV[3] tick token
     ARGV[4] lock TTL (ms); 0 when the lock is held outside the scripts (Redlock quorum)
-  Output: { decision, lockHeld (0|1), pairHashFlat }
-    decision: 'locked' | 'ended' | 'disabled' | 'recent_traffic' | 'go'
+    ARGV[5] credentials margin, ARGV[6] credentials.refresh_before (ms), as begin-tick-3.lua
+  Output: { decision, lockHeld (0|1), pairHashFlat, notice }
+    decision: 'locked' | 'ended' | 'disabled' | 'credentials_expired' | 'recent_traffic' | 'go'
+    notice: as begin-tick-3.lua
 ]]
 --- @include "pair"
 local token, ttl = ARGV[3], tonumber(ARGV[4])
-if not take_lock(KEYS[2], token, ttl) then return {'locked', 0, {}} end
-local p = begin_pair(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
-return {p[1], keep_lock(KEYS[2], token, p[1]), p[2]}
+if not take_lock(KEYS[2], token, ttl) then return {'locked', 0, {}, ''} end
+local p = begin_pair(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[5]), tonumber(ARGV[6]))
+return {p[1], keep_lock(KEYS[2], token, p[1]), p[2], p[3]}

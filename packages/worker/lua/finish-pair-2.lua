@@ -7,10 +7,11 @@
     ARGV[1] the finish record, JSON (as finish-tick-3.lua; kind may also be 'skipped': the
       backend half said 'breaker_open' after the pair half started)
     ARGV[2] tick token
-  Output: { pairReply, lockHeld (0|1) }
-    pairReply: consecutive pair failures, -1 fenced, -2 gone (record_pair in includes/pair.lua)
+  Output: { pairReply, lockHeld (0|1), stopped (0|1) }
+    pairReply: consecutive pair failures, -1 fenced, -2 gone; stopped: this write stopped the
+      pair (record_pair in includes/pair.lua)
 ]]
 --- @include "pair"
 local t = cjson.decode(ARGV[1])
-local rec = record_pair(KEYS[1], t)
-return {rec, keep_lock(KEYS[2], ARGV[2], (t.pairStatus == 'expired' and rec >= 0) and 'expired' or 'finished')}
+local rec, stopped = record_pair(KEYS[1], t)
+return {rec, keep_lock(KEYS[2], ARGV[2], stopped == 1 and 'stopped' or 'finished'), stopped}

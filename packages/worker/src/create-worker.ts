@@ -1,12 +1,25 @@
 import { Queue, Worker, type Job } from "bullmq";
 import { Registry } from "prom-client";
-import { closeInOrder, closeRedis, createRedis, createVmcpEventPublisher, describeRedisTarget, KEEPALIVE_JOB_OPTIONS, queueOptions, whenReady, schedulerId } from "@vmcp-keepalive/shared";
+import {
+  closeInOrder,
+  closeRedis,
+  createCredentialKeyRing,
+  createRedis,
+  createVmcpEventPublisher,
+  describeRedisTarget,
+  KEEPALIVE_JOB_OPTIONS,
+  queueOptions,
+  whenReady,
+  schedulerId,
+  type CredentialKeyRing,
+} from "@vmcp-keepalive/shared";
 import {
   keysOf,
   redisAnswers,
   requireRedisTarget,
   startOpsHttpServer,
   TypedEmitter,
+  UsageError,
   watchedStep,
   type KeepaliveConfig,
   type Logger,
@@ -86,11 +99,24 @@ export function shardConcurrency(config: KeepaliveConfig): number {
   return Math.max(1, Math.ceil(config.keepalive.concurrency / config.keepalive.shards));
 }
 
+/** The ring that opens session credentials; a worker with `auth: session` backends cannot run without one. */
+function credentialRing(config: KeepaliveConfig): CredentialKeyRing | undefined {
+  const needing = config.backends.filter((b) => b.auth === "session").map((b) => b.id);
+  if (config.credentials.keys.length === 0) {
+    if (needing.length === 0) return undefined;
+    throw new UsageError(
+      `credentials.keys: empty, but backend${needing.length > 1 ? "s" : ""} ${needing.join(", ")} use${needing.length > 1 ? "" : "s"} auth: session (the worker could open no pair's credentials)`,
+    );
+  }
+  return createCredentialKeyRing(config.credentials.keys);
+}
+
 export function createTickRunner(options: Omit<WorkerOptions, "http">): TickRunner {
   const { config, logger } = options;
   const log = logger.child({ component: "worker" });
   const registry = options.registry ?? new Registry();
   const now = options.now ?? Date.now;
+  const credentials = credentialRing(config);
 
   const clientRedis = createRedis(requireRedisTarget(config), "client", `vmk-worker-client@${config.redis.prefix}`);
   // Lock nodes fail fast (no offline queue): a down node must vote against at once, not stall the tick.
@@ -126,6 +152,7 @@ export function createTickRunner(options: Omit<WorkerOptions, "http">): TickRunn
     },
     publishEvent: (event) => vmcpEvents.publish(event),
     backend: backendHttp,
+    credentials,
   };
 
   return {

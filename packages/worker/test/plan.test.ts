@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { KeepaliveMethod } from "@vmcp-keepalive/runtime";
-import { nextCall, planRecord, type CallMethod, type CallResult, type TickState } from "../src/index.js";
+import { nextCall, planRecord, type AuthMode, type CallMethod, type CallResult, type TickState } from "../src/index.js";
 
 /* The tick's plan is a pure function of the method, the state read, and the calls made: no Redis. */
 const ping: KeepaliveMethod = { kind: "ping" };
@@ -11,21 +11,21 @@ const ok: CallResult = { ok: true };
 const fail = (reason: Extract<CallResult, { ok: false }>["reason"]): CallResult => ({ ok: false, reason });
 
 /** Runs the plan with the given answers, one per call, and returns the calls and the record. */
-function tick(method: KeepaliveMethod, state: TickState, answers: CallResult[]) {
+function tick(method: KeepaliveMethod, state: TickState, answers: CallResult[], auth: AuthMode = "static") {
   const made: { method: CallMethod; result: CallResult }[] = [];
-  for (let next = nextCall(method, state, made); next !== undefined; next = nextCall(method, state, made)) {
+  for (let next = nextCall(method, state, made, auth); next !== undefined; next = nextCall(method, state, made, auth)) {
     const result = answers[made.length];
     if (!result) throw new Error(`no answer for call ${made.length + 1} (${next})`);
     made.push({ method: next, result });
   }
-  return { calls: made.map((m) => m.method), record: planRecord(method, made) };
+  return { calls: made.map((m) => m.method), record: planRecord(method, made, auth) };
 }
 
 describe("tick plan", () => {
   it("ping by default; success resets the breaker and teaches nothing", () => {
     expect(tick(ping, fresh, [ok])).toEqual({
       calls: ["ping"],
-      record: { method: "ping", result: ok, breakerOp: "reset", methodOp: undefined, expired: false },
+      record: { method: "ping", result: ok, breakerOp: "reset", methodOp: undefined, expired: false, unauthorized: false },
     });
   });
 
@@ -77,5 +77,14 @@ describe("tick plan", () => {
 
   it("refuses to record a tick that made no call", () => {
     expect(() => planRecord(ping, [])).toThrow(/no call/);
+  });
+
+  it("a 401/403 to a pair's session credentials is the pair's: no breaker verdict, no tool after ping; with static headers it stays a backend failure", () => {
+    expect(tick(ping, fresh, [fail("unauthorized")], "session")).toMatchObject({ calls: ["ping"], record: { breakerOp: "none", unauthorized: true, expired: false } });
+    expect(tick(fallback, fresh, [fail("unauthorized")], "session")).toMatchObject({ calls: ["ping"], record: { breakerOp: "none", methodOp: undefined, unauthorized: true } });
+    expect(tick(ping, fresh, [fail("unauthorized")], "static")).toMatchObject({ record: { breakerOp: "count", unauthorized: false } });
+    expect(tick(fallback, fresh, [fail("unauthorized"), fail("unauthorized")], "static")).toMatchObject({ calls: ["ping", "tool"], record: { breakerOp: "count" } });
+    // Other failures of a session pair count as they always do.
+    expect(tick(ping, fresh, [fail("timeout")], "session")).toMatchObject({ record: { breakerOp: "count", unauthorized: false } });
   });
 });

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { parseDuration } from "../duration.js";
-import { IdSchema, keyLayout, MAX_SHARDS } from "@vmcp-keepalive/shared";
+import { createCredentialKeyRing, IdSchema, keyLayout, MAX_SHARDS } from "@vmcp-keepalive/shared";
 
 /**
  * The longest delay Node's timers take (2^31 − 1 ms, about 24.8 days): a longer one fires at once,
@@ -55,6 +55,13 @@ export const BackendSchema = z
     interval: duration(1_000).optional(),
     /** Extra HTTP headers (credentials via `${ENV}`); never logged, never stored in Redis. */
     headers: z.record(z.string(), z.string()).default({}),
+    /**
+     * `static`: every call carries `headers` (the gateway's own credentials). `session`: each
+     * pair's calls also carry the credentials its vMCP supplied for that session (sealed with
+     * `credentials.keys`); a pair without them is off (`no_credentials`), and a 401/403 stops that
+     * pair only, not the backend.
+     */
+    auth: z.enum(["static", "session"]).default("static"),
   })
   .superRefine((b, ctx) => {
     if (b.keepalive_tool_every_tick && !b.keepalive_method?.startsWith("tool:")) {
@@ -252,9 +259,31 @@ export const ConfigFileSchema = z
         level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
       })
       .prefault({}),
+    credentials: z
+      .strictObject({
+        /**
+         * The ring that opens session credentials (workers), `[{ id, key }]`: 32 random bytes,
+         * base64, from `${ENV}`. Every key opens; the vMCP clients seal with their ring's first key.
+         */
+        keys: z
+          .array(z.strictObject({ id: IdSchema, key: z.string().min(1) }))
+          .max(16)
+          .default([]),
+        /** When set, one `backend.credentials_expiring` event this long before a pair's credentials expire. */
+        refresh_before: duration(1_000).optional(),
+      })
+      .prefault({}),
     backends: z.array(BackendSchema).default([]),
   })
   .superRefine((file, ctx) => {
+    if (file.credentials.keys.length > 0) {
+      try {
+        createCredentialKeyRing(file.credentials.keys);
+      } catch (err) {
+        // The ring names the key by position and id, never by value.
+        ctx.addIssue({ code: "custom", path: ["credentials", "keys"], message: (err as Error).message });
+      }
+    }
     const seen = new Map<string, number>();
     file.backends.forEach((b, i) => {
       const first = seen.get(b.id);
@@ -331,6 +360,7 @@ function backendOf(b: FileBackend, file: ConfigFile) {
     /** Effective interval (the backend's own, else the server's). */
     intervalMs: b.interval ?? file.keepalive.interval,
     headers: { ...b.headers },
+    auth: b.auth,
   };
 }
 
@@ -368,6 +398,7 @@ function toKeepaliveConfig(file: ConfigFile) {
     },
     breaker: { failureThreshold: file.breaker.failure_threshold, probeAfterMs: file.breaker.probe_after, minFailureSpanMs: file.breaker.min_failure_span },
     fallback: { afterFailures: file.fallback.after_failures },
+    credentials: { keys: file.credentials.keys, refreshBeforeMs: file.credentials.refresh_before },
     registration: { maxMessageBytes: file.registration.max_message_bytes, concurrency: file.registration.concurrency },
     streams: {
       claimIdleMs: file.streams.claim_idle,

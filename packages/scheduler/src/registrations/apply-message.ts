@@ -35,6 +35,19 @@ export interface ApplyDeps {
 }
 
 /**
+ * Credentials matter only for `auth: session` backends: those for any other backend are not
+ * stored (a backend unknown to the config is rejected by the caller's check or the script's).
+ */
+function withSessionCredentialsOnly<M extends SessionMessage & { type: "session.touched" | "session.credentials_updated" }>(config: KeepaliveConfig, m: M): M {
+  const wanted = (backendId: string) => findBackend(config, backendId)?.auth !== "static";
+  if (m.type === "session.touched") {
+    if (!m.credentials) return m;
+    return { ...m, credentials: Object.fromEntries(Object.entries(m.credentials).filter(([b]) => wanted(b))) };
+  }
+  return m;
+}
+
+/**
  * Applies one validated lifecycle message: state first (atomic, sequence-checked, in Redis), then
  * the job schedulers that follow from it. Idempotent: replaying a message changes nothing, and a
  * stale one is ignored.
@@ -52,20 +65,21 @@ export async function applyMessage(deps: ApplyDeps, message: SessionMessage): Pr
         );
       }
       const decisions: PairDecision[] = message.backends.map((b) => decidePair(findBackend(config, b.backendId)!, b, message));
-      const { status, removedBackends, activeBackends } = await store.applyRegistered(message, decisions, deps.now());
+      const { status, removedBackends, activeBackends, offBackends } = await store.applyRegistered(message, decisions, deps.now());
       if (status !== "applied" && status !== "duplicate") return { ...base, status, scheduled: 0, off: {}, removed: 0 };
-      // A duplicate (redelivery) completes what its first delivery may not have: job schedulers
-      // for the pairs active now (an expired one stays without), removals for the others.
-      const active = (d: PairDecision) => (status === "applied" ? d.status === "active" : activeBackends.includes(d.backendId));
+      // Job schedulers for the pairs the script left active (an expired one stays without, and so
+      // does a credentials pair without credentials); removals for the others. A duplicate
+      // (redelivery) completes this way what its first delivery may not have.
       const off: Record<string, number> = {};
       let scheduled = 0;
       await Promise.all(
         decisions.map(async (d) => {
-          if (active(d)) {
+          if (activeBackends.includes(d.backendId)) {
             await scheduler.upsert(message.sessionId, d.backendId, findBackend(config, d.backendId)!.intervalMs);
             scheduled++;
           } else {
-            if (d.status !== "active") off[d.offReason ?? "off"] = (off[d.offReason ?? "off"] ?? 0) + 1;
+            const reason = offBackends[d.backendId];
+            if (reason) off[reason] = (off[reason] ?? 0) + 1;
             await scheduler.remove(message.sessionId, d.backendId);
           }
         }),
@@ -73,12 +87,16 @@ export async function applyMessage(deps: ApplyDeps, message: SessionMessage): Pr
       await Promise.all(removedBackends.map((b) => scheduler.remove(message.sessionId, b)));
       return { ...base, status, scheduled, off, removed: removedBackends.length };
     }
-    case "session.touched": {
-      const { status, unknownBackends } = await store.applyTouched(message, deps.now());
+    case "session.touched":
+    case "session.credentials_updated": {
+      const { status, unknownBackends, revivedBackends } = await store.applyTouched(withSessionCredentialsOnly(config, message), deps.now());
       if (status === "unknown_backends") {
         throw new MessageRejectedError("unknown_backend", `session ${message.sessionId} has no backend ${unknownBackends.map((b) => JSON.stringify(b)).join(", ")}`);
       }
-      return { ...base, status, scheduled: 0, off: {}, removed: 0 };
+      // New credentials turned these pairs back on: their job schedulers come back (a phase
+      // offset in the next interval).
+      await Promise.all(revivedBackends.map((b) => scheduler.upsert(message.sessionId, b, findBackend(config, b)!.intervalMs)));
+      return { ...base, status, scheduled: revivedBackends.length, off: {}, removed: 0 };
     }
     case "session.backend_reinitialized": {
       // Not sequence-checked: reinitializeBackend already stored the new backend session under

@@ -7,6 +7,8 @@ import {
   type OffReason,
   type PairState,
   type PairStatus,
+  type SealedCredentials,
+  type SessionCredentialsUpdated,
   type SessionEnded,
   type SessionRegistered,
   type SessionTouched,
@@ -20,6 +22,10 @@ export interface PairDecision {
   readonly protocolVersion: string | undefined;
   readonly status: Exclude<PairStatus, "expired">;
   readonly offReason: OffReason | undefined;
+  /** The sealed credentials the registration carried for the pair, stored as they came. */
+  readonly credentials?: SealedCredentials | undefined;
+  /** The backend authenticates every session (`auth: session`): without credentials stored, the pair is off (`no_credentials`). */
+  readonly needsCredentials?: boolean;
 }
 
 /**
@@ -52,11 +58,20 @@ export interface SessionStore {
   readonly keys: Keys;
   /**
    * `removedBackends`: backends the session no longer lists (applied); `activeBackends`: pairs
-   * active now (duplicate: the side effects to complete).
+   * active now (duplicate: the side effects to complete); `offBackends`: the pairs stored off, with
+   * their reason (applied).
    */
-  applyRegistered(message: SessionRegistered, pairs: readonly PairDecision[], now: number): Promise<{ status: ApplyStatus; removedBackends: string[]; activeBackends: string[] }>;
-  /** `unknown_backends`: the touch names backends the session did not register; nothing was written. */
-  applyTouched(message: SessionTouched, now: number): Promise<{ status: ApplyStatus | "unknown_backends"; unknownBackends: string[] }>;
+  applyRegistered(
+    message: SessionRegistered,
+    pairs: readonly PairDecision[],
+    now: number,
+  ): Promise<{ status: ApplyStatus; removedBackends: string[]; activeBackends: string[]; offBackends: Record<string, OffReason> }>;
+  /**
+   * A touch, or a credentials update (which does not slide the session's expiry).
+   * `unknown_backends`: the message names backends the session did not register; nothing was
+   * written. `revivedBackends`: pairs off for their credentials that new ones turned back on.
+   */
+  applyTouched(message: SessionTouched | SessionCredentialsUpdated, now: number): Promise<{ status: ApplyStatus | "unknown_backends"; unknownBackends: string[]; revivedBackends: string[] }>;
   /** Ends a session (message, or the reaper with reason `expired`); returns the backends it had (also on a duplicate, from the tombstone). */
   applyEnded(message: Pick<SessionEnded, "sessionId" | "sequence" | "reason">, now: number): Promise<{ status: ApplyStatus; backends: string[] }>;
   /** Session ids whose expiry (sliding TTL / max lifetime) is at or before `now`, oldest first. */
@@ -77,19 +92,30 @@ export function createSessionStore(redis: RedisConnection, keys: Keys, options: 
     keys,
     async applyRegistered(m, pairs, now) {
       const args: (string | number)[] = [m.sessionId, m.sequence, now, m.replicaId, m.sessionTtlMs, m.maxLifetimeMs ?? "", pairPrefix(m.sessionId), pairs.length];
-      for (const p of pairs) args.push(p.backendId, p.backendSessionId ?? "", p.protocolVersion ?? "", p.status, p.offReason ?? "");
-      const reply = (await APPLY_REGISTERED.run(redis, [keys.session(m.sessionId), keys.legacySessionBackends(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId))], args)) as string[];
-      const status = reply[0] as ApplyStatus;
-      return { status, removedBackends: status === "applied" ? reply.slice(1) : [], activeBackends: status === "duplicate" ? reply.slice(1) : [] };
+      for (const p of pairs) {
+        args.push(p.backendId, p.backendSessionId ?? "", p.protocolVersion ?? "", p.status, p.offReason ?? "");
+        args.push(p.credentials ? JSON.stringify(p.credentials) : "", p.credentials?.expiresAt ?? "", p.needsCredentials ? "1" : "0");
+      }
+      const reply = (await APPLY_REGISTERED.run(redis, [keys.session(m.sessionId), keys.legacySessionBackends(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId))], args)) as [
+        string,
+        string[]?,
+        string[]?,
+        string[]?,
+      ];
+      const [status, removed = [], active = [], offs = []] = reply;
+      const offBackends: Record<string, OffReason> = {};
+      for (let i = 0; i + 1 < offs.length; i += 2) offBackends[offs[i]!] = offs[i + 1] as OffReason;
+      return { status: status as ApplyStatus, removedBackends: removed, activeBackends: active, offBackends };
     },
     async applyTouched(m, now) {
-      const reply = (await APPLY_TOUCHED.run(
-        redis,
-        [keys.session(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId)), keys.legacySessionBackends(m.sessionId)],
-        [m.sessionId, m.sequence, now, pairPrefix(m.sessionId), Date.parse(m.occurredAt) || now, ...(m.backendIds ?? [])],
-      )) as string[];
-      if (reply[0] === "unknown_backends") return { status: "unknown_backends", unknownBackends: reply.slice(1) };
-      return { status: reply[0] as ApplyStatus, unknownBackends: [] };
+      const touch = m.type === "session.touched";
+      const traffic = touch ? (m.backendIds ?? []) : [];
+      const credentials = touch ? Object.entries(m.credentials ?? {}) : [[m.backendId, m.credentials] as const];
+      const args: (string | number)[] = [m.sessionId, m.sequence, now, pairPrefix(m.sessionId), Date.parse(m.occurredAt) || now, touch ? "1" : "0", traffic.length, ...traffic];
+      for (const [backendId, sealed] of credentials) args.push(backendId, JSON.stringify(sealed), sealed.expiresAt ?? "");
+      const reply = (await APPLY_TOUCHED.run(redis, [keys.session(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId)), keys.legacySessionBackends(m.sessionId)], args)) as string[];
+      if (reply[0] === "unknown_backends") return { status: "unknown_backends", unknownBackends: reply.slice(1), revivedBackends: [] };
+      return { status: reply[0] as ApplyStatus, unknownBackends: [], revivedBackends: reply[0] === "applied" ? reply.slice(1) : [] };
     },
     async applyEnded(m, now) {
       const reply = (await APPLY_ENDED.run(

@@ -4,6 +4,7 @@ import { QUEUE_SESSIONS, STREAM_MESSAGE_FIELD, STREAM_SESSION_MESSAGES } from ".
 import { queueOptions } from "../queues.js";
 import type { QueueLocation } from "../redis/keys.js";
 import type { BackendRegistration, SessionMessageInput } from "../messages/schema.js";
+import type { SealedCredentials } from "../credentials/credential-key-ring.js";
 import { SessionMessageSchema } from "../messages/schema.js";
 
 /** Job options of every lifecycle message: bounded retention, retries for transient failures. */
@@ -29,8 +30,13 @@ export interface RegisterOptions {
  */
 export interface SessionPublisher {
   register(sessionId: string, options: RegisterOptions): Promise<void>;
-  /** `at`: when the activity happened (ms; default now); `backendIds`: the backends it called. */
-  touch(sessionId: string, activity?: { at?: number; backendIds?: readonly string[] }): Promise<void>;
+  /**
+   * `at`: when the activity happened (ms; default now); `backendIds`: the backends it called;
+   * `credentials`: the sealed credentials it used, by backend.
+   */
+  touch(sessionId: string, activity?: { at?: number; backendIds?: readonly string[]; credentials?: Readonly<Record<string, SealedCredentials>> }): Promise<void>;
+  /** Publishes `session.credentials_updated`: new sealed credentials for one pair. */
+  credentialsUpdated(sessionId: string, backendId: string, credentials: SealedCredentials): Promise<void>;
   end(sessionId: string, reason?: string): Promise<void>;
   /** Asks the scheduler to reconcile a re-initialized pair's job scheduler (see `session.backend_reinitialized`). */
   backendReinitialized(sessionId: string, backendId: string): Promise<void>;
@@ -109,6 +115,16 @@ export function createSessionPublisher(options: SessionPublisherOptions): Sessio
         occurredAt: new Date(activity.at ?? now()).toISOString(),
         sequence: nextSequence(sessionId),
         ...(activity.backendIds && activity.backendIds.length > 0 ? { backendIds: [...activity.backendIds] } : {}),
+        ...(activity.credentials && Object.keys(activity.credentials).length > 0 ? { credentials: { ...activity.credentials } } : {}),
+      }),
+    credentialsUpdated: (sessionId, backendId, credentials) =>
+      publish({
+        type: "session.credentials_updated",
+        sessionId,
+        occurredAt: new Date(now()).toISOString(),
+        sequence: nextSequence(sessionId),
+        backendId,
+        credentials,
       }),
     backendReinitialized: (sessionId, backendId) =>
       publish({

@@ -1,10 +1,11 @@
-import type { RegisterOptions } from "./session-publisher.js";
+import type { SessionCredentials } from "../credentials/credential-key-ring.js";
+import type { SessionOptions } from "./session-credentials.js";
 
 export interface SoftStateRefreshOptions {
   /** Publishes the session's registration again. Must not reject (a guarded publish). */
-  readonly send: (sessionId: string, options: RegisterOptions) => Promise<unknown>;
+  readonly send: (sessionId: string, options: SessionOptions) => Promise<unknown>;
   /** How often a session is refreshed; 0 or less: never. */
-  readonly intervalFor: (options: RegisterOptions) => number;
+  readonly intervalFor: (options: SessionOptions) => number;
   /** Called just before each refresh is sent. */
   readonly onRefresh?: (sessionId: string) => void;
   /** Jitter source in [0, 1). @defaultValue Math.random */
@@ -18,9 +19,11 @@ export interface SoftStateRefreshOptions {
  */
 export interface SoftStateRefresh {
   /** The session was registered with `options`: refresh it from now on (replaces earlier options). */
-  remember(sessionId: string, options: RegisterOptions): void;
+  remember(sessionId: string, options: SessionOptions): void;
   /** A backend was re-initialized: later refreshes carry its new backend session. */
   updateBackend(sessionId: string, backendId: string, backend: { readonly backendSessionId: string; readonly protocolVersion?: string | undefined }): void;
+  /** New credentials for a backend (from a touch or an update): later refreshes carry them. */
+  updateCredentials(sessionId: string, backendId: string, credentials: SessionCredentials): void;
   /** The session ended: never refresh it again. */
   forget(sessionId: string): void;
   /** Forgets every session; nothing is sent afterwards. */
@@ -28,7 +31,7 @@ export interface SoftStateRefresh {
 }
 
 interface Entry {
-  options: RegisterOptions;
+  options: SessionOptions;
   timer: NodeJS.Timeout | undefined;
 }
 
@@ -73,6 +76,11 @@ export function createSoftStateRefresh(options: SoftStateRefreshOptions): SoftSt
         b.backendId === backendId ? { ...b, backendSessionId: backend.backendSessionId, ...(backend.protocolVersion === undefined ? {} : { protocolVersion: backend.protocolVersion }) } : b,
       );
       entry.options = { ...entry.options, backends };
+    },
+    updateCredentials(sessionId, backendId, credentials) {
+      const entry = live.get(sessionId);
+      if (!entry) return;
+      entry.options = { ...entry.options, backends: entry.options.backends.map((b) => (b.backendId === backendId ? { ...b, credentials } : b)) };
     },
     forget,
     stop() {

@@ -10,12 +10,15 @@ import { createEventSubscription, type VmcpEventHandler } from "./event-subscrip
 import { openPairLock } from "./pair-lock.js";
 import { createPublishGuard, type PublishResult } from "./publish-guard.js";
 import { createReinitializeBackend, type ReinitializedBackend, type ReinitializeResult } from "./reinitialize-backend.js";
-import { createSessionPublisher, type RegisterOptions, type SessionTransport } from "./session-publisher.js";
+import { createSessionPublisher, type SessionTransport } from "./session-publisher.js";
+import { createCredentialSealer, type SessionOptions } from "./session-credentials.js";
+import type { CredentialKey, SessionCredentials } from "../credentials/credential-key-ring.js";
 import { createSoftStateRefresh } from "./soft-state-refresh.js";
 
 export type { PublishResult } from "./publish-guard.js";
 export type { ReinitializeLock, ReinitializeResult, ReinitializeState, ReinitializedBackend } from "./reinitialize-backend.js";
 export type { VmcpEventHandler } from "./event-subscription.js";
+export type { SessionBackend, SessionOptions } from "./session-credentials.js";
 
 /*
  * The vMCP client: set-up and wiring only. Each job is a piece of its own — debounced touches,
@@ -90,6 +93,13 @@ export interface VmcpClientOptions {
    * @defaultValue "queue"
    */
   readonly transport?: SessionTransport;
+  /**
+   * The credential key ring, the workers' `credentials.keys`: the first key seals the session
+   * credentials this client sends (every key of the workers' ring opens). Needed only to send
+   * credentials for `auth: session` backends. To rotate: give the workers `[new, old]`, then the
+   * clients `[new, …]`; once every session has been refreshed (one refresh interval) drop `old`.
+   */
+  readonly credentialKeys?: readonly CredentialKey[];
   /** BullMQ concurrency of the `vmcp-events` subscription. @defaultValue 8 */
   readonly eventConcurrency?: number;
   /** Where the client logs keepalive problems (it never throws them). @defaultValue silent */
@@ -100,8 +110,12 @@ export interface VmcpClientOptions {
 
 /** The surface one vMCP replica uses. Nothing here throws a keepalive problem at the vMCP. */
 export interface VmcpClient {
-  /** Publishes `session.registered` (also to change the session's backends or TTLs later). */
-  registerSession(sessionId: string, options: RegisterOptions): Promise<PublishResult>;
+  /**
+   * Publishes `session.registered` (also to change the session's backends or TTLs later). A
+   * backend's `credentials` are sealed with `credentialKeys` before they leave this process;
+   * throws when credentials are given without `credentialKeys` or their headers are not valid.
+   */
+  registerSession(sessionId: string, options: SessionOptions): Promise<PublishResult>;
   /**
    * Reports activity. Debounced per session: the first touch is sent at once, later ones within
    * `touchIntervalMs` collapse into one trailing message at the end of the interval, so a busy
@@ -111,8 +125,18 @@ export interface VmcpClient {
    * `backendIds`: the backends this activity called. Their pairs carried real traffic, which
    * kept those backend sessions alive: the keepalive worker skips their next tick
    * (`recent_traffic`) instead of calling the backend. Only backends the session registered.
+   *
+   * `credentials`: the credentials this activity used, by backend (`auth: session` backends):
+   * the latest per backend travels with the (debounced) touch and with every later refresh, so
+   * the workers' copy refreshes with the user's traffic. Throws as `registerSession` does.
    */
-  touch(sessionId: string, options?: { readonly backendIds?: readonly string[] }): void;
+  touch(sessionId: string, options?: { readonly backendIds?: readonly string[]; readonly credentials?: Readonly<Record<string, SessionCredentials>> }): void;
+  /**
+   * Publishes `session.credentials_updated`: new credentials for one pair without traffic (a
+   * token refreshed ahead of its expiry, or after `backend.credentials_expiring`,
+   * `backend.credentials_expired` or `backend.unauthorized`). Throws as `registerSession` does.
+   */
+  updateCredentials(sessionId: string, backendId: string, credentials: SessionCredentials): Promise<PublishResult>;
   /** Publishes `session.ended` (drops any pending trailing touch). */
   endSession(sessionId: string, reason?: string): Promise<PublishResult>;
   /**
@@ -168,14 +192,16 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
   });
   const publisher = createSessionPublisher({ connection, queue: keys.sessionsQueue, replicaId: options.replicaId, now, transport: options.transport ?? "queue" });
   const guard = createPublishGuard(log);
+  const sealer = createCredentialSealer(options.credentialKeys);
 
-  const touches = createDebouncedTouch({
-    send: (sessionId, activity) => guard.run("session.touched", sessionId, () => publisher.touch(sessionId, activity)),
+  const touches = createDebouncedTouch<SessionCredentials>({
+    send: (sessionId, activity) =>
+      guard.run("session.touched", sessionId, () => publisher.touch(sessionId, { at: activity.at, backendIds: activity.backendIds, credentials: sealer.byBackend(sessionId, activity.credentials) })),
     intervalMs: touchIntervalMs,
     now,
   });
   const refresh = createSoftStateRefresh({
-    send: (sessionId, o) => guard.run("session.registered (refresh)", sessionId, () => publisher.register(sessionId, o)),
+    send: (sessionId, o) => guard.run("session.registered (refresh)", sessionId, async () => publisher.register(sessionId, sealer.registration(sessionId, o))),
     intervalFor: (o) => options.refreshIntervalMs ?? Math.min(Math.round(o.sessionTtlMs / 3), 600_000),
     onRefresh: (sessionId) => touches.coveredByRegistration(sessionId),
   });
@@ -200,12 +226,24 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
 
   return {
     registerSession(sessionId, o) {
+      const sealed = sealer.registration(sessionId, o);
       if (!closing) refresh.remember(sessionId, o);
-      return guard.run("session.registered", sessionId, () => publisher.register(sessionId, o));
+      return guard.run("session.registered", sessionId, () => publisher.register(sessionId, sealed));
     },
 
     touch(sessionId, o = {}) {
-      if (!closing) touches.touch(sessionId, o.backendIds ?? []);
+      if (closing) return;
+      const credentials = new Map(Object.entries(o.credentials ?? {}));
+      // Sealed here once to fail at the caller on bad input; the send seals again with the latest.
+      sealer.byBackend(sessionId, credentials);
+      for (const [backendId, c] of credentials) refresh.updateCredentials(sessionId, backendId, c);
+      touches.touch(sessionId, o.backendIds ?? [], credentials);
+    },
+
+    updateCredentials(sessionId, backendId, credentials) {
+      const sealed = sealer.seal(sessionId, backendId, credentials);
+      refresh.updateCredentials(sessionId, backendId, credentials);
+      return guard.run("session.credentials_updated", sessionId, () => publisher.credentialsUpdated(sessionId, backendId, sealed));
     },
 
     endSession(sessionId, reason) {

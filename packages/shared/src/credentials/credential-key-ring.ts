@@ -64,7 +64,37 @@ function associatedData(sessionId: string, backendId: string, expiresAt: number 
   return Buffer.from(`vmk-credentials:1:${sessionId}:${backendId}:${expiresAt ?? ""}`, "utf8");
 }
 
-const PlaintextSchema = z.object({ headers: z.record(z.string(), z.string()) }).strict();
+/**
+ * Headers a vMCP may hand over: HTTP token names, values of visible ASCII (and space or tab),
+ * at most 32. The names the worker sets itself for every call (the session id, the protocol
+ * version, the body's type) are refused: credentials add authentication, they do not redirect a
+ * call onto another session.
+ */
+export const RESERVED_CREDENTIAL_HEADERS = ["mcp-session-id", "mcp-protocol-version", "content-type", "content-length", "accept", "host", "connection", "transfer-encoding"] as const;
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/;
+const HEADER_VALUE = /^[\t\x20-\x7E]{0,8192}$/;
+
+/**
+ * What is wrong with a set of credential headers, each problem with the header's name (never its
+ * value); empty when they may be sent. Plain loops: a worker checks every pair's on every call.
+ */
+export function credentialHeaderProblems(headers: unknown): { path: string[]; message: string }[] {
+  if (typeof headers !== "object" || headers === null || Array.isArray(headers)) return [{ path: [], message: "must be an object of header names to values" }];
+  const problems: { path: string[]; message: string }[] = [];
+  const names = Object.keys(headers);
+  if (names.length < 1 || names.length > 32) problems.push({ path: [], message: "must hold 1 to 32 headers" });
+  for (const name of names) {
+    const value = (headers as Record<string, unknown>)[name];
+    if (!HEADER_NAME.test(name)) problems.push({ path: [name], message: "must be an HTTP header name" });
+    else if ((RESERVED_CREDENTIAL_HEADERS as readonly string[]).includes(name.toLowerCase())) problems.push({ path: [name], message: "is set by the worker itself" });
+    if (typeof value !== "string" || !HEADER_VALUE.test(value)) problems.push({ path: [name], message: "must be at most 8192 characters of visible ASCII, space or tab" });
+  }
+  return problems;
+}
+
+export const CredentialHeadersSchema = z.record(z.string(), z.string()).superRefine((headers, ctx) => {
+  for (const p of credentialHeaderProblems(headers)) ctx.addIssue({ code: "custom", path: p.path, message: p.message });
+});
 
 /**
  * Builds a key ring. Throws naming the key (by its position and id, never its value) when the
@@ -86,6 +116,15 @@ export function createCredentialKeyRing(keys: readonly CredentialKey[]): Credent
   return {
     sealingKeyId,
     seal(sessionId, backendId, credentials) {
+      const headers = CredentialHeadersSchema.safeParse(credentials.headers);
+      // The message names the header, never its value.
+      if (!headers.success)
+        throw new Error(
+          `credentials for ${sessionId}/${backendId}: ${headers.error.issues.map((i) => `headers${i.path.map((p) => `[${JSON.stringify(String(p))}]`).join("")} ${i.message}`).join("; ")}`,
+        );
+      if (credentials.expiresAt !== undefined && !(Number.isSafeInteger(credentials.expiresAt) && credentials.expiresAt > 0)) {
+        throw new Error(`credentials for ${sessionId}/${backendId}: expiresAt must be a time in ms since the epoch`);
+      }
       const iv = randomBytes(IV_BYTES);
       const cipher = createCipheriv("aes-256-gcm", sealingKey, iv, { authTagLength: TAG_BYTES });
       cipher.setAAD(associatedData(sessionId, backendId, credentials.expiresAt));
@@ -110,9 +149,13 @@ export function createCredentialKeyRing(keys: readonly CredentialKey[]): Credent
         decipher.setAAD(associatedData(sessionId, backendId, sealed.expiresAt));
         decipher.setAuthTag(tag);
         const plain = Buffer.concat([decipher.update(Buffer.from(sealed.data, "base64")), decipher.final()]).toString("utf8");
-        const parsed = PlaintextSchema.safeParse(JSON.parse(plain));
-        if (!parsed.success) return { ok: false, reason: "undecryptable", kid: sealed.kid };
-        return { ok: true, credentials: { headers: parsed.data.headers, ...(sealed.expiresAt === undefined ? {} : { expiresAt: sealed.expiresAt }) } };
+        // The plaintext `{"headers":{…}}`, checked as the seal checks it (another language may have sealed it).
+        const parsed = JSON.parse(plain) as { headers?: unknown };
+        if (typeof parsed !== "object" || parsed === null || Object.keys(parsed).length !== 1 || credentialHeaderProblems(parsed.headers).length > 0) {
+          return { ok: false, reason: "undecryptable", kid: sealed.kid };
+        }
+        const headers = parsed.headers as Record<string, string>;
+        return { ok: true, credentials: { headers, ...(sealed.expiresAt === undefined ? {} : { expiresAt: sealed.expiresAt }) } };
       } catch {
         // A wrong tag, wrong associated data or a corrupted ciphertext: the same answer, no detail
         // that could help an attacker, and never the plaintext.

@@ -24,11 +24,30 @@ export const SKIP_REASONS = [
    * its catch-up slot: that regular tick is its catch-up (catch-up spread, docs/keepalive-policy.md).
    */
   "superseded",
+  /** The pair's session credentials passed their `expiresAt` (minus the call timeout): no call with them. */
+  "credentials_expired",
+  /** No key of the worker's ring opens the pair's session credentials: the pair is off until new ones arrive. */
+  "credentials_undecryptable",
+  /** A pair of an `auth: session` backend has no credentials: the pair is off until some arrive. */
+  "no_credentials",
 ] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
 
 /** Why keepalive is off for a pair from the start (status CLI, pair state). */
-export const OFF_REASONS = ["method_none", "stateless_backend", "no_backend_session", "ttl_covers_session"] as const;
+export const OFF_REASONS = [
+  "method_none",
+  "stateless_backend",
+  "no_backend_session",
+  "ttl_covers_session",
+  /** An `auth: session` backend's pair without credentials; new credentials turn it on. */
+  "no_credentials",
+  /** No key of the workers' ring opens its credentials; new credentials turn it on. */
+  "credentials_undecryptable",
+  /** The backend answered 401/403 to its session credentials; new credentials turn it on. */
+  "unauthorized",
+] as const;
+/** Off reasons that new credentials clear: the pair is kept alive again from its next interval. */
+export const CREDENTIAL_OFF_REASONS: readonly OffReason[] = ["no_credentials", "credentials_undecryptable", "unauthorized"];
 export type OffReason = (typeof OFF_REASONS)[number];
 
 /** Why a breaker opened (`keepalive_auto_disabled_total{reason}`): the failure reason that tripped it. */

@@ -42,7 +42,47 @@ export const BreakerClosedSchema = z.strictObject({
   backendId: IdSchema,
 });
 
-export const VmcpEventSchema = z.discriminatedUnion("type", [BackendSessionExpiredSchema, BreakerOpenedSchema, BreakerClosedSchema]);
+/** A pair's session credentials passed their `expiresAt`: no call is made with them; the vMCP may supply new ones. One per expiry. */
+export const CredentialsExpiredSchema = z.strictObject({
+  type: z.literal("backend.credentials_expired"),
+  v: z.literal(1),
+  occurredAt: At,
+  sessionId: IdSchema,
+  backendId: IdSchema,
+  expiresAt: At,
+});
+
+/** A pair's session credentials expire within `credentials.refresh_before`. One per credentials. */
+export const CredentialsExpiringSchema = z.strictObject({
+  type: z.literal("backend.credentials_expiring"),
+  v: z.literal(1),
+  occurredAt: At,
+  sessionId: IdSchema,
+  backendId: IdSchema,
+  expiresAt: At,
+});
+
+/**
+ * The backend refused the pair's session credentials (HTTP 401 or 403): the pair stopped (off,
+ * `unauthorized`) until new credentials arrive. Not a backend failure: its breaker is untouched.
+ */
+export const BackendUnauthorizedSchema = z.strictObject({
+  type: z.literal("backend.unauthorized"),
+  v: z.literal(1),
+  occurredAt: At,
+  sessionId: IdSchema,
+  backendId: IdSchema,
+  status: z.union([z.literal(401), z.literal(403)]),
+});
+
+export const VmcpEventSchema = z.discriminatedUnion("type", [
+  BackendSessionExpiredSchema,
+  BreakerOpenedSchema,
+  BreakerClosedSchema,
+  CredentialsExpiredSchema,
+  CredentialsExpiringSchema,
+  BackendUnauthorizedSchema,
+]);
 export type VmcpEvent = z.infer<typeof VmcpEventSchema>;
 export type VmcpEventType = VmcpEvent["type"];
 

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { IdSchema } from "../validation.js";
+import { SealedCredentialsSchema } from "../credentials/credential-key-ring.js";
 
 /**
  * Registration messages on the `vmcp-sessions` queue, contract v1. The JSON Schema in
@@ -32,7 +33,16 @@ export const BackendRegistrationSchema = z.strictObject({
   backendSessionId: BackendSessionId.optional(),
   /** The negotiated MCP revision, sent back as MCP-Protocol-Version. */
   protocolVersion: ProtocolVersion.optional(),
+  /**
+   * For a backend with `auth: session`: the headers the vMCP uses for this session, sealed for the
+   * workers (the envelope of docs/contract.md, "Session credentials"). Stored as it came; only a
+   * worker opens it, in memory, for one call.
+   */
+  credentials: SealedCredentialsSchema.optional(),
 });
+
+/** Sealed credentials by backend id: the latest the vMCP used for each backend. */
+const CredentialsByBackend = z.record(IdSchema, SealedCredentialsSchema).refine((c) => Object.keys(c).length <= 64, { message: "at most 64 backends" });
 
 export const SessionRegisteredSchema = z.strictObject({
   type: z.literal("session.registered"),
@@ -73,6 +83,19 @@ export const SessionTouchedSchema = z.strictObject({
     .max(64)
     .refine((ids) => new Set(ids).size === ids.length, { message: "backendIds must be unique" })
     .optional(),
+  /**
+   * The credentials the session has just used, by backend (each a backend the session
+   * registered): a touch refreshes them with the traffic.
+   */
+  credentials: CredentialsByBackend.optional(),
+});
+
+/** New credentials for one pair, on their own (a token refreshed without traffic). */
+export const SessionCredentialsUpdatedSchema = z.strictObject({
+  type: z.literal("session.credentials_updated"),
+  ...Base,
+  backendId: IdSchema,
+  credentials: SealedCredentialsSchema,
 });
 
 export const SessionEndedSchema = z.strictObject({
@@ -96,13 +119,20 @@ export const SessionBackendReinitializedSchema = z.strictObject({
   backendId: IdSchema,
 });
 
-export const SessionMessageSchema = z.discriminatedUnion("type", [SessionRegisteredSchema, SessionTouchedSchema, SessionEndedSchema, SessionBackendReinitializedSchema]);
+export const SessionMessageSchema = z.discriminatedUnion("type", [
+  SessionRegisteredSchema,
+  SessionTouchedSchema,
+  SessionEndedSchema,
+  SessionBackendReinitializedSchema,
+  SessionCredentialsUpdatedSchema,
+]);
 
 export type BackendRegistration = z.infer<typeof BackendRegistrationSchema>;
 export type SessionRegistered = z.infer<typeof SessionRegisteredSchema>;
 export type SessionTouched = z.infer<typeof SessionTouchedSchema>;
 export type SessionEnded = z.infer<typeof SessionEndedSchema>;
 export type SessionBackendReinitialized = z.infer<typeof SessionBackendReinitializedSchema>;
+export type SessionCredentialsUpdated = z.infer<typeof SessionCredentialsUpdatedSchema>;
 export type SessionMessage = z.infer<typeof SessionMessageSchema>;
 /** What a producer writes (defaults such as `v` may be omitted). */
 export type SessionMessageInput = z.input<typeof SessionMessageSchema>;

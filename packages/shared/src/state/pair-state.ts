@@ -24,6 +24,22 @@ export interface PairState {
   readonly consecutiveFailures: number;
   readonly lastLatencyMs: number | undefined;
   readonly lastTrafficAt: number | undefined;
+  /**
+   * The pair's session credentials as anyone but a worker may see them: present, the id of the
+   * key that sealed them, when they expire. `sealed` is the envelope as the vMCP sent it (only a
+   * worker opens it).
+   */
+  readonly credentials: PairCredentials | undefined;
+}
+
+export interface PairCredentials {
+  readonly keyId: string;
+  readonly expiresAt: number | undefined;
+  /** The sequence of the message that brought them: a worker's stop for these credentials is fenced on it. */
+  readonly sequence: number;
+  readonly sealed: string;
+  /** The expiry notice already published for them. */
+  readonly notice: "expiring" | "expired" | undefined;
 }
 
 /**
@@ -47,6 +63,11 @@ export const PAIR_FIELDS = {
   lastLatencyMs: "latMs",
   /** When the pair last carried real traffic, as the vMCP reported it (`session.touched` backendIds). */
   lastTrafficAt: "trafficAt",
+  /** Session credentials: the sealed envelope (JSON, as the vMCP sent it), the message sequence that wrote it, its expiry (ms), the notice published. */
+  credentials: "cred",
+  credentialsSequence: "credSeq",
+  credentialsExpireAt: "credExp",
+  credentialsNotice: "credNote",
 } as const;
 
 const num = (v: string | undefined): number | undefined => (v === undefined || v === "" ? undefined : Number(v));
@@ -73,6 +94,24 @@ export function decodePair(hash: Record<string, string>, sessionId: string, back
     consecutiveFailures: num(hash[F.consecutiveFailures]) ?? 0,
     lastLatencyMs: num(hash[F.lastLatencyMs]),
     lastTrafficAt: num(hash[F.lastTrafficAt]),
+    credentials: decodeCredentials(hash),
+  };
+}
+
+function decodeCredentials(hash: Record<string, string>): PairCredentials | undefined {
+  const F = PAIR_FIELDS;
+  const sealed = str(hash[F.credentials]);
+  if (!sealed) return undefined;
+  // The key id without parsing the whole envelope (read on every tick): stored as the schema
+  // checked it, `"kid":"<id>"` with an id of the id alphabet; "?" if it was written some other way.
+  const keyId = /"kid":"([A-Za-z0-9._-]{1,128})"/.exec(sealed)?.[1] ?? "?";
+  const notice = str(hash[F.credentialsNotice]);
+  return {
+    keyId,
+    expiresAt: num(hash[F.credentialsExpireAt]),
+    sequence: num(hash[F.credentialsSequence]) ?? 0,
+    sealed,
+    notice: notice === "expiring" || notice === "expired" ? notice : undefined,
   };
 }
 

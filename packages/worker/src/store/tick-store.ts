@@ -8,6 +8,7 @@ import {
   type LearnedMethod,
   type PairState,
   type PairStatus,
+  type OffReason,
   type RedisConnection,
   type SkipReason,
 } from "@vmcp-keepalive/shared";
@@ -16,7 +17,14 @@ import { Cluster } from "ioredis";
 import { BEGIN_BREAKER, BEGIN_PAIR, BEGIN_TICK, FINISH_BREAKER, FINISH_PAIR, FINISH_TICK } from "./scripts.js";
 
 /** The skips a tick's start can decide: the skip reasons of the metrics and events, as the scripts name them. */
-export type StartSkip = Extract<SkipReason, "locked" | "ended" | "disabled" | "recent_traffic" | "breaker_open">;
+export type StartSkip = Extract<SkipReason, "locked" | "ended" | "disabled" | "credentials_expired" | "recent_traffic" | "breaker_open">;
+
+/** A credentials notice the tick's start claimed (once per credentials): the worker publishes its event. */
+export interface CredentialsNotice {
+  readonly kind: "expiring" | "expired";
+  /** When the credentials expire (ms). */
+  readonly expiresAt: number;
+}
 
 /** What a tick's start decided, read from Redis in one script (two on a Cluster). */
 export type TickStart =
@@ -24,9 +32,9 @@ export type TickStart =
    * No backend call: `locked` (another holder has the pair lock), `ended` (no pair: session ended
    * or reaped), `disabled` (pair off or expired, or no backend session), `recent_traffic` (real
    * traffic within the window kept it alive), `breaker_open` (breaker open, or another tick holds
-   * the probe).
+   * the probe), `credentials_expired` (the pair's session credentials expire before a call would end).
    */
-  | { readonly kind: "skip"; readonly reason: StartSkip; readonly lockHeld: boolean }
+  | { readonly kind: "skip"; readonly reason: StartSkip; readonly lockHeld: boolean; readonly notice?: CredentialsNotice }
   /**
    * Call the backend. `probe`: this tick holds the backend's single probe. `pingRetry`: this
    * tick holds the ping retry of a backend that learned its tool.
@@ -39,6 +47,7 @@ export type TickStart =
       readonly probe: boolean;
       readonly learnedMethod: LearnedMethod;
       readonly pingRetry: boolean;
+      readonly notice?: CredentialsNotice;
     };
 
 export interface BeginOptions {
@@ -54,6 +63,13 @@ export interface BeginOptions {
   readonly fallback: boolean;
   /** A pair that carried traffic less than this long ago is skipped (`recent_traffic`). @defaultValue 0 (never) */
   readonly trafficWindowMs?: number;
+  /**
+   * For an `auth: session` backend, the call timeout: credentials expiring within it are not used
+   * (`credentials_expired`). Absent for other backends (their pairs' credentials are not checked).
+   */
+  readonly credentialsMarginMs?: number;
+  /** `credentials.refresh_before`: the `expiring` notice this long before expiry. @defaultValue 0 (none) */
+  readonly refreshBeforeMs?: number;
 }
 
 /** The breaker and method accounting of a finished tick: the plan's operations and the policy's numbers. */
@@ -86,14 +102,23 @@ export interface FinishRecord extends FinishAccounting {
   readonly label: string;
   readonly latencyMs?: number;
   readonly pairStatus?: PairStatus;
+  readonly stop?: PairStop;
+}
+
+/** Keepalive off for the pair's credentials, unless newer ones came (fenced on their message sequence; -1: none were stored). */
+export interface PairStop {
+  readonly off: Extract<OffReason, "no_credentials" | "credentials_undecryptable" | "unauthorized">;
+  readonly credSeq: number;
 }
 
 export interface FinishInput extends FinishAccounting {
   readonly pair: Pick<PairState, "sessionId" | "backendId" | "epoch">;
-  readonly outcome: Exclude<KeepaliveOutcome, { kind: "skipped" }>;
+  /** `skipped`: a tick that made no call and stops the pair (`stop`), e.g. credentials no key opens. */
+  readonly outcome: KeepaliveOutcome;
   readonly now: number;
   readonly latencyMs?: number;
   readonly pairStatus?: PairStatus;
+  readonly stop?: PairStop;
   /** The tick's token: the script releases the pair lock if this token still holds it. */
   readonly token?: string;
 }
@@ -110,8 +135,10 @@ export interface FinishResult {
   /** Consecutive backend failures after this tick. */
   readonly breakerFailures: number;
   readonly methodTransition: MethodTransition | undefined;
-  /** The script's pair lock stays held: the pair was recorded as expired and its job scheduler is still to be removed. */
+  /** The script's pair lock stays held: the pair was stopped and its job scheduler is still to be removed. */
   readonly lockHeld: boolean;
+  /** This write stopped the pair (expired, or off for its credentials): its job scheduler goes. */
+  readonly stopped: boolean;
 }
 
 /**
@@ -139,12 +166,19 @@ function flatToRecord(flat: unknown): Record<string, string> {
 /** A duration as the scripts take it: whole milliseconds, never negative. */
 const int = (ms: number | undefined): number => Math.max(0, Math.round(ms ?? 0));
 
+/** The begin scripts' credentials arguments: the margin (-1: not checked) and refresh_before. */
+const credentialArgs = (o: BeginOptions): [number, number] => [o.credentialsMarginMs === undefined ? -1 : int(o.credentialsMarginMs), int(o.refreshBeforeMs)];
+
 /** The begin scripts' reply, as both stores hand it to {@link toStart}. */
-type BeginReply = { decision: string; lockHeld: boolean; breaker: string; method: string; pingRetry: boolean; flat: unknown };
+type BeginReply = { decision: string; lockHeld: boolean; breaker: string; method: string; pingRetry: boolean; flat: unknown; notice: unknown };
+
+const START_SKIPS: readonly string[] = ["locked", "ended", "disabled", "credentials_expired", "recent_traffic", "breaker_open"] satisfies readonly StartSkip[];
 
 function toStart(r: BeginReply, sessionId: string, backendId: string): TickStart {
   const { decision, lockHeld } = r;
   const pair = decodePair(flatToRecord(r.flat), sessionId, backendId);
+  const expiresAt = pair?.credentials?.expiresAt;
+  const notice = (r.notice === "expiring" || r.notice === "expired") && expiresAt !== undefined ? { notice: { kind: r.notice, expiresAt } as const } : {};
   if (decision === "call" || decision === "probe") {
     if (!pair) return { kind: "skip", reason: "ended", lockHeld };
     return {
@@ -155,9 +189,10 @@ function toStart(r: BeginReply, sessionId: string, backendId: string): TickStart
       probe: decision === "probe",
       learnedMethod: r.method === "tool" ? "tool" : "ping",
       pingRetry: r.pingRetry,
+      ...notice,
     };
   }
-  if (decision === "locked" || decision === "ended" || decision === "disabled" || decision === "recent_traffic" || decision === "breaker_open") return { kind: "skip", reason: decision, lockHeld };
+  if (START_SKIPS.includes(decision)) return { kind: "skip", reason: decision as StartSkip, lockHeld, ...notice };
   throw new Error(`begin script answered an unknown decision ${JSON.stringify(decision)}`);
 }
 
@@ -175,7 +210,7 @@ function toRecord(i: FinishInput): FinishRecord {
   };
 }
 
-function toFinishResult(rec: unknown, bt: unknown, bfails: unknown, mt: unknown, held: unknown): FinishResult {
+function toFinishResult(rec: unknown, bt: unknown, bfails: unknown, mt: unknown, held: unknown, stopped: unknown): FinishResult {
   const recNum = Number(rec);
   return {
     recorded: recNum >= 0,
@@ -184,6 +219,7 @@ function toFinishResult(rec: unknown, bt: unknown, bfails: unknown, mt: unknown,
     breakerFailures: Number(bfails),
     methodTransition: (mt || undefined) as MethodTransition | undefined,
     lockHeld: Number(held) === 1,
+    stopped: Number(stopped) === 1,
   };
 }
 
@@ -197,21 +233,21 @@ async function aliveAt(redis: RedisConnection, keys: Keys, sessionId: string, ba
 export function combinedTickStore(redis: RedisConnection, keys: Keys): TickStore {
   return {
     async begin(sessionId, backendId, now, o) {
-      const [decision, held, breaker, method, pingRetry, flat] = (await BEGIN_TICK.run(
+      const [decision, held, breaker, method, pingRetry, flat, notice] = (await BEGIN_TICK.run(
         redis,
         [keys.pair(sessionId, backendId), keys.backend(backendId), keys.pairLock(sessionId, backendId)],
-        [now, o.token, int(o.probeLeaseMs), int(o.pingRetryDelayMs), o.fallback ? "1" : "0", int(o.trafficWindowMs), int(o.lockTtlMs)],
-      )) as [string, number, string, string, number, unknown];
-      return toStart({ decision, lockHeld: Number(held) === 1, breaker, method, pingRetry: Number(pingRetry) === 1, flat }, sessionId, backendId);
+        [now, o.token, int(o.probeLeaseMs), int(o.pingRetryDelayMs), o.fallback ? "1" : "0", int(o.trafficWindowMs), int(o.lockTtlMs), ...credentialArgs(o)],
+      )) as [string, number, string, string, number, unknown, string];
+      return toStart({ decision, lockHeld: Number(held) === 1, breaker, method, pingRetry: Number(pingRetry) === 1, flat, notice }, sessionId, backendId);
     },
     async finish(i) {
       const { sessionId, backendId } = i.pair;
-      const [rec, bt, bfails, mt, held] = (await FINISH_TICK.run(
+      const [rec, bt, bfails, mt, held, stopped] = (await FINISH_TICK.run(
         redis,
         [keys.pair(sessionId, backendId), keys.backend(backendId), keys.pairLock(sessionId, backendId)],
         [JSON.stringify(toRecord(i)), i.token ?? ""],
-      )) as [number, string, number, string, number];
-      return toFinishResult(rec, bt, bfails, mt, held);
+      )) as [number, string, number, string, number, number];
+      return toFinishResult(rec, bt, bfails, mt, held, stopped);
     },
     aliveAt: (sessionId, backendId) => aliveAt(redis, keys, sessionId, backendId),
   };
@@ -227,8 +263,13 @@ export function splitTickStore(redis: RedisConnection, keys: Keys): TickStore {
     async begin(sessionId, backendId, now, o) {
       const pk = keys.pair(sessionId, backendId);
       const lk = keys.pairLock(sessionId, backendId);
-      const [decision, held, flat] = (await BEGIN_PAIR.run(redis, [pk, lk], [now, int(o.trafficWindowMs), o.token, int(o.lockTtlMs)])) as [string, number, unknown];
-      if (decision !== "go") return toStart({ decision, lockHeld: Number(held) === 1, breaker: "", method: "", pingRetry: false, flat }, sessionId, backendId);
+      const [decision, held, flat, notice] = (await BEGIN_PAIR.run(redis, [pk, lk], [now, int(o.trafficWindowMs), o.token, int(o.lockTtlMs), ...credentialArgs(o)])) as [
+        string,
+        number,
+        unknown,
+        string,
+      ];
+      if (decision !== "go") return toStart({ decision, lockHeld: Number(held) === 1, breaker: "", method: "", pingRetry: false, flat, notice }, sessionId, backendId);
       const [verdict, breaker, method, pingRetry] = (await BEGIN_BREAKER.run(
         redis,
         [keys.backend(backendId)],
@@ -242,14 +283,14 @@ export function splitTickStore(redis: RedisConnection, keys: Keys): TickStore {
         await FINISH_PAIR.run(redis, [pk, lk], [JSON.stringify(record), o.token]);
         lockHeld = false;
       }
-      return toStart({ decision: verdict, lockHeld, breaker, method, pingRetry: Number(pingRetry) === 1, flat }, sessionId, backendId);
+      return toStart({ decision: verdict, lockHeld, breaker, method, pingRetry: Number(pingRetry) === 1, flat, notice }, sessionId, backendId);
     },
     async finish(i) {
       const { sessionId, backendId } = i.pair;
       const json = JSON.stringify(toRecord(i));
-      const [rec, held] = (await FINISH_PAIR.run(redis, [keys.pair(sessionId, backendId), keys.pairLock(sessionId, backendId)], [json, i.token ?? ""])) as [number, number];
+      const [rec, held, stopped] = (await FINISH_PAIR.run(redis, [keys.pair(sessionId, backendId), keys.pairLock(sessionId, backendId)], [json, i.token ?? ""])) as [number, number, number];
       const [bt, bfails, mt] = (await FINISH_BREAKER.run(redis, [keys.backend(backendId)], [json])) as [string, number, string];
-      return toFinishResult(rec, bt, bfails, mt, held);
+      return toFinishResult(rec, bt, bfails, mt, held, stopped);
     },
     aliveAt: (sessionId, backendId) => aliveAt(redis, keys, sessionId, backendId),
   };

@@ -10,7 +10,10 @@ export type BreakerOp =
   | "count"
   /** The backend answered well. */
   | "reset"
-  /** No verdict on the backend (session_not_found: this pair's session is gone, not the backend). */
+  /**
+   * No verdict on the backend: session_not_found (this pair's session is gone, not the backend),
+   * or a 401/403 to a pair's own session credentials (this user's token, not the backend).
+   */
   | "none";
 
 /** What the tick learned about ping on a `tool:<name>` backend. */
@@ -36,7 +39,12 @@ export interface TickRecord {
   readonly methodOp: MethodOp | undefined;
   /** The pair's backend session answered 404: the pair stops and the vMCP is told. */
   readonly expired: boolean;
+  /** The backend refused the pair's session credentials (401/403): the pair stops and the vMCP is told. */
+  readonly unauthorized: boolean;
 }
+
+/** Whether the pair's calls carry its own session credentials (`auth: session`). */
+export type AuthMode = "static" | "session";
 
 /** True when the backend may switch between ping and its tool (`tool:<name>` without every-tick). */
 export function hasFallback(method: KeepaliveMethod): boolean {
@@ -51,7 +59,7 @@ export function hasFallback(method: KeepaliveMethod): boolean {
  *   tick does not hold the ping retry. When ping fails (but not with 404), the tool at once: it
  *   keeps the session alive now, and it tells a ping problem from a backend problem.
  */
-export function nextCall(method: KeepaliveMethod, state: TickState, made: readonly { method: CallMethod; result: CallResult }[]): CallMethod | undefined {
+export function nextCall(method: KeepaliveMethod, state: TickState, made: readonly { method: CallMethod; result: CallResult }[], auth: AuthMode = "static"): CallMethod | undefined {
   const [first, second] = made;
   if (!first) {
     if (method.kind !== "tool") return "ping";
@@ -59,19 +67,23 @@ export function nextCall(method: KeepaliveMethod, state: TickState, made: readon
     return state.learnedMethod === "tool" && !state.pingRetry ? "tool" : "ping";
   }
   if (second || !hasFallback(method) || first.method !== "ping" || first.result.ok) return undefined;
-  return first.result.reason === "session_not_found" ? undefined : "tool";
+  if (first.result.reason === "session_not_found") return undefined;
+  // Refused session credentials are refused for the tool as well.
+  return auth === "session" && first.result.reason === "unauthorized" ? undefined : "tool";
 }
 
 /**
  * What a finished tick records: its outcome is the last call's; a 404 says nothing about the
  * backend (no breaker verdict); a fallback backend's ping result feeds the method switch — ping
- * failures count toward it only while the tool works, -32601 switches at once.
+ * failures count toward it only while the tool works, -32601 switches at once. With session
+ * credentials a 401/403 is the pair's (its user's token), not the backend's: no breaker verdict.
  */
-export function planRecord(method: KeepaliveMethod, made: readonly { method: CallMethod; result: CallResult }[]): TickRecord {
+export function planRecord(method: KeepaliveMethod, made: readonly { method: CallMethod; result: CallResult }[], auth: AuthMode = "static"): TickRecord {
   const first = made[0];
   const last = made[made.length - 1];
   if (!first || !last) throw new Error("planRecord: a tick that made no call has nothing to record");
   const expired = !last.result.ok && last.result.reason === "session_not_found";
+  const unauthorized = auth === "session" && !last.result.ok && last.result.reason === "unauthorized";
   let methodOp: MethodOp | undefined;
   if (hasFallback(method) && first.method === "ping") {
     if (first.result.ok) methodOp = "ping_ok";
@@ -81,8 +93,9 @@ export function planRecord(method: KeepaliveMethod, made: readonly { method: Cal
   return {
     method: last.method,
     result: last.result,
-    breakerOp: last.result.ok ? "reset" : expired ? "none" : "count",
+    breakerOp: last.result.ok ? "reset" : expired || unauthorized ? "none" : "count",
     methodOp,
     expired,
+    unauthorized,
   };
 }

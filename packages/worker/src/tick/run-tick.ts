@@ -1,7 +1,7 @@
-import type { KeepaliveOutcome, Keys, SkipReason, VmcpEvent } from "@vmcp-keepalive/shared";
+import type { CredentialKeyRing, KeepaliveOutcome, Keys, SealedCredentials, SkipReason, VmcpEvent } from "@vmcp-keepalive/shared";
 import { findBackend, type BackendConfig, type KeepaliveConfig, type Logger, type TypedEmitter } from "@vmcp-keepalive/runtime";
 import type { BackendClient, McpCallResult } from "../protocol/backend-client.js";
-import { jittered, type FinishResult, type TickStart, type TickStore } from "../store/tick-store.js";
+import { jittered, type CredentialsNotice, type FinishResult, type PairStop, type TickStart, type TickStore } from "../store/tick-store.js";
 import type { KeepaliveEventMap } from "./keepalive-events.js";
 import { hasFallback, nextCall, planRecord, type CallMethod, type MethodOp } from "./plan.js";
 import type { PairLock, PairLockStrategy } from "./pair-lock.js";
@@ -39,6 +39,8 @@ export interface KeepaliveDeps {
   readonly publishEvent: (event: VmcpEvent) => Promise<void>;
   /** Client for backend calls: the worker's pool of keep-alive connections. */
   readonly backend: BackendClient;
+  /** The ring that opens `auth: session` pairs' credentials (`credentials.keys`); absent when it is empty. */
+  readonly credentials?: CredentialKeyRing | undefined;
   /** Source of the probe/ping-retry jitter. @defaultValue Math.random */
   readonly random?: () => number;
 }
@@ -105,6 +107,7 @@ export async function runKeepalive(deps: KeepaliveDeps, sessionId: string, backe
         pingRetryDelayMs: jittered(config.breaker.probeAfterMs, deps.random),
         fallback: hasFallback(backend.method),
         trafficWindowMs: trafficWindowMs(backend),
+        ...(backend.auth === "session" ? { credentialsMarginMs: config.keepalive.timeoutMs, refreshBeforeMs: config.credentials.refreshBeforeMs ?? 0 } : {}),
       });
     } catch (err) {
       const reason = lock.unavailable(err);
@@ -113,7 +116,13 @@ export async function runKeepalive(deps: KeepaliveDeps, sessionId: string, backe
       return skip(reason);
     }
     lock.begun(start.lockHeld);
-    if (start.kind === "call") return await callAndRecord(deps, log, backend, start, lock);
+    if (start.notice) await announceExpiry(deps, log, sessionId, backendId, start.notice);
+    if (start.kind === "call") {
+      if (backend.auth !== "session") return await callAndRecord(deps, log, backend, start, lock, backend.headers);
+      const opened = openCredentials(deps, log, start.pair);
+      if ("headers" in opened) return await callAndRecord(deps, log, backend, start, lock, { ...backend.headers, ...opened.headers });
+      return await stopWithoutCall(deps, log, start, lock, opened.stop);
+    }
     // A pair that ended or is off no longer needs its job scheduler (an off pair's is removed
     // under the lock, so that a re-initialize cannot bring the pair back in between).
     if (start.reason === "ended" || start.reason === "disabled") await deps.removeScheduler(sessionId, backendId);
@@ -123,15 +132,109 @@ export async function runKeepalive(deps: KeepaliveDeps, sessionId: string, backe
   }
 }
 
-async function callAndRecord(deps: KeepaliveDeps, log: Logger, backend: BackendConfig, start: Extract<TickStart, { kind: "call" }>, lock: PairLock): Promise<KeepaliveJobResult> {
+type CallStart = Extract<TickStart, { kind: "call" }>;
+
+/**
+ * The headers of an `auth: session` pair's calls, opened in memory for this tick only; or why
+ * there are none, as the stop that turns the pair off until new credentials come.
+ */
+function openCredentials(deps: KeepaliveDeps, log: Logger, pair: CallStart["pair"]): { headers: Readonly<Record<string, string>> } | { stop: PairStop } {
+  const stored = pair.credentials;
+  if (!stored) return { stop: { off: "no_credentials", credSeq: -1 } };
+  const undecryptable = { stop: { off: "credentials_undecryptable", credSeq: stored.sequence } } as const;
+  const sealed = envelopeOf(stored.sealed);
+  const opened = sealed && deps.credentials ? deps.credentials.open(pair.sessionId, pair.backendId, sealed) : undefined;
+  if (opened?.ok) return { headers: opened.credentials.headers };
+  // Once per credentials: the pair stops here until new ones come. The key id, never a value.
+  log.error(
+    { keyId: stored.keyId, why: opened ? opened.reason : sealed ? "no_key_ring" : "malformed" },
+    `session credentials of this pair cannot be opened (key id ${stored.keyId}${opened?.reason === "unknown_key" ? ", not in this worker's credentials.keys" : ""}); keepalive off for the pair until the vMCP sends new ones`,
+  );
+  return undecryptable;
+}
+
+/**
+ * The stored envelope, as the scheduler stored it after the message schema checked it. Only its
+ * shape is checked here (on every call: no schema library); the key ring checks the rest, and
+ * AES-GCM refuses any byte that changed.
+ */
+function envelopeOf(json: string): SealedCredentials | undefined {
+  let e: Partial<Record<keyof SealedCredentials, unknown>>;
+  try {
+    e = JSON.parse(json) as typeof e;
+  } catch {
+    return undefined;
+  }
+  const ok =
+    typeof e === "object" &&
+    e !== null &&
+    e.v === 1 &&
+    typeof e.kid === "string" &&
+    typeof e.iv === "string" &&
+    typeof e.tag === "string" &&
+    typeof e.data === "string" &&
+    (e.expiresAt === undefined || typeof e.expiresAt === "number");
+  return ok ? (e as SealedCredentials) : undefined;
+}
+
+/** Ends a tick that makes no call because of its credentials: the pair is off until new ones come. */
+async function stopWithoutCall(deps: KeepaliveDeps, log: Logger, start: CallStart, lock: PairLock, stop: PairStop): Promise<KeepaliveJobResult> {
+  const { sessionId, backendId } = start.pair;
+  const reason: SkipReason = stop.off === "unauthorized" ? "no_credentials" : stop.off;
+  const res = await deps.store.finish({
+    pair: start.pair,
+    outcome: { kind: "skipped", reason },
+    now: deps.now(),
+    stop,
+    // No verdict on the backend; a probe this tick held is handed back.
+    breakerOp: "none",
+    failureThreshold: deps.config.breaker.failureThreshold,
+    minFailureSpanMs: deps.config.breaker.minFailureSpanMs,
+    probeDelayMs: 0,
+    ...(start.probe ? { probeToken: lock.script.token } : {}),
+    afterFailures: deps.config.fallback.afterFailures,
+    pingRetryDelayMs: 0,
+    token: lock.script.token,
+  });
+  lock.finished(res.lockHeld);
+  if (res.stopped) {
+    if (stop.off === "no_credentials") log.info("auth: session pair without credentials: keepalive off until the vMCP sends some");
+    await removeStoppedScheduler(deps, log, lock, sessionId, backendId);
+  }
+  deps.events.emit("skipped", { backendId, sessionId, reason });
+  return { outcome: "skipped", reason, recorded: res.recorded };
+}
+
+/** A stopped pair's job scheduler goes while our lock still holds (see the 404 case in callAndRecord). */
+async function removeStoppedScheduler(deps: KeepaliveDeps, log: Logger, lock: PairLock, sessionId: string, backendId: string): Promise<void> {
+  if (lock.stillHeld()) await deps.removeScheduler(sessionId, backendId);
+  else log.info("pair lock expired during the call; job scheduler left for the next tick to remove");
+}
+
+/** Publishes the credentials notice the tick's start claimed (one per credentials). */
+async function announceExpiry(deps: KeepaliveDeps, log: Logger, sessionId: string, backendId: string, notice: CredentialsNotice): Promise<void> {
+  const expiresAt = new Date(notice.expiresAt).toISOString();
+  if (notice.kind === "expired") log.info({ expiresAt }, "session credentials expired: no keepalive with them; vMCP notified");
+  else log.info({ expiresAt }, "session credentials expire soon; vMCP notified");
+  await publish(deps, log, {
+    type: notice.kind === "expired" ? "backend.credentials_expired" : "backend.credentials_expiring",
+    v: 1,
+    occurredAt: new Date(deps.now()).toISOString(),
+    sessionId,
+    backendId,
+    expiresAt,
+  });
+}
+
+async function callAndRecord(deps: KeepaliveDeps, log: Logger, backend: BackendConfig, start: CallStart, lock: PairLock, headers: Readonly<Record<string, string>>): Promise<KeepaliveJobResult> {
   const { events, config } = deps;
   const { pair } = start;
   const { sessionId, backendId } = pair;
-  const target = { url: backend.url, sessionId: pair.backendSessionId!, protocolVersion: pair.protocolVersion, headers: backend.headers };
+  const target = { url: backend.url, sessionId: pair.backendSessionId!, protocolVersion: pair.protocolVersion, headers };
   const method = backend.method;
 
   const made: { method: CallMethod; result: McpCallResult }[] = [];
-  for (let next = nextCall(method, start, made); next !== undefined; next = nextCall(method, start, made)) {
+  for (let next = nextCall(method, start, made, backend.auth); next !== undefined; next = nextCall(method, start, made, backend.auth)) {
     events.emit("attempt", { backendId, sessionId, method: next });
     const request = next === "tool" && method.kind === "tool" ? { method: "tools/call" as const, tool: method.tool, args: method.args } : { method: "ping" as const };
     const result = await deps.backend.call(target, request, config.keepalive.timeoutMs);
@@ -142,7 +245,7 @@ async function callAndRecord(deps: KeepaliveDeps, log: Logger, backend: BackendC
     }
     made.push({ method: next, result });
   }
-  const plan = planRecord(method, made);
+  const plan = planRecord(method, made, backend.auth);
   const final = made[made.length - 1]!.result;
   const outcome: KeepaliveOutcome = final.ok ? { kind: "success" } : { kind: "failure", reason: final.reason };
   const now = deps.now();
@@ -153,6 +256,7 @@ async function callAndRecord(deps: KeepaliveDeps, log: Logger, backend: BackendC
     now,
     latencyMs: final.latencyMs,
     ...(plan.expired ? { pairStatus: "expired" as const } : {}),
+    ...(plan.unauthorized ? { stop: { off: "unauthorized", credSeq: pair.credentials?.sequence ?? -1 } as const } : {}),
     breakerOp: plan.breakerOp,
     failureThreshold: config.breaker.failureThreshold,
     minFailureSpanMs: config.breaker.minFailureSpanMs,
@@ -175,8 +279,7 @@ async function callAndRecord(deps: KeepaliveDeps, log: Logger, backend: BackendC
     // re-initialize may already have taken the lock, brought the pair back to active and had the
     // scheduler restore the job scheduler; removing it now would stop keepalive for good. Left in
     // place, the next tick removes it under a fresh lock if the pair is still expired.
-    if (lock.stillHeld()) await deps.removeScheduler(sessionId, backendId);
-    else log.info("pair lock expired during the call; job scheduler left for the next tick to remove");
+    await removeStoppedScheduler(deps, log, lock, sessionId, backendId);
     await publish(deps, log, {
       type: "backend.session_expired",
       v: 1,
@@ -185,6 +288,12 @@ async function callAndRecord(deps: KeepaliveDeps, log: Logger, backend: BackendC
       backendId,
       backendSessionId: pair.backendSessionId!,
     });
+  }
+  if (plan.unauthorized && res.stopped) {
+    const status = !final.ok && final.httpStatus === 403 ? 403 : 401;
+    log.warn({ status }, `backend refused this session's credentials (HTTP ${status}): keepalive off for the pair until the vMCP sends new ones; vMCP notified`);
+    await removeStoppedScheduler(deps, log, lock, sessionId, backendId);
+    await publish(deps, log, { type: "backend.unauthorized", v: 1, occurredAt: new Date(now).toISOString(), sessionId, backendId, status });
   }
   await onTransitions(deps, log, backend, res, { now, probeDelayMs, method: plan.method, final, methodOp: plan.methodOp });
 
