@@ -19,6 +19,8 @@ export interface Sizes {
   readonly saturationPairs: number;
   readonly memoryPairsSmall: number;
   readonly memoryPairsLarge: number;
+  /** Registrations per round of the queue-versus-stream registration phase. */
+  readonly registrationPairs: number;
   /** Live sessions whose soft-state refresh is measured (one message each). */
   readonly refreshSessions: number;
   readonly flatPairs: number;
@@ -39,6 +41,7 @@ export const FULL: Sizes = {
   saturationPairs: 4_000,
   memoryPairsSmall: 10_000,
   memoryPairsLarge: 100_000,
+  registrationPairs: 10_000,
   refreshSessions: 100_000,
   flatPairs: 10_000,
   flatIntervalMs: 20_000,
@@ -57,6 +60,7 @@ export const SMOKE: Sizes = {
   saturationPairs: 300,
   memoryPairsSmall: 300,
   memoryPairsLarge: 1_000,
+  registrationPairs: 300,
   refreshSessions: 300,
   flatPairs: 150,
   flatIntervalMs: 1_500,

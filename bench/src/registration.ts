@@ -10,6 +10,7 @@ import {
   QUEUE_KEEPALIVE,
   QUEUE_SESSIONS,
   SESSION_MESSAGE_JOB_OPTIONS,
+  STREAM_MESSAGE_FIELD,
   type CredentialKeyRing,
   type SessionRegistered,
 } from "@vmcp-keepalive/shared";
@@ -75,6 +76,41 @@ export async function registerThroughQueue(ctx: BenchContext, prefix: string, n:
     return { pairsPerSecond: (n * 1000) / ms, ms };
   } finally {
     await queue.close();
+    await closeRedis(conn);
+  }
+}
+
+/** Waits until `n` job schedulers were added since `before`; pairs/s since `started`. */
+async function waitForSchedulers(ctx: BenchContext, prefix: string, n: number, before: number, started: number, timeoutMs: number): Promise<{ pairsPerSecond: number; ms: number }> {
+  const deadline = started + timeoutMs;
+  for (;;) {
+    if ((await schedulerCount(ctx.redis, prefix)) - before >= n) break;
+    if (Date.now() > deadline) throw new Error(`registration of ${n} pairs did not finish within ${timeoutMs} ms`);
+    await sleep(20);
+  }
+  const ms = Date.now() - started;
+  return { pairsPerSecond: (n * 1000) / ms, ms };
+}
+
+/**
+ * The same as {@link registerThroughQueue} through the ingress stream: `n` registrations added
+ * with XADD (pipelined 1,000 at a time, as a fleet of vMCPs would add them), until a running
+ * scheduler has created all `n` job schedulers.
+ */
+export async function registerThroughStream(ctx: BenchContext, prefix: string, n: number, tag: string, timeoutMs: number): Promise<{ pairsPerSecond: number; ms: number }> {
+  const conn = createRedis(ctx.redisUrl, "client", "bench-stream-publisher");
+  const stream = createKeys(prefix).sessionMessagesStream;
+  try {
+    const messages = Array.from({ length: n }, (_, i) => JSON.stringify(registeredMessage(ctx, i, tag)));
+    const before = await schedulerCount(ctx.redis, prefix);
+    const started = Date.now();
+    for (let i = 0; i < n; i += 1_000) {
+      const pipeline = conn.pipeline();
+      for (const m of messages.slice(i, i + 1_000)) pipeline.xadd(stream, "*", STREAM_MESSAGE_FIELD, m);
+      await pipeline.exec();
+    }
+    return await waitForSchedulers(ctx, prefix, n, before, started, timeoutMs);
+  } finally {
     await closeRedis(conn);
   }
 }

@@ -52,6 +52,8 @@ export const FIGURE_KEYS = [
   "registration.pairs_per_s",
   "registration.pairs_per_s_with_worker",
   "registration.in_process_pairs_per_s",
+  "registration.queue_pairs_per_s_side_by_side",
+  "registration.stream_pairs_per_s",
   "refresh.per_s",
   "refresh.redis_cpu_us_per_message",
   "refresh.scheduler_cpu_us_per_message",

@@ -9,7 +9,8 @@
  * --smoke (or BENCH_SMOKE=1): tiny sizes, for CI (< 60 s); the figures are not meaningful.
  * --sse: the backend answers POSTs with SSE streams (the SDK's default) instead of JSON bodies.
  * --profile-throughput: only the saturation run (a development aid for profiling the worker).
- * --only-flatness, --only-refresh, --only-memory, --only-credentials: only that phase (development aids).
+ * --only-flatness, --only-refresh, --only-memory, --only-credentials, --only-registration: only that
+ *   phase (development aids).
  * --compare-worker PATH: only worker CPU per keepalive of this checkout's worker against the
  *   worker entry at PATH (another build, e.g. a `git worktree` of an earlier commit), in
  *   alternating rounds at saturation, with the ratio (docs/benchmarks.md, "Comparing two codes").
@@ -35,6 +36,7 @@ import { runFlatness } from "./phases/flatness.js";
 import { runMemory } from "./phases/memory.js";
 import { runInProcessTimers, runPlainLoop } from "./phases/plain.js";
 import { runRefresh } from "./phases/refresh.js";
+import { runRegistrationTransports } from "./phases/registration-transports.js";
 import { runThroughput } from "./phases/throughput.js";
 import { runTraffic } from "./phases/traffic.js";
 import { runWorkerCompare } from "./phases/worker-compare.js";
@@ -70,6 +72,7 @@ async function main(): Promise<void> {
       "only-flatness": { type: "boolean" },
       "only-refresh": { type: "boolean" },
       "only-memory": { type: "boolean" },
+      "only-registration": { type: "boolean" },
       "only-credentials": { type: "boolean" },
       "compare-worker": { type: "string" },
       cluster: { type: "boolean" },
@@ -136,6 +139,15 @@ async function main(): Promise<void> {
       process.stdout.write(`${JSON.stringify(mem, null, 1)}\n`);
       return;
     }
+    if (values["only-registration"]) {
+      // Development aid: only registration through the queue and through the ingress stream.
+      const reg = await runRegistrationTransports(ctx);
+      process.stdout.write(`${JSON.stringify(reg, null, 1)}\n`);
+      process.stdout.write(
+        `registration of ${reg.pairs} pairs × ${reg.rounds.length / 2} rounds each: queue ${Math.round(reg.queuePairsPerSecond)}/s, stream ${Math.round(reg.streamPairsPerSecond)}/s (goal ≥ 5,000/s through the stream)\n`,
+      );
+      return;
+    }
     if (values["only-credentials"]) {
       // Development aid: only the session credentials phase.
       const cred = await runCredentialsCompare(ctx);
@@ -168,6 +180,8 @@ async function main(): Promise<void> {
     const cred = await runCredentialsCompare((ctx = await freshBackend()));
     log("memory and registration");
     const mem = await runMemory(ctx);
+    log("registration: queue and ingress stream side by side");
+    const reg = await runRegistrationTransports(ctx);
     log("soft-state refresh");
     const refresh = await runRefresh(ctx);
     log("traffic-aware keepalive");
@@ -220,6 +234,8 @@ async function main(): Promise<void> {
       figure("registration.pairs_per_s", "registration, queue → job scheduler", "pairs/s", mem.registrationPairsPerSecond, { op: ">=", value: 5000 }),
       figure("registration.pairs_per_s_with_worker", "registration while a worker runs", "pairs/s", flat.registrationPairsPerSecond),
       figure("registration.in_process_pairs_per_s", "registration in-process (no queue hop)", "pairs/s", mem.inProcessPairsPerSecond),
+      figure("registration.queue_pairs_per_s_side_by_side", "registration, queue → job scheduler (beside the stream)", "pairs/s", reg.queuePairsPerSecond),
+      figure("registration.stream_pairs_per_s", "registration, ingress stream → job scheduler", "pairs/s", reg.streamPairsPerSecond, { op: ">=", value: 5000 }),
       figure("refresh.per_s", `refresh of ${refresh.sessions.toLocaleString("en-US")} live sessions, one scheduler`, "msgs/s", refresh.perSecond),
       figure("refresh.redis_cpu_us_per_message", "Redis CPU per refresh message", "µs", refresh.redisCpuUsPerRefresh),
       figure("refresh.scheduler_cpu_us_per_message", "scheduler CPU per refresh message", "µs", refresh.schedulerCpuUsPerRefresh),
@@ -254,7 +270,7 @@ async function main(): Promise<void> {
       backend: { response: responseMode, sessions: sizes.backendSessions },
       sizes,
       figures: Object.fromEntries(figures.map((f) => [f.key, { label: f.label, value: f.value, unit: f.unit, goal: f.goal, met: f.met }])),
-      details: { plain1, plain2, inProcess, throughput: tp, credentials: cred, memory: mem, flatness: flat },
+      details: { plain1, plain2, inProcess, throughput: tp, credentials: cred, memory: mem, registration: reg, flatness: flat },
     };
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);

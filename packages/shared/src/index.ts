@@ -19,7 +19,7 @@ export {
   type SessionBackend,
   type SessionOptions,
 } from "./client/vmcp-client.js";
-export { createSessionPublisher, SESSION_MESSAGE_JOB_OPTIONS, type SessionPublisher, type RegisterOptions } from "./client/session-publisher.js";
+export { createSessionPublisher, SESSION_MESSAGE_JOB_OPTIONS, type SessionPublisher, type SessionPublisherOptions, type SessionTransport, type RegisterOptions } from "./client/session-publisher.js";
 export { SILENT_LOGGER, type ClientLogger } from "./logger.js";
 
 // Names, ids and schemas of the contract (docs/contract.md).
@@ -56,6 +56,8 @@ export {
   createVmcpEventPublisher,
   vmcpEventJsonSchema,
   VMCP_EVENT_JOB_OPTIONS,
+  EVENTS_STREAM_MAX_LEN,
+  type VmcpEventStreamOptions,
   type VmcpEvent,
   type VmcpEventType,
   type VmcpEventPublisher,
