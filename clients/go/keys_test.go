@@ -84,6 +84,8 @@ func TestStreamNamesInBothModes(t *testing.T) {
 		{cluster.SessionEvents(), "vmk:{events}:session-events"},
 		{standalone.Pair("s1", "b1"), "vmk:pair:s1:b1"},
 		{standalone.PairLock("s1", "b1"), "vmk:lock:s1:b1"},
+		// The example of docs/contract.md, "From another language".
+		{cluster.Pair("s1", "b1"), "vmk:{14.23}:pair:s1:b1"},
 	} {
 		if c.got != c.want {
 			t.Errorf("got %s, want %s", c.got, c.want)
