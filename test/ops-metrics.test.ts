@@ -66,7 +66,8 @@ describe("ops /metrics, /healthz, /readyz (real programs)", () => {
       expect(await get(`${base}/healthz`)).toEqual({ status: 200, body: "ok\n" });
       await waitFor(`${base} ready`, () => isReady(base), 20_000);
       const r = await get(`${base}/readyz`);
-      expect(JSON.parse(r.body)).toEqual({ ready: true, checks: { redis: true, consumer: true } });
+      // The scheduler also checks its ingress-stream consumer.
+      expect(JSON.parse(r.body)).toEqual({ ready: true, checks: { redis: true, consumer: true, ...(base === schedulerUrl ? { stream: true } : {}) } });
       expect((await get(`${base}/nope`)).status).toBe(404);
     }
   });

@@ -1,6 +1,8 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { Queue, type Worker } from "bullmq";
 import { Registry } from "prom-client";
-import { closeInOrder, closeRedis, createLocker, createRedis, describeRedisTarget, queueOptions, whenReady, type QueueLocation } from "@vmcp-keepalive/shared";
+import { closeInOrder, closeRedis, createLocker, createRedis, describeRedisTarget, queueOptions, STREAM_SCHEDULER_GROUP, whenReady, type QueueLocation } from "@vmcp-keepalive/shared";
 import type { RegistrationEventMap } from "./registrations/registration-events.js";
 import { createSessionStore, type SessionStore } from "./store/session-store.js";
 import {
@@ -18,6 +20,7 @@ import {
   type Logger,
 } from "@vmcp-keepalive/runtime";
 import { createRegistrationConsumer } from "./registrations/registration-consumer.js";
+import { createStreamConsumer, type StreamConsumer } from "./registrations/stream-consumer.js";
 import { createPairScheduler, type PairScheduler } from "./scheduling/pair-scheduler.js";
 import { createSchedulerMetrics } from "./scheduler-metrics.js";
 import { createSessionReaper, type SessionReaper } from "./reaper/session-reaper.js";
@@ -38,6 +41,8 @@ export interface SchedulerOptions {
    * embeds several schedulers in one process (tests, benchmarks) must not grab fixed ports.
    */
   readonly http?: { readonly host: string; readonly port: number; readonly portKey?: string };
+  /** This process's name in the ingress stream's consumer group. @defaultValue `<hostname>-<pid>-<6 hex>` */
+  readonly instanceId?: string;
 }
 
 export interface Scheduler {
@@ -53,7 +58,9 @@ export interface Scheduler {
   readonly reconciler: Reconciler;
   /** The ops HTTP server once started (when `http` was given): its bound port and URL. */
   readonly http: OpsHttpServer | undefined;
-  /** What /readyz answers: Redis answers PING and the registration consumer runs. */
+  /** This process's name in the ingress stream's consumer group. */
+  readonly instanceId: string;
+  /** What /readyz answers: Redis answers PING and the registration consumers (queue and stream) run. */
   readiness(): Promise<Readiness>;
   start(): Promise<void>;
   /** Stops consuming, waits for in-flight messages, closes connections. Idempotent. */
@@ -78,6 +85,9 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   const consumerRedis = createRedis(target, "consumer", `vmk-scheduler-consumer@${config.redis.prefix}`);
   const clientRedis = createRedis(target, "client", `vmk-scheduler-client@${config.redis.prefix}`);
   const keys = keysOf(config);
+  const instanceId = options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+  // XREADGROUP BLOCK holds its connection: one of its own.
+  const streamRedis = createRedis(target, "consumer", `vmk-scheduler-stream@${config.redis.prefix}`);
   const openQueue = (where: QueueLocation): Queue => {
     const queue = new Queue(where.name, queueOptions(clientRedis, where));
     queue.on("error", (err) => log.error({ err, queue: where.name }, "queue error"));
@@ -114,7 +124,25 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   const sessionsQueue = openQueue(keys.sessionsQueue);
   const eventsQueue = openQueue(keys.eventsQueue);
   const allQueues = [sessionsQueue, ...keepaliveQueues, eventsQueue];
-  createSchedulerOpsMetrics({ registry, queues: allQueues, keepaliveQueues, redis: clientRedis, keys, backendIds: config.backends.map((b) => b.id) });
+  createSchedulerOpsMetrics({ registry, queues: allQueues, keepaliveQueues, redis: clientRedis, keys, backendIds: config.backends.map((b) => b.id), streamGroup: STREAM_SCHEDULER_GROUP });
+  const streamConsumer: StreamConsumer = createStreamConsumer({
+    config,
+    store,
+    scheduler: pairs,
+    log,
+    now,
+    locker,
+    events,
+    redis: clientRedis,
+    blocking: streamRedis,
+    consumer: instanceId,
+    stream: keys.sessionMessagesStream,
+    rejectedStream: keys.sessionMessagesRejectedStream,
+    concurrency: config.registration.concurrency,
+    claimIdleMs: config.streams.claimIdleMs,
+    maxDeliveries: config.streams.maxDeliveries,
+    rejectedMaxLen: config.streams.rejectedMaxLen,
+  });
 
   let consumer: Worker | undefined;
   let stopping: Promise<void> | undefined;
@@ -124,8 +152,20 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     const checks = {
       redis: await redisAnswers(clientRedis),
       consumer: consumer !== undefined && stopping === undefined && consumer.isRunning() && consumerRedis.status === "ready",
+      stream: stopping === undefined && streamConsumer.isRunning(),
     };
-    return { ready: checks.redis && checks.consumer, checks };
+    return { ready: checks.redis && checks.consumer && checks.stream, checks };
+  };
+
+  // Creating the group needs Redis: while it is away, the scheduler starts anyway and keeps trying.
+  let streamRetry: NodeJS.Timeout | undefined;
+  const startStreamConsumer = async (): Promise<void> => {
+    try {
+      await streamConsumer.start();
+    } catch (err) {
+      log.warn({ err }, "the ingress stream consumer could not start yet; retrying in 2 s");
+      if (stopping === undefined) streamRetry = setTimeout(() => void startStreamConsumer(), 2_000);
+    }
   };
 
   return {
@@ -139,6 +179,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     get http() {
       return http;
     },
+    instanceId,
     readiness,
     async start() {
       consumer = createRegistrationConsumer({ config, store, scheduler: pairs, log, now, connection: consumerRedis, queue: keys.sessionsQueue, locker, events });
@@ -146,6 +187,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       await consumer.waitUntilReady();
       // The consumer waited for its own connection; state writes and /readyz use this one.
       if (!(await whenReady(clientRedis, 5_000))) log.warn("Redis is not reachable yet; the scheduler keeps retrying and /readyz says so");
+      await startStreamConsumer();
       reaper.start();
       reconciler.start();
       if (options.http) {
@@ -159,6 +201,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
           redis: describeRedisTarget(target),
           prefix: config.redis.prefix,
           shards: keys.shards,
+          instanceId,
           reapIntervalMs: config.sessions.reapIntervalMs,
           reconcileIntervalMs: config.sessions.reconcileIntervalMs,
           backends: config.backends.map((b) => b.id),
@@ -174,6 +217,8 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
           await closeInOrder([
             () => reconciler.stop(),
             () => reaper.stop(),
+            async () => clearTimeout(streamRetry),
+            watchedStep(log, "ingress stream consumer", () => streamConsumer.stop(), { giveUpAfterMs: 10_000 }),
             consumer && watchedStep(log, "registration consumer", () => consumer!.close(), { giveUpAfterMs: 10_000 }),
             http && (() => http!.close()),
             watchedStep(log, "queues", () => Promise.all(allQueues.map((q) => q.close())), { giveUpAfterMs: 5_000 }),

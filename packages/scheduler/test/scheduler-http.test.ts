@@ -41,7 +41,7 @@ describe("scheduler ops HTTP (in process)", () => {
     expect(scheduler.http).toBeUndefined();
     await scheduler.start();
     const url = scheduler.http!.url;
-    expect(await scheduler.readiness()).toEqual({ ready: true, checks: { redis: true, consumer: true } });
+    expect(await scheduler.readiness()).toEqual({ ready: true, checks: { redis: true, consumer: true, stream: true } });
     expect((await fetch(`${url}/readyz`)).status).toBe(200);
     const metrics = await (await fetch(`${url}/metrics`)).text();
     for (const name of [

@@ -6,6 +6,21 @@ export const QUEUE_SESSIONS = "vmcp-sessions";
 export const QUEUE_KEEPALIVE = "keepalive";
 export const QUEUE_EVENTS = "vmcp-events";
 
+/**
+ * The Redis Streams side of the contract, for vMCPs that do not speak BullMQ: lifecycle messages
+ * come in on `<sessions prefix>:session-messages` (field `message`), rejected ones are kept on
+ * `…:session-messages:rejected`, events go out on `<events prefix>:session-events` (field `event`).
+ * Key names: `Keys.sessionMessagesStream`, `Keys.sessionMessagesRejectedStream`, `Keys.sessionEventsStream`.
+ */
+export const STREAM_SESSION_MESSAGES = "session-messages";
+export const STREAM_SESSION_EVENTS = "session-events";
+/** The consumer group every scheduler reads the ingress stream in. */
+export const STREAM_SCHEDULER_GROUP = "schedulers";
+/** The field of an ingress entry that holds the message JSON. */
+export const STREAM_MESSAGE_FIELD = "message";
+/** The field of an event-stream entry that holds the event JSON. */
+export const STREAM_EVENT_FIELD = "event";
+
 /** Job name of every keepalive tick produced by a pair's job scheduler. */
 export const KEEPALIVE_JOB_NAME = "keepalive";
 

@@ -24,6 +24,7 @@ describe("key layout", () => {
     expect(k.keepaliveQueue(0)).toEqual({ name: "keepalive", prefix: "vmk" });
     expect(k.sessionsQueue).toEqual({ name: "vmcp-sessions", prefix: "vmk" });
     expect(k.eventsQueue).toEqual({ name: "vmcp-events", prefix: "vmk" });
+    expect([k.sessionMessagesStream, k.sessionMessagesRejectedStream, k.sessionEventsStream]).toEqual(["vmk:session-messages", "vmk:session-messages:rejected", "vmk:session-events"]);
     expect(k.parsePairKey("vmk:pair:s1:b1")).toEqual({ sessionId: "s1", backendId: "b1" });
   });
 
@@ -43,6 +44,13 @@ describe("key layout", () => {
     expect(k.keepaliveQueue(3).name).toBe("keepalive-3");
     expect(k.sessionsQueue.prefix).toBe("vmk:{sessions}");
     expect(k.eventsQueue.prefix).toBe("vmk:{events}");
+    // The ingress stream, its rejected stream and the sessions queue share a slot; the event stream sits with the events queue.
+    expect([k.sessionMessagesStream, k.sessionMessagesRejectedStream, k.sessionEventsStream]).toEqual([
+      "vmk:{sessions}:session-messages",
+      "vmk:{sessions}:session-messages:rejected",
+      "vmk:{events}:session-events",
+    ]);
+    expect(hashSlot(k.sessionMessagesRejectedStream)).toBe(hashSlot(`${k.sessionsQueue.prefix}:vmcp-sessions:wait`));
     expect(k.parsePairKey("vmk:session:s1")).toBeUndefined();
   });
 

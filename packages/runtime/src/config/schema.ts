@@ -201,6 +201,29 @@ export const ConfigFileSchema = z
         concurrency: z.number().int().min(1).max(1_000).default(64),
       })
       .prefault({}),
+    streams: z
+      .strictObject({
+        /**
+         * How long an entry of the ingress stream (`<sessions prefix>:session-messages`) may sit
+         * delivered but unacknowledged before another scheduler takes it over (`XAUTOCLAIM`): a
+         * killed scheduler's entries are applied by another within this plus one second. Also the
+         * wait before an entry that failed for a transient reason (Redis) is tried again.
+         */
+        claim_idle: duration(1_000).prefault("5s"),
+        /**
+         * Deliveries after which an ingress entry that keeps failing for a reason other than its
+         * content (e.g. a script error) is given up: moved to the rejected stream, acknowledged.
+         */
+        max_deliveries: z.number().int().min(1).max(1_000).default(5),
+        /** Entries kept (about, `MAXLEN ~`) on the rejected stream `<sessions prefix>:session-messages:rejected`. */
+        rejected_max_len: z.number().int().min(100).max(10_000_000).default(10_000),
+        /**
+         * Events kept (about, `MAXLEN ~`) on the event stream `<events prefix>:session-events`, which
+         * every event is also added to; 0 = no event stream (the `vmcp-events` queue only).
+         */
+        events_max_len: z.number().int().min(0).max(100_000_000).default(100_000),
+      })
+      .prefault({}),
     http: z
       .strictObject({
         /**
@@ -346,6 +369,13 @@ function toKeepaliveConfig(file: ConfigFile) {
     breaker: { failureThreshold: file.breaker.failure_threshold, probeAfterMs: file.breaker.probe_after, minFailureSpanMs: file.breaker.min_failure_span },
     fallback: { afterFailures: file.fallback.after_failures },
     registration: { maxMessageBytes: file.registration.max_message_bytes, concurrency: file.registration.concurrency },
+    streams: {
+      claimIdleMs: file.streams.claim_idle,
+      maxDeliveries: file.streams.max_deliveries,
+      rejectedMaxLen: file.streams.rejected_max_len,
+      /** 0 = no event stream. */
+      eventsMaxLen: file.streams.events_max_len,
+    },
     http: {
       host: file.http.host,
       /** Set ⇒ both programs use it (HTTP_PORT); else each its own default below. */

@@ -17,7 +17,14 @@ interface Snapshot {
   readonly scheduledPairs: number;
   readonly sessions: number;
   readonly breakers: ReadonlyMap<string, string>;
+  /** XLEN of each stream, by its name in the contract. */
+  readonly streams: ReadonlyMap<string, number>;
+  /** Ingress entries delivered to a scheduler and not acknowledged yet. */
+  readonly streamPending: number;
 }
+
+/** Streams exported as `vmk_stream_entries{stream}`, by their names in the contract. */
+export const STREAM_NAMES = ["session-messages", "session-messages:rejected", "session-events"] as const;
 
 export interface SchedulerOpsMetricsDeps {
   readonly registry: Registry;
@@ -28,6 +35,8 @@ export interface SchedulerOpsMetricsDeps {
   readonly redis: RedisConnection;
   readonly keys: Keys;
   readonly backendIds: readonly string[];
+  /** The schedulers' consumer group on the ingress stream. */
+  readonly streamGroup: string;
   /** Upper bound of one scrape's Redis reads; a scrape during an outage answers `vmk_redis_up 0` instead of hanging. */
   readonly timeoutMs?: number;
 }
@@ -45,16 +54,24 @@ export function createSchedulerOpsMetrics(deps: SchedulerOpsMetricsDeps): void {
 
   const read = async (): Promise<Snapshot> => {
     const jobs = new Map<string, Record<string, number>>();
-    const [counts, scheduledPairs, sessions, states] = await Promise.all([
+    const k = deps.keys;
+    const [counts, scheduledPairs, sessions, states, lengths, pending] = await Promise.all([
       Promise.all(deps.queues.map((q) => q.getJobCounts(...QUEUE_STATES))),
       Promise.all(deps.keepaliveQueues.map((q) => q.getJobSchedulersCount())).then(sum),
       Promise.all(deps.keepaliveQueues.map((_, shard) => deps.redis.zcard(deps.keys.sessionsByExpiry(shard)))).then(sum),
       Promise.all(deps.backendIds.map((b) => deps.redis.hget(deps.keys.backend(b), "state"))),
+      Promise.all([k.sessionMessagesStream, k.sessionMessagesRejectedStream, k.sessionEventsStream].map((key) => deps.redis.xlen(key))),
+      // No group yet (no scheduler started since a FLUSHALL): nothing pending.
+      deps.redis.xpending(k.sessionMessagesStream, deps.streamGroup).then(
+        (summary) => Number((summary as unknown[])[0] ?? 0),
+        () => 0,
+      ),
     ]);
     deps.queues.forEach((q, i) => jobs.set(q.name, counts[i] ?? {}));
     const breakers = new Map<string, string>();
     deps.backendIds.forEach((b, i) => breakers.set(b, states[i] || "closed"));
-    return { up: true, jobs, scheduledPairs, sessions, breakers };
+    const streams = new Map(STREAM_NAMES.map((name, i) => [name, lengths[i] ?? 0]));
+    return { up: true, jobs, scheduledPairs, sessions, breakers, streams, streamPending: pending };
   };
   const snapshot = (): Promise<Snapshot | undefined> => {
     const now = Date.now();
@@ -112,6 +129,27 @@ export function createSchedulerOpsMetrics(deps: SchedulerOpsMetricsDeps): void {
       const s = await snapshot();
       if (!s) return;
       for (const [backend, current] of s.breakers) for (const state of BREAKER_STATES) this.set({ backend, state }, current === state ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "vmk_stream_entries",
+    help: `Entries in each stream (${STREAM_NAMES.join(", ")}): the ingress stream holds what is not applied yet, the two others are capped.`,
+    labelNames: ["stream"],
+    registers,
+    async collect() {
+      this.reset();
+      const s = await snapshot();
+      if (s) for (const [stream, n] of s.streams) this.set({ stream }, n);
+    },
+  });
+  new Gauge({
+    name: "vmk_stream_pending",
+    help: "Ingress stream entries delivered to a scheduler and not acknowledged yet (being applied, or waiting to be claimed again).",
+    registers,
+    async collect() {
+      this.reset();
+      const s = await snapshot();
+      if (s) this.set(s.streamPending);
     },
   });
 }

@@ -1,10 +1,8 @@
 import { ErrorCode, UnrecoverableError, Worker, type Job, type JobJson } from "bullmq";
 import type { RedisConnection } from "@vmcp-keepalive/shared";
-import { parseSessionMessage, QUEUE_SESSIONS, type Locker, type QueueLocation } from "@vmcp-keepalive/shared";
-import type { RegistrationEventMap } from "./registration-events.js";
-import { type KeepaliveConfig, type TypedEmitter } from "@vmcp-keepalive/runtime";
-import { applyMessage, MessageRejectedError, type ApplyDeps, type ApplyResult } from "./apply-message.js";
-import { withSessionMutex } from "./session-mutex.js";
+import { QUEUE_SESSIONS, type QueueLocation } from "@vmcp-keepalive/shared";
+import type { ApplyResult } from "./apply-message.js";
+import { createMessageHandler, type MessageHandlerDeps } from "./handle-message.js";
 
 /**
  * Job-lock and stall timings of the registration consumer. Applying a message takes
@@ -51,51 +49,25 @@ class SessionMessageWorker extends Worker {
  * affects other messages. Transient errors (Redis) throw normally and BullMQ retries.
  */
 export function createRegistrationConsumer(
-  deps: ApplyDeps & {
+  deps: MessageHandlerDeps & {
     readonly connection: RedisConnection;
     /** Where `vmcp-sessions` lives (`keys.sessionsQueue`). @defaultValue `vmcp-sessions` under `redis.prefix` */
     readonly queue?: QueueLocation;
-    readonly locker: Locker;
-    readonly events: TypedEmitter<RegistrationEventMap>;
-    readonly config: KeepaliveConfig;
   },
 ): Worker {
-  const { config, log, events } = deps;
+  const { config, log } = deps;
   const queue = deps.queue ?? { name: QUEUE_SESSIONS, prefix: config.redis.prefix };
-  const reject = (job: Job, reason: RegistrationEventMap["rejected"]["reason"], detail: string): never => {
-    log.warn({ jobId: job.id, reason, detail, queue: QUEUE_SESSIONS }, "registration message rejected");
-    events.emit("rejected", { reason, detail, jobId: job.id });
-    throw new UnrecoverableError(`${reason}: ${detail}`);
-  };
+  const handler = createMessageHandler(deps);
 
   const worker = new SessionMessageWorker(
     queue.name,
     async (job: Job): Promise<ApplyResult> => {
+      const ref = { source: "queue", id: job.id } as const;
       const notJson = unparsable.get(job);
-      if (notJson !== undefined) return reject(job, "invalid_json", `job data is not valid JSON: ${notJson}`);
-      const parsed = parseSessionMessage(job.data, config.registration.maxMessageBytes);
-      if (!parsed.ok) return reject(job, parsed.reason, parsed.detail);
-      const message = parsed.message;
-      try {
-        const result = await withSessionMutex(deps.locker, deps.store.keys, message.sessionId, () => applyMessage(deps, message));
-        events.emit("applied", { type: message.type, sessionId: message.sessionId, status: result.status, pairs: result.scheduled });
-        log.info(
-          {
-            jobId: job.id,
-            type: message.type,
-            sessionId: message.sessionId,
-            status: result.status,
-            scheduled: result.scheduled,
-            off: result.off,
-            removed: result.removed,
-          },
-          "session message applied",
-        );
-        return result;
-      } catch (err) {
-        if (err instanceof MessageRejectedError) return reject(job, err.reason, err.message.slice(err.reason.length + 2));
-        throw err;
-      }
+      const outcome = notJson !== undefined ? handler.reject(ref, "invalid_json", `job data is not valid JSON: ${notJson}`) : await handler.handle(job.data, ref);
+      // Fails the job at once (no retry), its reason visible in Bull Board's failed list.
+      if (!outcome.ok) throw new UnrecoverableError(`${outcome.reason}: ${outcome.detail}`);
+      return outcome.result;
     },
     {
       connection: deps.connection,

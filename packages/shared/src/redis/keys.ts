@@ -1,4 +1,4 @@
-import { QUEUE_EVENTS, QUEUE_KEEPALIVE, QUEUE_SESSIONS } from "../names.js";
+import { QUEUE_EVENTS, QUEUE_KEEPALIVE, QUEUE_SESSIONS, STREAM_SESSION_EVENTS, STREAM_SESSION_MESSAGES } from "../names.js";
 import { hashSlot } from "./hash-slot.js";
 
 /** Number of Redis Cluster hash slots. */
@@ -70,6 +70,15 @@ export interface Keys {
   readonly sessionsQueue: QueueLocation;
   /** The `vmcp-events` queue (events for vMCPs). */
   readonly eventsQueue: QueueLocation;
+  /**
+   * Stream: lifecycle messages from vMCPs that do not use BullMQ, one per entry in field
+   * `message` (`<sessions prefix>:session-messages`, beside the `vmcp-sessions` queue's keys).
+   */
+  readonly sessionMessagesStream: string;
+  /** Stream: ingress entries the schedulers rejected or gave up on, capped (fields `message`, `reason`, `detail`, `id`). */
+  readonly sessionMessagesRejectedStream: string;
+  /** Stream: every event for vMCPs, field `event`, capped (`<events prefix>:session-events`). */
+  readonly sessionEventsStream: string;
 }
 
 export interface KeyLayoutOptions {
@@ -125,6 +134,8 @@ export function createKeys(prefix: string, options: KeyLayoutOptions = {}): Keys
   };
   const escaped = prefix.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   const pairKey = new RegExp(`^${escaped}${tagged ? ":\\{[^}]*\\}" : ""}:pair:([^:]+):([^:]+)$`);
+  const sessionsPrefix = tagged ? `${prefix}:{sessions}` : prefix;
+  const eventsPrefix = tagged ? `${prefix}:{events}` : prefix;
   const keepaliveQueues = shardPrefixes.map((p, i) => ({ name: shards === 1 ? QUEUE_KEEPALIVE : `${QUEUE_KEEPALIVE}-${i}`, prefix: p }));
   return {
     prefix,
@@ -148,7 +159,10 @@ export function createKeys(prefix: string, options: KeyLayoutOptions = {}): Keys
       shardPrefix(shard);
       return keepaliveQueues[shard]!;
     },
-    sessionsQueue: { name: QUEUE_SESSIONS, prefix: tagged ? `${prefix}:{sessions}` : prefix },
-    eventsQueue: { name: QUEUE_EVENTS, prefix: tagged ? `${prefix}:{events}` : prefix },
+    sessionsQueue: { name: QUEUE_SESSIONS, prefix: sessionsPrefix },
+    eventsQueue: { name: QUEUE_EVENTS, prefix: eventsPrefix },
+    sessionMessagesStream: `${sessionsPrefix}:${STREAM_SESSION_MESSAGES}`,
+    sessionMessagesRejectedStream: `${sessionsPrefix}:${STREAM_SESSION_MESSAGES}:rejected`,
+    sessionEventsStream: `${eventsPrefix}:${STREAM_SESSION_EVENTS}`,
   };
 }
