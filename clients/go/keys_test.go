@@ -24,6 +24,8 @@ type tsLayout struct {
 	SessionsByExpiry []string    `json:"sessionsByExpiry"`
 	SessionsPrefix   string      `json:"sessionsPrefix"`
 	EventsPrefix     string      `json:"eventsPrefix"`
+	SessionMessages  string      `json:"sessionMessages"`
+	SessionEvents    string      `json:"sessionEvents"`
 }
 
 func TestKeyNamesEqualTheTypeScriptLayout(t *testing.T) {
@@ -53,7 +55,7 @@ func TestKeyNamesEqualTheTypeScriptLayout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := tsLayout{SessionsPrefix: k.SessionsPrefix(), EventsPrefix: k.EventsPrefix()}
+		got := tsLayout{SessionsPrefix: k.SessionsPrefix(), EventsPrefix: k.EventsPrefix(), SessionMessages: k.SessionMessages(), SessionEvents: k.SessionEvents()}
 		for _, s := range l.Sessions {
 			ts := tsSession{Shard: k.ShardOf(s), Session: k.Session(s), Mutex: k.SessionMutex(s)}
 			for _, b := range l.Backends {

@@ -20,6 +20,8 @@ function keysOf({ prefix, shards, tagged, sessions, backends }) {
     sessionsByExpiry: Array.from({ length: shards }, (_, i) => k.sessionsByExpiry(i)),
     sessionsPrefix: k.sessionsQueue.prefix,
     eventsPrefix: k.eventsQueue.prefix,
+    sessionMessages: k.sessionMessagesStream,
+    sessionEvents: k.sessionEventsStream,
   };
 }
 
