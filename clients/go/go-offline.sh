@@ -24,7 +24,7 @@ done
 gopath="$here/.gopath"
 link="$gopath/src/github.com/vmcp-keepalive/clients/go"
 mkdir -p "$(dirname "$link")"
-[[ -L "$link" ]] || ln -sfn "$here" "$link"
+ln -sfn "$here" "$link"
 export GO111MODULE=off GOPATH="$gopath:/usr/share/gocode" GOPROXY=off GOFLAGS= GOCACHE="${GOCACHE:-$gopath/cache}"
 cd "$link"
 exec "$go" "$@"
