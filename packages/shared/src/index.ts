@@ -17,7 +17,7 @@ export {
   type ReinitializedBackend,
   type VmcpEventHandler,
 } from "./client/vmcp-client.js";
-export { createSessionPublisher, SESSION_MESSAGE_JOB_OPTIONS, type SessionPublisher, type RegisterOptions } from "./client/session-publisher.js";
+export { createSessionPublisher, SESSION_MESSAGE_JOB_OPTIONS, type SessionPublisher, type SessionPublisherOptions, type SessionTransport, type RegisterOptions } from "./client/session-publisher.js";
 export { SILENT_LOGGER, type ClientLogger } from "./logger.js";
 
 // Names, ids and schemas of the contract (docs/contract.md).
@@ -49,6 +49,8 @@ export {
   createVmcpEventPublisher,
   vmcpEventJsonSchema,
   VMCP_EVENT_JOB_OPTIONS,
+  EVENTS_STREAM_MAX_LEN,
+  type VmcpEventStreamOptions,
   type VmcpEvent,
   type VmcpEventType,
   type VmcpEventPublisher,

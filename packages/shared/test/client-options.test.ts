@@ -9,6 +9,9 @@ describe("createVmcpClient options", () => {
     expect(() => createVmcpClient({ replicaId: "r1", redis: { mode: "sentinel", sentinels: [], name: "m" } })).toThrow(/redis\.sentinels and redis\.name/);
     expect(() => createVmcpClient({ replicaId: "r1", redis: { mode: "sentinel", sentinels: ["127.0.0.1:1"], name: "" } })).toThrow(/redis\.sentinels and redis\.name/);
     expect(() => createVmcpClient({ replicaId: "r1", redisUrl: "redis://127.0.0.1:1", shards: 0 })).toThrow(/shards must be an integer 1-1024, got 0/);
+    expect(() => createVmcpClient({ replicaId: "r1", redisUrl: "redis://127.0.0.1:1", transport: "kafka" as "stream" })).toThrow(
+      'createVmcpClient: transport must be "queue" or "stream", got "kafka"',
+    );
   });
 });
 

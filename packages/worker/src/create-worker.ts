@@ -96,7 +96,7 @@ export function createTickRunner(options: Omit<WorkerOptions, "http">): TickRunn
   // Lock nodes fail fast (no offline queue): a down node must vote against at once, not stall the tick.
   const lockRedis = config.lock.redisUrls.map((t, i) => createRedis(t, "client", `vmk-worker-lock-${i}@${config.redis.prefix}`, { enableOfflineQueue: false, maxRetriesPerRequest: 0 }));
   const keys = keysOf(config);
-  const vmcpEvents = createVmcpEventPublisher(clientRedis, keys.eventsQueue);
+  const vmcpEvents = createVmcpEventPublisher(clientRedis, keys.eventsQueue, { key: keys.sessionEventsStream, maxLen: config.streams.eventsMaxLen });
   // One queue handle per shard (to remove a pair's job scheduler); they share the client connection.
   const keepaliveQueues = Array.from({ length: keys.shards }, (_, shard) => {
     const where = keys.keepaliveQueue(shard);

@@ -1,6 +1,6 @@
 import { describe, expect, inject, it } from "vitest";
 import type { Registry } from "prom-client";
-import { schedulerId } from "@vmcp-keepalive/shared";
+import { createKeys, schedulerId } from "@vmcp-keepalive/shared";
 import { openBackendSession, sleep, waitFor, type McpTestBackend, type McpTestBackendOptions, type OpenedSession } from "@vmcp-keepalive/testkit";
 import { closeAfterEach, createHarness, startBackend, logsMatching, type Harness } from "./helpers.js";
 
@@ -227,6 +227,14 @@ describe("circuit breaker", () => {
       ["s2", "b", "gone-s2"],
       ["s3", "b", "gone-s3"],
     ]);
+    // The same events on the event stream, field `event`, for vMCPs that read Redis Streams.
+    const streamed = (await h.redis.xrange(createKeys(h.prefix).sessionEventsStream, "-", "+")).map(([, fields]) => {
+      expect(fields[0]).toBe("event");
+      return JSON.parse(fields[1]!) as Record<string, unknown>;
+    });
+    expect(streamed.filter((e) => e["type"] === "backend.session_expired").sort((x, y) => String(x["sessionId"]).localeCompare(String(y["sessionId"])))).toEqual(
+      [...expired].sort((x, y) => String(x["sessionId"]).localeCompare(String(y["sessionId"]))),
+    );
     expect(await h.readBackend("b")).toMatchObject({ state: "closed", consecutiveFailures: 0 });
     expect(await eventsOf(h, "backend.breaker_opened")).toHaveLength(0);
     expect(logsMatching(lines, "backend session not found (404)")).toHaveLength(3);

@@ -1,6 +1,6 @@
 import { Queue, type JobsOptions } from "bullmq";
 import type { RedisConnection } from "../redis/connection.js";
-import { QUEUE_SESSIONS } from "../names.js";
+import { QUEUE_SESSIONS, STREAM_MESSAGE_FIELD, STREAM_SESSION_MESSAGES } from "../names.js";
 import { queueOptions } from "../queues.js";
 import type { QueueLocation } from "../redis/keys.js";
 import type { BackendRegistration, SessionMessageInput } from "../messages/schema.js";
@@ -40,15 +40,38 @@ export interface SessionPublisher {
   close(): Promise<void>;
 }
 
+/** How lifecycle messages reach the schedulers: BullMQ jobs on `vmcp-sessions`, or entries of the ingress stream. */
+export type SessionTransport = "queue" | "stream";
+
+export interface SessionPublisherOptions {
+  readonly connection: RedisConnection;
+  /** Key prefix of the standalone, unsharded layout (when `queue` is not given). @defaultValue "vmk" */
+  readonly prefix?: string;
+  /** Where `vmcp-sessions` lives (`keys.sessionsQueue` of the servers' key layout); the ingress stream sits beside it. */
+  readonly queue?: QueueLocation;
+  readonly replicaId: string;
+  readonly now?: () => number;
+  /**
+   * `stream`: each message is `XADD <sessions prefix>:session-messages * message <JSON>` (the
+   * ingress stream, no BullMQ job); `queue`: a BullMQ job on `vmcp-sessions`. The schedulers
+   * read both and apply them alike. @defaultValue "queue"
+   */
+  readonly transport?: SessionTransport;
+}
+
 /**
  * Where `vmcp-sessions` lives: `queue` (`keys.sessionsQueue` of the servers' key layout), or
  * queue `vmcp-sessions` under `prefix` (the standalone, unsharded layout).
  */
-export function createSessionPublisher(options: { connection: RedisConnection; prefix?: string; queue?: QueueLocation; replicaId: string; now?: () => number }): SessionPublisher {
+export function createSessionPublisher(options: SessionPublisherOptions): SessionPublisher {
   const now = options.now ?? Date.now;
   const where: QueueLocation = options.queue ?? { name: QUEUE_SESSIONS, prefix: options.prefix ?? "vmk" };
-  const queue = new Queue(where.name, queueOptions(options.connection, where));
-  queue.on("error", () => {});
+  const transport = options.transport ?? "queue";
+  if (transport !== "queue" && transport !== "stream") throw new Error(`transport must be "queue" or "stream", got ${JSON.stringify(transport)}`);
+  // Same key as `keys.sessionMessagesStream`: the stream sits beside the queue, in its hash slot.
+  const streamKey = `${where.prefix}:${STREAM_SESSION_MESSAGES}`;
+  const queue = transport === "queue" ? new Queue(where.name, queueOptions(options.connection, where)) : undefined;
+  queue?.on("error", () => {});
   const lastSequence = new Map<string, number>();
 
   const nextSequence = (sessionId: string): number => {
@@ -61,7 +84,8 @@ export function createSessionPublisher(options: { connection: RedisConnection; p
 
   const publish = async (message: SessionMessageInput) => {
     const checked = SessionMessageSchema.parse(message);
-    await queue.add(checked.type, checked, SESSION_MESSAGE_JOB_OPTIONS);
+    if (queue) await queue.add(checked.type, checked, SESSION_MESSAGE_JOB_OPTIONS);
+    else await options.connection.xadd(streamKey, "*", STREAM_MESSAGE_FIELD, JSON.stringify(checked));
   };
 
   return {
@@ -105,7 +129,7 @@ export function createSessionPublisher(options: { connection: RedisConnection; p
       lastSequence.delete(sessionId);
     },
     async close() {
-      await queue.close();
+      await queue?.close();
     },
   };
 }

@@ -10,7 +10,7 @@ import { createEventSubscription, type VmcpEventHandler } from "./event-subscrip
 import { openPairLock } from "./pair-lock.js";
 import { createPublishGuard, type PublishResult } from "./publish-guard.js";
 import { createReinitializeBackend, type ReinitializedBackend, type ReinitializeResult } from "./reinitialize-backend.js";
-import { createSessionPublisher, type RegisterOptions } from "./session-publisher.js";
+import { createSessionPublisher, type RegisterOptions, type SessionTransport } from "./session-publisher.js";
 import { createSoftStateRefresh } from "./soft-state-refresh.js";
 
 export type { PublishResult } from "./publish-guard.js";
@@ -83,6 +83,13 @@ export interface VmcpClientOptions {
    * @defaultValue a third of the session's TTL, at most 10 minutes
    */
   readonly refreshIntervalMs?: number;
+  /**
+   * How lifecycle messages reach the schedulers: `queue`, BullMQ jobs on `vmcp-sessions`; or
+   * `stream`, plain `XADD`s to the ingress stream `<sessions prefix>:session-messages` (fewer
+   * Redis commands per message; see docs/contract.md, "Redis Streams"). The schedulers read both.
+   * @defaultValue "queue"
+   */
+  readonly transport?: SessionTransport;
   /** BullMQ concurrency of the `vmcp-events` subscription. @defaultValue 8 */
   readonly eventConcurrency?: number;
   /** Where the client logs keepalive problems (it never throws them). @defaultValue silent */
@@ -138,6 +145,9 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
   if (!options.connection && !target) throw new Error("createVmcpClient needs redisUrl, redis or connection");
   if (target?.mode === "cluster" && target.nodes.length === 0) throw new Error("createVmcpClient: redis.nodes needs at least one seed node in cluster mode");
   if (target?.mode === "sentinel" && (target.sentinels.length === 0 || !target.name)) throw new Error("createVmcpClient: redis.sentinels and redis.name are needed in sentinel mode");
+  if (options.transport !== undefined && options.transport !== "queue" && options.transport !== "stream") {
+    throw new Error(`createVmcpClient: transport must be "queue" or "stream", got ${JSON.stringify(options.transport)}`);
+  }
   const prefix = options.prefix ?? "vmk";
   const now = options.now ?? Date.now;
   const log = (options.logger ?? SILENT_LOGGER).child({ component: "vmcp-client", replicaId: options.replicaId });
@@ -156,7 +166,7 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
     prefix,
     connectWaitMs: lockTimeoutMs,
   });
-  const publisher = createSessionPublisher({ connection, queue: keys.sessionsQueue, replicaId: options.replicaId, now });
+  const publisher = createSessionPublisher({ connection, queue: keys.sessionsQueue, replicaId: options.replicaId, now, transport: options.transport ?? "queue" });
   const guard = createPublishGuard(log);
 
   const touches = createDebouncedTouch({

@@ -252,11 +252,11 @@ async function onTransitions(
   }
 }
 
-/** Publishes on `vmcp-events`; a failure is logged, never thrown out of a tick. */
+/** Publishes on `vmcp-events` and the event stream; a failure is logged, never thrown out of a tick. */
 async function publish(deps: KeepaliveDeps, log: Logger, event: VmcpEvent): Promise<void> {
   try {
     await deps.publishEvent(event);
   } catch (err) {
-    log.error({ err, type: event.type }, "could not publish to vmcp-events");
+    log.error({ err, type: event.type }, "could not publish an event (vmcp-events or the event stream)");
   }
 }
