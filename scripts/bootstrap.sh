@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what vmcp-keepalive needs on a machine that has only Node (>= 20) and npm: Debian's
 # redis-server, pnpm, and the workspace dependencies; with --test also the test tools that
-# `pnpm test` needs (prometheus for promtool, chromium for the Bull Board test). `npm run demo`
+# `pnpm test` needs (prometheus for promtool, chromium for the Bull Board test, and Go 1.19 with
+# Debian's redigo and redisc sources, which the Go client in clients/go builds against offline).
+# `npm run demo`
 # and `.ci/run` both pass --test, so the README's second command works after its first.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
@@ -21,6 +23,9 @@ command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
 if (( want_test_tools )); then
   command -v promtool >/dev/null 2>&1 || apt_packages+=(prometheus)
   command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+  [[ -x /usr/lib/go-1.19/bin/go ]] || apt_packages+=(golang-1.19-go)
+  [[ -d /usr/share/gocode/src/github.com/gomodule/redigo ]] || apt_packages+=(golang-github-gomodule-redigo-dev)
+  [[ -d /usr/share/gocode/src/github.com/mna/redisc ]] || apt_packages+=(golang-github-mna-redisc-dev)
 fi
 
 if (( ${#apt_packages[@]} > 0 )); then
@@ -36,7 +41,7 @@ if (( ${#apt_packages[@]} > 0 )); then
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
   elif command -v redis-server >/dev/null 2>&1; then
     # Only test tools are missing: the demo runs without them; `pnpm test` needs them.
-    echo "bootstrap: no apt-get here; install ${apt_packages[*]} yourself before \`pnpm test\` (e.g. brew install prometheus chromium)" >&2
+    echo "bootstrap: no apt-get here; install ${apt_packages[*]} yourself before \`pnpm test\` (e.g. brew install prometheus chromium; Go 1.19 and the redigo and redisc sources: see clients/go/README.md)" >&2
   else
     echo "bootstrap: please install ${apt_packages[*]} (no apt-get here; e.g. brew install redis)" >&2
     exit 1

@@ -6,7 +6,7 @@
   `off` pair stays off: the keepalive policy is decided at registration, by the scheduler.
   Never creates a pair: a session that ended (or was reaped) stays ended.
   Input:
-    KEYS[1] pair hash   <prefix>:pair:<sessionId>:<backendId>
+    KEYS[1] pair hash   <shard prefix>:pair:<sessionId>:<backendId>
     ARGV[1] backend session id
     ARGV[2] protocol version, or ''
     ARGV[3] now (ms)

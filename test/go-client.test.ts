@@ -1,0 +1,135 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { Redis } from "ioredis";
+import { afterEach, describe, expect, inject, it } from "vitest";
+import { createKeys } from "@vmcp-keepalive/shared";
+import { flushPrefix, sleep, startMcpTestBackend, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
+import { startSchedulerAndWorker, stopAll, writeConfig } from "./helpers/processes.js";
+
+/**
+ * The Go client in clients/go, built offline with Go 1.19 against Debian's redigo and redisc
+ * (clients/go/go-offline.sh): its own tests (key names, sealing and messages checked against the
+ * TypeScript implementation, the lock and the re-initialize script against redis-server), and a
+ * Go vMCP against the real scheduler and worker and an SDK backend — through the Redis Streams
+ * contract only, no BullMQ on the Go side.
+ */
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const GO_OFFLINE = join(ROOT, "clients/go/go-offline.sh");
+const url = inject("redisUrl");
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+
+function goOffline(args: string[], timeoutMs: number): { status: number | null; output: string } {
+  const r = spawnSync("bash", [GO_OFFLINE, ...args], { encoding: "utf8", timeout: timeoutMs, env: { ...process.env, VMK_NODE: process.execPath } });
+  return { status: r.status, output: `${r.stdout}${r.stderr}${r.error ? String(r.error) : ""}` };
+}
+
+interface DriverLine {
+  event: string;
+  [key: string]: unknown;
+}
+
+/** The Go stand-in vMCP (clients/go/internal/e2edriver) as a child process speaking JSON lines. */
+function startDriver(binary: string, env: Record<string, string>) {
+  const child: ChildProcess = spawn(binary, [], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
+  const lines: DriverLine[] = [];
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  createInterface({ input: child.stdout! }).on("line", (l) => lines.push(JSON.parse(l) as DriverLine));
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  return {
+    lines,
+    stderr: () => stderr,
+    send: (command: string) => child.stdin!.write(`${command}\n`),
+    async line(event: string, timeoutMs = 20_000): Promise<DriverLine> {
+      await waitFor(`driver line ${event} (stderr: ${stderr.slice(-500)})`, () => lines.some((l) => l.event === event), timeoutMs);
+      return lines.find((l) => l.event === event)!;
+    },
+    async stop(): Promise<number | null> {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.stdin!.end("quit\n");
+        const force = setTimeout(() => child.kill("SIGKILL"), 10_000);
+        const code = await exited;
+        clearTimeout(force);
+        return code;
+      }
+      return child.exitCode;
+    },
+  };
+}
+
+describe("Go client (clients/go)", () => {
+  it("passes its own tests: key names, sealing and messages as the TypeScript side has them, lock and re-initialize against redis-server", () => {
+    const r = goOffline(["test", "-count=1", "./..."], 300_000);
+    if (r.status !== 0) console.log(r.output);
+    expect(r.status).toBe(0);
+    expect(r.output).toMatch(/^ok\s+github\.com\/vmcp-keepalive\/clients\/go\s/m);
+  }, 320_000);
+
+  it("keeps stream-registered sessions alive, re-initializes an expired backend under the pair lock, and stops an ended session's keepalives", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vmk-go-e2e-"));
+    const binary = join(dir, "e2edriver");
+    const build = goOffline(["build", "-o", binary, "./internal/e2edriver"], 180_000);
+    if (build.status !== 0) console.log(build.output);
+    expect(build.status).toBe(0);
+
+    const prefix = testPrefix("goe2e");
+    // Drops sessions idle for 3 s: only keepalives (every second) keep a backend session.
+    const backend = await startMcpTestBackend({ idleTtlMs: 3_000 });
+    cleanups.push(
+      () => flushPrefix(url, prefix),
+      () => backend.stop(),
+    );
+    const config = writeConfig({ redis: { url, prefix }, keepalive: { interval: "1s", timeout: "800ms" }, log: { level: "info" }, backends: [{ id: "b1", url: backend.url }] });
+    const { scheduler, worker } = await startSchedulerAndWorker(config);
+    cleanups.push(async () => expect(await stopAll([scheduler, worker])).toEqual([0, 0]));
+    const redis = new Redis(url);
+    cleanups.push(() => redis.quit());
+    const keys = createKeys(prefix);
+
+    const driver = startDriver(binary, { VMK_E2E_REDIS: url, VMK_E2E_PREFIX: prefix, VMK_E2E_BACKEND: backend.url, VMK_E2E_SESSIONS: "g1,g2" });
+    cleanups.push(async () => {
+      const code = await driver.stop();
+      if (code !== 0) console.log(driver.stderr());
+      expect(code).toBe(0);
+    });
+    const registered = (await driver.line("registered")).sessions as Record<string, string>;
+    const g1 = registered["g1"]!;
+    const g2 = registered["g2"]!;
+
+    // Kept alive: pinged every second, and still there after the backend's 3 s idle TTL.
+    await waitFor("keepalives on both sessions", () => backend.count("ping", g1) >= 4 && backend.count("ping", g2) >= 4, 30_000);
+    expect(backend.hasSession(g1) && backend.hasSession(g2)).toBe(true);
+    // The ingress stream is drained: applied entries are acknowledged and deleted.
+    await waitFor("ingress stream empty", async () => (await redis.xlen(`${prefix}:session-messages`)) === 0, 10_000);
+
+    // The backend drops g1's session: the next keepalive gets 404, the worker adds
+    // backend.session_expired to the event stream, and the Go client re-initializes b1 of g1.
+    const del = await fetch(backend.url, { method: "DELETE", headers: { "mcp-session-id": g1, "mcp-protocol-version": "2025-06-18" } });
+    expect(del.status).toBe(200);
+    const reinit = await driver.line("reinitialized", 30_000);
+    expect(reinit).toMatchObject({ sessionId: "g1", old: g1, lock: "held", state: "written", restore: true });
+    const fresh = String(reinit["new"]);
+    expect(fresh).not.toBe(g1);
+    await waitFor("keepalives on the new backend session", () => backend.count("ping", fresh) >= 3, 30_000);
+    expect(await redis.hget(keys.pair("g1", "b1"), "bsid")).toBe(fresh);
+    expect(backend.hasSession(fresh)).toBe(true);
+
+    // An ended session gets no more keepalives.
+    driver.send("end g2");
+    await driver.line("ended");
+    await waitFor("g2's pair deleted", async () => (await redis.exists(keys.pair("g2", "b1"))) === 0, 15_000);
+    await sleep(1_500); // a tick already under way when the pair went
+    const pingsAtEnd = backend.count("ping", g2);
+    const freshAtEnd = backend.count("ping", fresh);
+    await sleep(3_500);
+    expect(backend.count("ping", g2)).toBe(pingsAtEnd);
+    expect(backend.count("ping", fresh)).toBeGreaterThan(freshAtEnd);
+  }, 180_000);
+});
