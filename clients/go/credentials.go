@@ -8,7 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -103,11 +106,57 @@ type credentialsPlaintext struct {
 	Headers map[string]string `json:"headers"`
 }
 
-// Seal encrypts one pair's credentials with the sealing key.
+var (
+	headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
+	// The headers the worker sets itself on every call: credentials may not replace them.
+	reservedHeaders = map[string]bool{"mcp-session-id": true, "mcp-protocol-version": true, "content-type": true, "content-length": true, "accept": true, "host": true, "connection": true, "transfer-encoding": true}
+)
+
+// validHeaderValue: at most 8192 characters of visible ASCII, space or tab.
+func validHeaderValue(v string) bool {
+	if len(v) > 8192 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c != '\t' && (c < 0x20 || c > 0x7e) {
+			return false
+		}
+	}
+	return true
+}
+
+// headerProblems says what the workers would refuse in a set of credential headers (the rules of
+// docs/contract.md, "Session credentials"), naming headers, never their values.
+func headerProblems(headers map[string]string) []string {
+	var problems []string
+	if len(headers) < 1 || len(headers) > 32 {
+		problems = append(problems, "headers must hold 1 to 32 headers")
+	}
+	names := make([]string, 0, len(headers))
+	for name := range headers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		switch {
+		case !headerName.MatchString(name):
+			problems = append(problems, fmt.Sprintf("headers[%q] must be an HTTP header name", name))
+		case reservedHeaders[strings.ToLower(name)]:
+			problems = append(problems, fmt.Sprintf("headers[%q] is set by the worker itself", name))
+		}
+		if !validHeaderValue(headers[name]) {
+			problems = append(problems, fmt.Sprintf("headers[%q] must be at most 8192 characters of visible ASCII, space or tab", name))
+		}
+	}
+	return problems
+}
+
+// Seal encrypts one pair's credentials with the sealing key. It refuses headers the workers would
+// refuse (the error names the header, never its value).
 func (r *KeyRing) Seal(sessionID, backendID string, c Credentials) (SealedCredentials, error) {
 	headers := c.Headers
-	if headers == nil {
-		headers = map[string]string{}
+	if problems := headerProblems(headers); len(problems) > 0 {
+		return SealedCredentials{}, fmt.Errorf("credentials of %s/%s: %s", sessionID, backendID, strings.Join(problems, "; "))
 	}
 	plain, err := json.Marshal(credentialsPlaintext{Headers: headers})
 	if err != nil {

@@ -40,7 +40,7 @@ func TestGoSealsWhatTheTypeScriptKeyRingOpens(t *testing.T) {
 		t.Fatal(err)
 	}
 	tsRing := []tsRingKey{{keys[0].ID, keys[0].Key}, {keys[1].ID, keys[1].Key}}
-	headers := map[string]string{"authorization": "Bearer tok-ü", "x-tenant": "acme"}
+	headers := map[string]string{"authorization": "Bearer tok-1", "x-tenant": "acme"}
 	expires := time.UnixMilli(4102444800123)
 	for _, c := range []Credentials{{Headers: headers, ExpiresAt: expires}, {Headers: headers}} {
 		sealed, err := ring.Seal("s-1", "b.2", c)
@@ -115,6 +115,28 @@ func TestKeyRingRefusesBadKeysNamingThem(t *testing.T) {
 		_, err := NewKeyRing(c.keys)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("NewKeyRing: %v, want %q", err, c.want)
+		}
+	}
+}
+
+func TestSealRefusesHeadersTheWorkersRefuseNamingThemNotTheirValues(t *testing.T) {
+	ring, err := NewKeyRing([]CredentialKey{{ID: "k1", Key: randomKey(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]map[string]string{
+		`headers["Mcp-Session-Id"] is set by the worker itself`:                                   {"Mcp-Session-Id": "other"},
+		`headers["Authorization"] must be at most 8192 characters of visible ASCII, space or tab`: {"Authorization": "Bearer planted\r\nX-Evil: 1"},
+		`headers["bad header"] must be an HTTP header name`:                                       {"bad header": "x"},
+		`headers must hold 1 to 32 headers`:                                                       {},
+	}
+	for want, headers := range cases {
+		_, err := ring.Seal("s1", "b1", Credentials{Headers: headers})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("Seal(%v) = %v, want an error with %q", headers, err, want)
+		}
+		if strings.Contains(err.Error(), "planted") {
+			t.Fatalf("the error shows a header value: %v", err)
 		}
 	}
 }
