@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -70,9 +71,14 @@ describe("Go client (clients/go)", () => {
     if (r.status !== 0) console.log(r.output);
     expect(r.status).toBe(0);
     expect(r.output).toMatch(/^ok\s+github\.com\/vmcp-keepalive\/clients\/go\s/m);
+    const vet = goOffline(["vet", "./..."], 120_000);
+    expect(vet.output).toBe("");
+    expect(vet.status).toBe(0);
+    const fmt = spawnSync("/usr/lib/go-1.19/bin/gofmt", ["-l", join(ROOT, "clients/go")], { encoding: "utf8" });
+    expect(fmt.stdout, "files gofmt would change").toBe("");
   }, 320_000);
 
-  it("keeps stream-registered sessions alive, re-initializes an expired backend under the pair lock, and stops an ended session's keepalives", async () => {
+  it("keeps stream-registered sessions of a backend that authenticates every user alive with their sealed tokens, re-initializes an expired backend under the pair lock, and stops an ended session's keepalives", async () => {
     const dir = mkdtempSync(join(tmpdir(), "vmk-go-e2e-"));
     const binary = join(dir, "e2edriver");
     const build = goOffline(["build", "-o", binary, "./internal/e2edriver"], 180_000);
@@ -80,20 +86,34 @@ describe("Go client (clients/go)", () => {
     expect(build.status).toBe(0);
 
     const prefix = testPrefix("goe2e");
-    // Drops sessions idle for 3 s: only keepalives (every second) keep a backend session.
-    const backend = await startMcpTestBackend({ idleTtlMs: 3_000 });
+    // Drops sessions idle for 3 s: only keepalives (every second) keep a backend session. Binds
+    // each session to the bearer token of its initialize: a keepalive without it gets 401.
+    const backend = await startMcpTestBackend({ idleTtlMs: 3_000, bindAuthorization: true });
+    const credentialKey = { id: "k1", key: randomBytes(32).toString("base64") };
     cleanups.push(
       () => flushPrefix(url, prefix),
       () => backend.stop(),
     );
-    const config = writeConfig({ redis: { url, prefix }, keepalive: { interval: "1s", timeout: "800ms" }, log: { level: "info" }, backends: [{ id: "b1", url: backend.url }] });
+    const config = writeConfig({
+      redis: { url, prefix },
+      keepalive: { interval: "1s", timeout: "800ms" },
+      log: { level: "info" },
+      credentials: { keys: [credentialKey] },
+      backends: [{ id: "b1", url: backend.url, auth: "session" }],
+    });
     const { scheduler, worker } = await startSchedulerAndWorker(config);
     cleanups.push(async () => expect(await stopAll([scheduler, worker])).toEqual([0, 0]));
     const redis = new Redis(url);
     cleanups.push(() => redis.quit());
     const keys = createKeys(prefix);
 
-    const driver = startDriver(binary, { VMK_E2E_REDIS: url, VMK_E2E_PREFIX: prefix, VMK_E2E_BACKEND: backend.url, VMK_E2E_SESSIONS: "g1,g2" });
+    const driver = startDriver(binary, {
+      VMK_E2E_REDIS: url,
+      VMK_E2E_PREFIX: prefix,
+      VMK_E2E_BACKEND: backend.url,
+      VMK_E2E_SESSIONS: "g1,g2",
+      VMK_E2E_CREDENTIALS_KEY: `${credentialKey.id}:${credentialKey.key}`,
+    });
     cleanups.push(async () => {
       const code = await driver.stop();
       if (code !== 0) console.log(driver.stderr());
@@ -106,12 +126,14 @@ describe("Go client (clients/go)", () => {
     // Kept alive: pinged every second, and still there after the backend's 3 s idle TTL.
     await waitFor("keepalives on both sessions", () => backend.count("ping", g1) >= 4 && backend.count("ping", g2) >= 4, 30_000);
     expect(backend.hasSession(g1) && backend.hasSession(g2)).toBe(true);
+    expect(backend.calls.filter((c) => c.status === 401)).toEqual([]);
+    expect(await redis.hget(keys.pair("g1", "b1"), "cred")).toContain('"kid":"k1"');
     // The ingress stream is drained: applied entries are acknowledged and deleted.
     await waitFor("ingress stream empty", async () => (await redis.xlen(`${prefix}:session-messages`)) === 0, 10_000);
 
     // The backend drops g1's session: the next keepalive gets 404, the worker adds
     // backend.session_expired to the event stream, and the Go client re-initializes b1 of g1.
-    const del = await fetch(backend.url, { method: "DELETE", headers: { "mcp-session-id": g1, "mcp-protocol-version": "2025-06-18" } });
+    const del = await fetch(backend.url, { method: "DELETE", headers: { "mcp-session-id": g1, "mcp-protocol-version": "2025-06-18", authorization: "Bearer token-of-g1" } });
     expect(del.status).toBe(200);
     const reinit = await driver.line("reinitialized", 30_000);
     expect(reinit).toMatchObject({ sessionId: "g1", old: g1, lock: "held", state: "written", restore: true });

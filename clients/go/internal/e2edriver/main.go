@@ -41,9 +41,11 @@ func fail(format string, args ...interface{}) {
 
 // initialize opens a backend session the way a vMCP does: MCP initialize, then the initialized
 // notification, over Streamable HTTP. It answers the session id and the negotiated revision.
-func initialize(ctx context.Context, url string) (vmk.ReinitializedBackend, error) {
+// authorization: the user's token ("" when the backend authenticates no one); a backend that
+// authenticates every user binds the new session to it.
+func initialize(ctx context.Context, url, authorization string) (vmk.ReinitializedBackend, error) {
 	body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"vmk-go-e2e","version":"1.0.0"}}}`
-	resp, err := post(ctx, url, body, "", "")
+	resp, err := post(ctx, url, body, "", "", authorization)
 	if err != nil {
 		return vmk.ReinitializedBackend{}, err
 	}
@@ -74,7 +76,7 @@ func initialize(ctx context.Context, url string) (vmk.ReinitializedBackend, erro
 	if err := json.Unmarshal(payload, &answer); err != nil || answer.Result.ProtocolVersion == "" {
 		return vmk.ReinitializedBackend{}, fmt.Errorf("initialize: no protocolVersion in %s", raw)
 	}
-	note, err := post(ctx, url, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, sid, answer.Result.ProtocolVersion)
+	note, err := post(ctx, url, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, sid, answer.Result.ProtocolVersion, authorization)
 	if err != nil {
 		return vmk.ReinitializedBackend{}, err
 	}
@@ -85,13 +87,16 @@ func initialize(ctx context.Context, url string) (vmk.ReinitializedBackend, erro
 	return vmk.ReinitializedBackend{BackendSessionID: sid, ProtocolVersion: answer.Result.ProtocolVersion}, nil
 }
 
-func post(ctx context.Context, url, body, sid, version string) (*http.Response, error) {
+func post(ctx context.Context, url, body, sid, version, authorization string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader([]byte(body)))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
 	if sid != "" {
 		req.Header.Set("Mcp-Session-Id", sid)
 		req.Header.Set("MCP-Protocol-Version", version)
@@ -105,7 +110,25 @@ func main() {
 	if redisURL == "" || prefix == "" || backend == "" || sessions[0] == "" {
 		fail("set VMK_E2E_REDIS, VMK_E2E_PREFIX, VMK_E2E_BACKEND and VMK_E2E_SESSIONS")
 	}
-	client, err := vmk.NewClient(vmk.Options{Address: redisURL, Prefix: prefix, ReplicaID: "go-e2e", LockTimeout: 3 * time.Second})
+	// With VMK_E2E_CREDENTIALS_KEY (id:base64 key) the backend authenticates every user: each
+	// session opens its backend session with its own token and registers it, sealed, as the
+	// pair's session credentials.
+	options := vmk.Options{Address: redisURL, Prefix: prefix, ReplicaID: "go-e2e", LockTimeout: 3 * time.Second}
+	if spec := os.Getenv("VMK_E2E_CREDENTIALS_KEY"); spec != "" {
+		id, key, _ := strings.Cut(spec, ":")
+		ring, err := vmk.NewKeyRing([]vmk.CredentialKey{{ID: id, Key: key}})
+		if err != nil {
+			fail("%v", err)
+		}
+		options.KeyRing = ring
+	}
+	tokenOf := func(session string) string {
+		if options.KeyRing == nil {
+			return ""
+		}
+		return "Bearer token-of-" + session
+	}
+	client, err := vmk.NewClient(options)
 	if err != nil {
 		fail("%v", err)
 	}
@@ -117,11 +140,15 @@ func main() {
 	var mu sync.Mutex
 	current := map[string]string{}
 	for _, s := range sessions {
-		b, err := initialize(ctx, backend)
+		b, err := initialize(ctx, backend, tokenOf(s))
 		if err != nil {
 			fail("%s: %v", s, err)
 		}
-		if err := client.RegisterSession(ctx, s, 10*time.Minute, 0, []vmk.Backend{{ID: "b1", BackendSessionID: b.BackendSessionID, ProtocolVersion: b.ProtocolVersion}}); err != nil {
+		registration := vmk.Backend{ID: "b1", BackendSessionID: b.BackendSessionID, ProtocolVersion: b.ProtocolVersion}
+		if token := tokenOf(s); token != "" {
+			registration.Credentials = &vmk.Credentials{Headers: map[string]string{"Authorization": token}, ExpiresAt: time.Now().Add(time.Hour)}
+		}
+		if err := client.RegisterSession(ctx, s, 10*time.Minute, 0, []vmk.Backend{registration}); err != nil {
 			fail("%v", err)
 		}
 		current[s] = b.BackendSessionID
@@ -140,7 +167,7 @@ func main() {
 			return nil
 		}
 		result, err := client.ReinitializeBackend(ctx, e.SessionID, e.BackendID, func(ctx context.Context) (vmk.ReinitializedBackend, error) {
-			return initialize(ctx, backend)
+			return initialize(ctx, backend, tokenOf(e.SessionID))
 		})
 		if err != nil {
 			return err
