@@ -32,6 +32,7 @@ export const FIGURE_KEYS = [
   "cpu.worker_ms_per_keepalive_static_header",
   "cpu.worker_ms_per_keepalive_session_credentials",
   "cpu.session_credentials_ratio",
+  "cpu.session_credentials_open_us",
   "cpu.in_process_ms_per_ping",
   "cpu.worker_ms_per_keepalive_steady",
   "cpu.ratio_steady_vs_in_process",

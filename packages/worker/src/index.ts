@@ -9,6 +9,7 @@ export { processKeepaliveJob, scheduledAt, planCatchUp, catchUpFraction, overdue
 export { createPairLockStrategy, inScriptPairLock, redlockPairLock, type PairLock, type PairLockStrategy, type ScriptLock, type LockSkip } from "./tick/pair-lock.js";
 export { nextCall, planRecord, hasFallback, type CallMethod, type CallResult, type TickState, type TickRecord, type BreakerOp, type MethodOp, type AuthMode } from "./tick/plan.js";
 export type { KeepaliveEventMap } from "./tick/keepalive-events.js";
+export { openPairCredentials, type UnopenedWhy } from "./tick/session-credentials.js";
 export {
   createTickStore,
   combinedTickStore,

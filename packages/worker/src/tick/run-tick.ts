@@ -1,4 +1,5 @@
-import type { CredentialKeyRing, KeepaliveOutcome, Keys, SealedCredentials, SkipReason, VmcpEvent } from "@vmcp-keepalive/shared";
+import type { CredentialKeyRing, KeepaliveOutcome, Keys, SkipReason, VmcpEvent } from "@vmcp-keepalive/shared";
+import { openPairCredentials } from "./session-credentials.js";
 import { findBackend, type BackendConfig, type KeepaliveConfig, type Logger, type TypedEmitter } from "@vmcp-keepalive/runtime";
 import type { BackendClient, McpCallResult } from "../protocol/backend-client.js";
 import { jittered, type CredentialsNotice, type FinishResult, type PairStop, type TickStart, type TickStore } from "../store/tick-store.js";
@@ -134,47 +135,16 @@ export async function runKeepalive(deps: KeepaliveDeps, sessionId: string, backe
 
 type CallStart = Extract<TickStart, { kind: "call" }>;
 
-/**
- * The headers of an `auth: session` pair's calls, opened in memory for this tick only; or why
- * there are none, as the stop that turns the pair off until new credentials come.
- */
+/** The headers of an `auth: session` pair's calls, or the stop (logged once, by key id) when there are none. */
 function openCredentials(deps: KeepaliveDeps, log: Logger, pair: CallStart["pair"]): { headers: Readonly<Record<string, string>> } | { stop: PairStop } {
-  const stored = pair.credentials;
-  if (!stored) return { stop: { off: "no_credentials", credSeq: -1 } };
-  const undecryptable = { stop: { off: "credentials_undecryptable", credSeq: stored.sequence } } as const;
-  const sealed = envelopeOf(stored.sealed);
-  const opened = sealed && deps.credentials ? deps.credentials.open(pair.sessionId, pair.backendId, sealed) : undefined;
-  if (opened?.ok) return { headers: opened.credentials.headers };
+  const opened = openPairCredentials(deps.credentials, pair);
+  if ("headers" in opened || opened.why === "none") return opened;
   // Once per credentials: the pair stops here until new ones come. The key id, never a value.
   log.error(
-    { keyId: stored.keyId, why: opened ? opened.reason : sealed ? "no_key_ring" : "malformed" },
-    `session credentials of this pair cannot be opened (key id ${stored.keyId}${opened?.reason === "unknown_key" ? ", not in this worker's credentials.keys" : ""}); keepalive off for the pair until the vMCP sends new ones`,
+    { keyId: pair.credentials?.keyId, why: opened.why },
+    `session credentials of this pair cannot be opened (key id ${pair.credentials?.keyId}${opened.why === "unknown_key" ? ", not in this worker's credentials.keys" : ""}); keepalive off for the pair until the vMCP sends new ones`,
   );
-  return undecryptable;
-}
-
-/**
- * The stored envelope, as the scheduler stored it after the message schema checked it. Only its
- * shape is checked here (on every call: no schema library); the key ring checks the rest, and
- * AES-GCM refuses any byte that changed.
- */
-function envelopeOf(json: string): SealedCredentials | undefined {
-  let e: Partial<Record<keyof SealedCredentials, unknown>>;
-  try {
-    e = JSON.parse(json) as typeof e;
-  } catch {
-    return undefined;
-  }
-  const ok =
-    typeof e === "object" &&
-    e !== null &&
-    e.v === 1 &&
-    typeof e.kid === "string" &&
-    typeof e.iv === "string" &&
-    typeof e.tag === "string" &&
-    typeof e.data === "string" &&
-    (e.expiresAt === undefined || typeof e.expiresAt === "number");
-  return ok ? (e as SealedCredentials) : undefined;
+  return opened;
 }
 
 /** Ends a tick that makes no call because of its credentials: the pair is off until new ones come. */
