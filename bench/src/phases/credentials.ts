@@ -5,6 +5,7 @@ import type { BenchAuth } from "../config.js";
 import { sleep, type BenchContext } from "../context.js";
 import { percentile } from "../measure/stats.js";
 import { benchToken } from "../registration.js";
+import { redisCpuMs } from "../measure/redis-info.js";
 import { measureWindow } from "./plain.js";
 import { seedSaturation, startWorker } from "./throughput.js";
 
@@ -12,6 +13,8 @@ export interface CredentialsRound {
   readonly auth: BenchAuth["mode"];
   readonly perSecond: number;
   readonly cpuMsPerKeepalive: number;
+  /** Redis CPU per keepalive in the same window (µs): the envelope makes the pair hash larger. */
+  readonly redisUsPerKeepalive: number;
 }
 
 export interface CredentialsCompareResult {
@@ -72,9 +75,11 @@ export async function runCredentialsCompare(ctx: BenchContext, blocks = 3): Prom
         const worker = await startWorker(ctx, configs[auth], `worker-${auth}-${round}`);
         try {
           await sleep(sizes.warmupMs);
+          const r0 = await redisCpuMs(ctx.redis);
           const w = await measureWindow(ctx, [worker.pid], sizes.windowMs);
-          results.push({ auth, perSecond: w.perSecond, cpuMsPerKeepalive: w.cpuMsPer });
-          ctx.log(`  ${auth} round ${round + 1}: ${w.perSecond.toFixed(0)} keepalives/s, worker CPU ${(w.cpuMsPer * 1000).toFixed(0)} µs per keepalive`);
+          const redisUs = ((await redisCpuMs(ctx.redis)) - r0) * 1000 / Math.max(1, w.count);
+          results.push({ auth, perSecond: w.perSecond, cpuMsPerKeepalive: w.cpuMsPer, redisUsPerKeepalive: redisUs });
+          ctx.log(`  ${auth} round ${round + 1}: ${w.perSecond.toFixed(0)} keepalives/s, worker CPU ${(w.cpuMsPer * 1000).toFixed(0)} µs, Redis CPU ${redisUs.toFixed(0)} µs per keepalive`);
         } finally {
           await worker.stop();
         }
