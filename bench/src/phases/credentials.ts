@@ -77,7 +77,7 @@ export async function runCredentialsCompare(ctx: BenchContext, blocks = 3): Prom
           await sleep(sizes.warmupMs);
           const r0 = await redisCpuMs(ctx.redis);
           const w = await measureWindow(ctx, [worker.pid], sizes.windowMs);
-          const redisUs = ((await redisCpuMs(ctx.redis)) - r0) * 1000 / Math.max(1, w.count);
+          const redisUs = (((await redisCpuMs(ctx.redis)) - r0) * 1000) / Math.max(1, w.count);
           results.push({ auth, perSecond: w.perSecond, cpuMsPerKeepalive: w.cpuMsPer, redisUsPerKeepalive: redisUs });
           ctx.log(`  ${auth} round ${round + 1}: ${w.perSecond.toFixed(0)} keepalives/s, worker CPU ${(w.cpuMsPer * 1000).toFixed(0)} µs, Redis CPU ${redisUs.toFixed(0)} µs per keepalive`);
         } finally {
