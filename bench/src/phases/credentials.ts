@@ -2,12 +2,10 @@ import { randomBytes } from "node:crypto";
 import { createCredentialKeyRing, decodePair, type CredentialKey } from "@vmcp-keepalive/shared";
 import { openPairCredentials } from "@vmcp-keepalive/worker";
 import type { BenchAuth } from "../config.js";
-import { sleep, type BenchContext } from "../context.js";
+import type { BenchContext } from "../context.js";
 import { percentile } from "../measure/stats.js";
 import { benchToken } from "../registration.js";
-import { redisCpuMs } from "../measure/redis-info.js";
-import { measureWindow } from "./plain.js";
-import { seedSaturation, startWorker } from "./throughput.js";
+import { medianWindow, seedSaturation, workerWindow } from "./throughput.js";
 
 export interface CredentialsRound {
   readonly auth: BenchAuth["mode"];
@@ -61,7 +59,6 @@ export function measureOpen(key: CredentialKey, n = 20_000): number {
  * in-process, where the machine's noise is small.
  */
 export async function runCredentialsCompare(ctx: BenchContext, blocks = 3): Promise<CredentialsCompareResult> {
-  const { sizes } = ctx;
   const key = { id: "bench", key: randomBytes(32).toString("base64") };
   const configs = {
     static: await seedSaturation(ctx, "cred-static", { mode: "static", header: benchToken(0) }),
@@ -71,39 +68,16 @@ export async function runCredentialsCompare(ctx: BenchContext, blocks = 3): Prom
   try {
     for (let block = 0; block < blocks; block++) {
       for (const [i, auth] of (["static", "session", "session", "static"] as const).entries()) {
-        const round = block * 2 + (i === 0 || i === 1 ? 0 : 1);
-        const worker = await startWorker(ctx, configs[auth], `worker-${auth}-${round}`);
-        try {
-          await sleep(sizes.warmupMs);
-          const r0 = await redisCpuMs(ctx.redis);
-          const w = await measureWindow(ctx, [worker.pid], sizes.windowMs);
-          const redisUs = (((await redisCpuMs(ctx.redis)) - r0) * 1000) / Math.max(1, w.count);
-          results.push({ auth, perSecond: w.perSecond, cpuMsPerKeepalive: w.cpuMsPer, redisUsPerKeepalive: redisUs });
-          ctx.log(`  ${auth} round ${round + 1}: ${w.perSecond.toFixed(0)} keepalives/s, worker CPU ${(w.cpuMsPer * 1000).toFixed(0)} µs, Redis CPU ${redisUs.toFixed(0)} µs per keepalive`);
-        } finally {
-          await worker.stop();
-        }
+        const round = block * 2 + (i < 2 ? 1 : 2);
+        results.push({ auth, ...(await workerWindow(ctx, configs[auth], `worker-${auth}-${round}`)) });
       }
     }
   } finally {
     await ctx.backend.clear();
     await ctx.redis.flushall();
   }
-  const median = (auth: BenchAuth["mode"]) => {
-    const rs = results.filter((r) => r.auth === auth);
-    return {
-      perSecond: percentile(
-        rs.map((r) => r.perSecond),
-        50,
-      ),
-      cpuMsPerKeepalive: percentile(
-        rs.map((r) => r.cpuMsPerKeepalive),
-        50,
-      ),
-    };
-  };
-  const s = median("static");
-  const c = median("session");
+  const s = medianWindow(results.filter((r) => r.auth === "static"));
+  const c = medianWindow(results.filter((r) => r.auth === "session"));
   const cpu = (i: number) => results[i]!.cpuMsPerKeepalive;
   const blockRatios = Array.from({ length: blocks }, (_, b) => (cpu(4 * b + 1) + cpu(4 * b + 2)) / (cpu(4 * b) + cpu(4 * b + 3)));
   return { rounds: results, static: s, session: c, cpuRatio: percentile(blockRatios, 50), openUs: measureOpen(key) };

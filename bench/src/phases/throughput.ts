@@ -4,6 +4,7 @@ import { countCommands, type MonitorCount } from "../measure/monitor.js";
 import { commandCalls, diffCalls, redisCpuMs, sumCalls } from "../measure/redis-info.js";
 import { PROGRAMS, startChild, waitForOutput, workerNodeFlags, writeConfig, type Child } from "../processes.js";
 import { registerInProcess } from "../registration.js";
+import { percentile } from "../measure/stats.js";
 import { measureWindow, type RateResult } from "./plain.js";
 
 export interface ThroughputResult {
@@ -85,4 +86,38 @@ export async function runThroughput(ctx: BenchContext): Promise<ThroughputResult
     await ctx.backend.clear();
     await ctx.redis.flushall();
   }
+}
+
+/** One measured window of one worker process at saturation on `configPath`: started, warmed up, measured, stopped. */
+export async function workerWindow(
+  ctx: BenchContext,
+  configPath: string,
+  name: string,
+  program: string = PROGRAMS.worker,
+): Promise<{ readonly perSecond: number; readonly cpuMsPerKeepalive: number; readonly redisUsPerKeepalive: number }> {
+  const worker = await startWorker(ctx, configPath, name, program);
+  try {
+    await sleep(ctx.sizes.warmupMs);
+    const r0 = await redisCpuMs(ctx.redis);
+    const w = await measureWindow(ctx, [worker.pid], ctx.sizes.windowMs);
+    const redisUsPerKeepalive = (((await redisCpuMs(ctx.redis)) - r0) * 1000) / Math.max(1, w.count);
+    ctx.log(`  ${name}: ${w.perSecond.toFixed(0)} keepalives/s, worker CPU ${(w.cpuMsPer * 1000).toFixed(0)} µs, Redis CPU ${redisUsPerKeepalive.toFixed(0)} µs per keepalive`);
+    return { perSecond: w.perSecond, cpuMsPerKeepalive: w.cpuMsPer, redisUsPerKeepalive };
+  } finally {
+    await worker.stop();
+  }
+}
+
+/** Medians of the windows' rates and worker CPU per keepalive. */
+export function medianWindow(windows: readonly { perSecond: number; cpuMsPerKeepalive: number }[]): { perSecond: number; cpuMsPerKeepalive: number } {
+  return {
+    perSecond: percentile(
+      windows.map((w) => w.perSecond),
+      50,
+    ),
+    cpuMsPerKeepalive: percentile(
+      windows.map((w) => w.cpuMsPerKeepalive),
+      50,
+    ),
+  };
 }

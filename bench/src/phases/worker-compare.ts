@@ -1,8 +1,6 @@
-import { sleep, type BenchContext } from "../context.js";
+import type { BenchContext } from "../context.js";
 import { PROGRAMS } from "../processes.js";
-import { percentile } from "../measure/stats.js";
-import { measureWindow } from "./plain.js";
-import { seedSaturation, startWorker } from "./throughput.js";
+import { medianWindow, seedSaturation, workerWindow } from "./throughput.js";
 
 export interface WorkerCompareRound {
   readonly code: "baseline" | "current";
@@ -27,7 +25,6 @@ export interface WorkerCompareResult {
  * Alternating rounds spread the machine's drift over both codes.
  */
 export async function runWorkerCompare(ctx: BenchContext, baselineProgram: string, rounds = 3): Promise<WorkerCompareResult> {
-  const { sizes } = ctx;
   const configPath = await seedSaturation(ctx, "cmp");
   const results: WorkerCompareRound[] = [];
   try {
@@ -36,34 +33,15 @@ export async function runWorkerCompare(ctx: BenchContext, baselineProgram: strin
         ["baseline", baselineProgram],
         ["current", PROGRAMS.worker],
       ] as const) {
-        const worker = await startWorker(ctx, configPath, `worker-${code}-${round}`, program);
-        try {
-          await sleep(sizes.warmupMs);
-          const w = await measureWindow(ctx, [worker.pid], sizes.windowMs);
-          results.push({ code, perSecond: w.perSecond, cpuMsPerKeepalive: w.cpuMsPer });
-          ctx.log(`  ${code} round ${round + 1}: ${w.perSecond.toFixed(0)} keepalives/s, worker CPU ${(w.cpuMsPer * 1000).toFixed(0)} µs per keepalive`);
-        } finally {
-          await worker.stop();
-        }
+        const w = await workerWindow(ctx, configPath, `worker-${code}-${round + 1}`, program);
+        results.push({ code, perSecond: w.perSecond, cpuMsPerKeepalive: w.cpuMsPerKeepalive });
       }
     }
   } finally {
     await ctx.backend.clear();
     await ctx.redis.flushall();
   }
-  const of = (code: WorkerCompareRound["code"]) => {
-    const rs = results.filter((r) => r.code === code);
-    return {
-      perSecond: percentile(
-        rs.map((r) => r.perSecond),
-        50,
-      ),
-      cpuMsPerKeepalive: percentile(
-        rs.map((r) => r.cpuMsPerKeepalive),
-        50,
-      ),
-    };
-  };
+  const of = (code: WorkerCompareRound["code"]) => medianWindow(results.filter((r) => r.code === code));
   const baseline = of("baseline");
   const current = of("current");
   return { baselineProgram, rounds: results, baseline, current, cpuRatio: current.cpuMsPerKeepalive / baseline.cpuMsPerKeepalive };
