@@ -74,7 +74,7 @@ for i = 0, n - 1 do
     redis.call('HSET', pk, 'regAt', now)
   elseif old[2] == 'expired' then
     -- Same backend session as the one that already answered 404: it stays expired.
-    status = 'expired'
+    status, off = 'expired', ''
   end
   -- Fields at their default are left out (status active, no off reason, 0 failures): bytes per pair.
   redis.call('HSET', pk, 'bsid', bsid, 'pv', pv)
