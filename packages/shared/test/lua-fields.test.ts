@@ -29,7 +29,7 @@ function hashFields(source: string): string[] {
   return fields;
 }
 
-const VALUES = new Set(["active", "ended", "expired", "closed", "open", "probing", "tool", "ping_failures", "method_not_found"]);
+const VALUES = new Set(["active", "ended", "expired", "expiring", "closed", "open", "probing", "tool", "ping_failures", "method_not_found"]);
 const declared = new Set<string>([...Object.values(PAIR_FIELDS), ...Object.values(BACKEND_FIELDS), ...Object.values(SESSION_FIELDS)]);
 
 describe("Lua scripts and the declared hash fields", () => {
