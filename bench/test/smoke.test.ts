@@ -50,6 +50,6 @@ describe("pnpm bench --smoke", () => {
     // Plumbing, not goals: keepalives really flowed end to end through the real programs.
     expect(result.figures["throughput.e2e_1worker_per_s"]!.value).toBeGreaterThan(0);
     expect(result.figures["flatness.steady_ratio"]!.value).toBeGreaterThan(0);
-    expect(Object.keys(result.details).sort()).toEqual(["flatness", "inProcess", "memory", "plain1", "plain2", "throughput"]);
+    expect(Object.keys(result.details).sort()).toEqual(["credentials", "flatness", "inProcess", "memory", "plain1", "plain2", "registration", "throughput"]);
   }, 110_000);
 });
