@@ -119,7 +119,7 @@ describe("session credentials at scale", () => {
     // The vMCP replicas still seal with k1.
     await register(vmcpClient([k1], "vmcp-old"), sessions);
     const from = Date.now() + intervalMs * 2;
-    await new Promise((r) => setTimeout(r, intervalMs * 3));
+    await new Promise((r) => setTimeout(r, intervalMs * 2));
 
     // The replicas restart on k2 and register their live sessions again (what their refresh does).
     await register(vmcpClient([k2], "vmcp-new"), sessions);
@@ -127,13 +127,13 @@ describe("session credentials at scale", () => {
     cleanups.push(async () => redis.disconnect());
     const store = createSessionStore(redis, createKeys(prefix));
     await waitFor("every pair sealed with k2", async () => (await store.listPairs()).every((p) => p.credentials?.keyId === "k2"), 20_000, 200);
-    await new Promise((r) => setTimeout(r, intervalMs * 2));
+    await new Promise((r) => setTimeout(r, intervalMs));
 
     // k1 leaves the workers' ring: a worker on [k2] takes over, then the old one stops.
     const newWorker = program("worker", config, [k2]);
     await waitForLog(newWorker, "worker started", 30_000);
     expect(await oldWorker.stop()).toBe(0);
-    await new Promise((r) => setTimeout(r, intervalMs * 4));
+    await new Promise((r) => setTimeout(r, intervalMs * 3));
     const to = Date.now() - intervalMs;
 
     const pairs = await store.listPairs();

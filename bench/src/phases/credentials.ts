@@ -58,7 +58,7 @@ export function measureOpen(key: CredentialKey, n = 20_000): number {
  * process at saturation, the same Redis, backend and pair count. Then the open alone,
  * in-process, where the machine's noise is small.
  */
-export async function runCredentialsCompare(ctx: BenchContext, blocks = 3): Promise<CredentialsCompareResult> {
+export async function runCredentialsCompare(ctx: BenchContext, blocks = ctx.sizes.mode === "smoke" ? 1 : 3): Promise<CredentialsCompareResult> {
   const key = { id: "bench", key: randomBytes(32).toString("base64") };
   const configs = {
     static: await seedSaturation(ctx, "cred-static", { mode: "static", header: benchToken(0) }),
