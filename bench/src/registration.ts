@@ -66,14 +66,7 @@ export async function registerThroughQueue(ctx: BenchContext, prefix: string, n:
     for (let i = 0; i < n; i += 1_000) {
       await queue.addBulk(messages.slice(i, i + 1_000).map((m) => ({ name: m.type, data: m, opts: SESSION_MESSAGE_JOB_OPTIONS })));
     }
-    const deadline = started + timeoutMs;
-    for (;;) {
-      if ((await schedulerCount(ctx.redis, prefix)) - before >= n) break;
-      if (Date.now() > deadline) throw new Error(`registration of ${n} pairs did not finish within ${timeoutMs} ms`);
-      await sleep(20);
-    }
-    const ms = Date.now() - started;
-    return { pairsPerSecond: (n * 1000) / ms, ms };
+    return await waitForSchedulers(ctx, prefix, n, before, started, timeoutMs);
   } finally {
     await queue.close();
     await closeRedis(conn);

@@ -1,8 +1,8 @@
 import type { CredentialKeyRing, KeepaliveOutcome, Keys, SkipReason, VmcpEvent } from "@vmcp-keepalive/shared";
-import { openPairCredentials } from "./session-credentials.js";
+import { openPairCredentials, type CredentialsStop } from "./session-credentials.js";
 import { findBackend, type BackendConfig, type KeepaliveConfig, type Logger, type TypedEmitter } from "@vmcp-keepalive/runtime";
 import type { BackendClient, McpCallResult } from "../protocol/backend-client.js";
-import { jittered, type CredentialsNotice, type FinishResult, type PairStop, type TickStart, type TickStore } from "../store/tick-store.js";
+import { jittered, type CredentialsNotice, type FinishResult, type TickStart, type TickStore } from "../store/tick-store.js";
 import type { KeepaliveEventMap } from "./keepalive-events.js";
 import { hasFallback, nextCall, planRecord, type CallMethod, type MethodOp } from "./plan.js";
 import type { PairLock, PairLockStrategy } from "./pair-lock.js";
@@ -136,7 +136,7 @@ export async function runKeepalive(deps: KeepaliveDeps, sessionId: string, backe
 type CallStart = Extract<TickStart, { kind: "call" }>;
 
 /** The headers of an `auth: session` pair's calls, or the stop (logged once, by key id) when there are none. */
-function openCredentials(deps: KeepaliveDeps, log: Logger, pair: CallStart["pair"]): { headers: Readonly<Record<string, string>> } | { stop: PairStop } {
+function openCredentials(deps: KeepaliveDeps, log: Logger, pair: CallStart["pair"]): { headers: Readonly<Record<string, string>> } | { stop: CredentialsStop } {
   const opened = openPairCredentials(deps.credentials, pair);
   if ("headers" in opened || opened.why === "none") return opened;
   // Once per credentials: the pair stops here until new ones come. The key id, never a value.
@@ -148,9 +148,9 @@ function openCredentials(deps: KeepaliveDeps, log: Logger, pair: CallStart["pair
 }
 
 /** Ends a tick that makes no call because of its credentials: the pair is off until new ones come. */
-async function stopWithoutCall(deps: KeepaliveDeps, log: Logger, start: CallStart, lock: PairLock, stop: PairStop): Promise<KeepaliveJobResult> {
+async function stopWithoutCall(deps: KeepaliveDeps, log: Logger, start: CallStart, lock: PairLock, stop: CredentialsStop): Promise<KeepaliveJobResult> {
   const { sessionId, backendId } = start.pair;
-  const reason: SkipReason = stop.off === "unauthorized" ? "no_credentials" : stop.off;
+  const reason: SkipReason = stop.off;
   const res = await deps.store.finish({
     pair: start.pair,
     outcome: { kind: "skipped", reason },

@@ -1,6 +1,9 @@
 import type { CredentialKeyRing, PairState, SealedCredentials } from "@vmcp-keepalive/shared";
 import type { PairStop } from "../store/tick-store.js";
 
+/** The stop of a pair whose credentials give no headers: off until new ones come. */
+export type CredentialsStop = PairStop & { readonly off: "no_credentials" | "credentials_undecryptable" };
+
 /** Why a pair's credentials give no headers: none stored, or no key of the ring opens them (and why not). */
 export type UnopenedWhy = "none" | "unknown_key" | "undecryptable" | "malformed" | "no_key_ring";
 
@@ -13,10 +16,10 @@ export type UnopenedWhy = "none" | "unknown_key" | "undecryptable" | "malformed"
 export function openPairCredentials(
   ring: CredentialKeyRing | undefined,
   pair: Pick<PairState, "sessionId" | "backendId" | "credentials">,
-): { readonly headers: Readonly<Record<string, string>> } | { readonly stop: PairStop; readonly why: UnopenedWhy } {
+): { readonly headers: Readonly<Record<string, string>> } | { readonly stop: CredentialsStop; readonly why: UnopenedWhy } {
   const stored = pair.credentials;
   if (!stored) return { stop: { off: "no_credentials", credSeq: -1 }, why: "none" };
-  const stop: PairStop = { off: "credentials_undecryptable", credSeq: stored.sequence };
+  const stop: CredentialsStop = { off: "credentials_undecryptable", credSeq: stored.sequence };
   const sealed = envelopeOf(stored.sealed);
   if (!sealed) return { stop, why: "malformed" };
   if (!ring) return { stop, why: "no_key_ring" };
