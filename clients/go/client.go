@@ -5,8 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log"
-	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,19 +13,35 @@ import (
 	"github.com/mna/redisc"
 )
 
-// Logger receives the client's log lines (log.Default() unless set).
+// Logger receives the client's log lines. The client writes nothing unless one is given.
 type Logger interface {
 	Printf(format string, args ...interface{})
 }
 
-// Options configure a Client. Exactly one of Pool, Address and Cluster names the main Redis.
+type silentLogger struct{}
+
+func (silentLogger) Printf(string, ...interface{}) {}
+
+// Options configure a Client. Exactly one of Redis, Pool, Address, Cluster, ClusterNodes and
+// Sentinel names the main Redis (the one the deployment's schedulers and workers use).
 type Options struct {
+	// Redis is any Redis library behind the Redis interface (e.g. a go-redis adapter, see the
+	// README); the caller's to close. Set RedisIsCluster when it talks to a Redis Cluster.
+	Redis Redis
+	// RedisIsCluster: Options.Redis is a Redis Cluster client (keys are then hash-tagged).
+	RedisIsCluster bool
 	// Pool is a redigo pool on a standalone Redis (the caller's to close).
 	Pool *redis.Pool
-	// Address of a standalone Redis: "host:port" or a redis:// / rediss:// URL.
+	// Address of a standalone Redis: "host:port" or a redis:// / rediss:// URL (user and
+	// password in the URL).
 	Address string
 	// Cluster is a redisc cluster (the caller's to close). Keys are then hash-tagged.
 	Cluster *redisc.Cluster
+	// ClusterNodes are seed nodes of a Redis Cluster ("host:port" or URLs); the client opens and
+	// closes the cluster itself.
+	ClusterNodes []string
+	// Sentinel names a Redis managed by Sentinel (the deployment's redis.mode: sentinel).
+	Sentinel *SentinelOptions
 	// Prefix is the deployment's redis.prefix. Default "vmk".
 	Prefix string
 	// ReplicaID names this vMCP replica in registrations (required).
@@ -36,6 +51,8 @@ type Options struct {
 	// LockNodes are the deployment's lock.redis_urls ("host:port" or URLs): independent Redis
 	// servers over which the pair lock is a Redlock quorum. Empty: the lock lives on the main Redis.
 	LockNodes []string
+	// LockRedis, instead of LockNodes, are the lock nodes as Redis values (the caller's to close).
+	LockRedis []Redis
 	// KeyRing seals session credentials; needed only when credentials are sent.
 	KeyRing *KeyRing
 	// LockTimeout is how long ReinitializeBackend waits for a busy pair lock (just above the
@@ -43,15 +60,37 @@ type Options struct {
 	LockTimeout time.Duration
 	// ReinitializeLockTTL is the pair lock's TTL while the re-initialize callback runs. Default 30 s.
 	ReinitializeLockTTL time.Duration
-	// Logger; default log.Default().
+	// RefreshInterval is the soft-state period: every live session this client registered is
+	// registered again this often (jittered ±10 %, its current backends and credentials, a new
+	// sequence), so whatever Redis forgets — a FLUSHALL, a failover that lost writes, a restore —
+	// comes back within one interval. An ended session is never sent again. Default (0): a third
+	// of the session's TTL, at most 10 minutes, as the TypeScript client. Negative: no refreshes.
+	RefreshInterval time.Duration
+	// TouchInterval debounces Touch: at most one session.touched per session per interval; the
+	// first touch goes at once, later ones fold into one sent at the end of the interval.
+	// Default 30 s. Negative: every Touch is sent at once.
+	TouchInterval time.Duration
+	// ConnectTimeout bounds each connection the client opens (ctx may end it sooner). Default 5 s.
+	ConnectTimeout time.Duration
+	// Logger receives what the client has to say; nil: nothing is written.
 	Logger Logger
+	// OnError receives the failures of what the client sends on its own — soft-state refreshes,
+	// trailing touches — which no call returns. They are also counted (Stats().PublishFailures).
+	OnError func(error)
 }
 
 // Stats are the client's counters (read with Client.Stats).
 type Stats struct {
 	MessagesPublished uint64
 	PublishFailures   uint64
-	EventsHandled     uint64
+	// Refreshes counts soft-state registrations sent.
+	Refreshes uint64
+	// TouchesFolded counts Touch calls folded into a trailing touch (not sent on their own).
+	TouchesFolded uint64
+	EventsHandled uint64
+	// EventsOfUnknownType counts events of a type this client does not know, handed over as they
+	// are (not an error: the contract grows by adding event types).
+	EventsOfUnknownType uint64
 	// EventsRejected counts entries of the event stream that are not a valid event (acknowledged and skipped).
 	EventsRejected uint64
 	// EventsFailed counts handler errors (the entry stays pending and is delivered again).
@@ -59,101 +98,57 @@ type Stats struct {
 }
 
 // Client is a vMCP replica's side of the contract: lifecycle messages through the ingress
-// stream, events from the event stream, and the pair lock with the re-initialize script.
+// stream, events from the event stream, and the pair lock with the re-initialize script. It is
+// safe for concurrent use.
 type Client struct {
 	keys        *Keys
-	main        connSource
-	ownsMain    bool
+	main        Redis
+	closers     []func() error
 	lock        *locker
 	keyRing     *KeyRing
 	replicaID   string
 	seq         *sequencer
 	log         Logger
+	onError     func(error)
 	lockTimeout time.Duration
 	lockTTL     time.Duration
 	now         func() time.Time
-	stats       struct{ published, publishFailures, handled, rejected, failed uint64 }
-}
-
-// connSource hands out a connection able to run commands on `key` (bound to its slot on a Cluster).
-type connSource interface {
-	get(ctx context.Context, key string) (redis.Conn, error)
-	close() error
-}
-
-type poolSource struct {
-	pool *redis.Pool
-	owns bool
-}
-
-func (p poolSource) get(ctx context.Context, _ string) (redis.Conn, error) {
-	return p.pool.GetContext(ctx)
-}
-
-func (p poolSource) close() error {
-	if p.owns {
-		return p.pool.Close()
-	}
-	return nil
-}
-
-type clusterSource struct{ cluster *redisc.Cluster }
-
-func (c clusterSource) get(_ context.Context, key string) (redis.Conn, error) {
-	conn := c.cluster.Get()
-	if err := redisc.BindConn(conn, key); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return conn, nil
-}
-
-func (c clusterSource) close() error { return nil }
-
-// dial opens one connection to "host:port" or a redis:// URL.
-func dial(address string, timeout time.Duration) (redis.Conn, error) {
-	opts := []redis.DialOption{redis.DialConnectTimeout(timeout), redis.DialReadTimeout(0), redis.DialWriteTimeout(timeout)}
-	if strings.Contains(address, "://") {
-		return redis.DialURL(address, opts...)
-	}
-	return redis.Dial("tcp", address, opts...)
-}
-
-// newPool is a pool for an address. Lock nodes fail fast: a node that is down votes against at once.
-func newPool(address string, connectTimeout time.Duration) *redis.Pool {
-	return &redis.Pool{
-		MaxIdle:     8,
-		IdleTimeout: 5 * time.Minute,
-		DialContext: func(ctx context.Context) (redis.Conn, error) { return dial(address, connectTimeout) },
-		TestOnBorrow: func(c redis.Conn, t time.Time) error {
-			if time.Since(t) < time.Minute {
-				return nil
-			}
-			_, err := c.Do("PING")
-			return err
-		},
+	soft        *softState
+	touches     *debouncer
+	closeOnce   sync.Once
+	closeErr    error
+	stats       struct {
+		published, publishFailures, refreshes, folded, handled, unknown, rejected, failed uint64
 	}
 }
+
+var _ Keepalive = (*Client)(nil)
 
 // NewClient checks the options and builds a client. It opens no connection until first used.
 func NewClient(o Options) (*Client, error) {
 	named := 0
-	for _, set := range []bool{o.Pool != nil, o.Address != "", o.Cluster != nil} {
+	for _, set := range []bool{o.Redis != nil, o.Pool != nil, o.Address != "", o.Cluster != nil, len(o.ClusterNodes) > 0, o.Sentinel != nil} {
 		if set {
 			named++
 		}
 	}
 	if named != 1 {
-		return nil, errors.New("vmcpkeepalive: set exactly one of Options.Pool, Options.Address and Options.Cluster")
+		return nil, errors.New("vmcpkeepalive: set exactly one of Options.Redis, Pool, Address, Cluster, ClusterNodes and Sentinel")
 	}
 	if err := checkID("Options.ReplicaID", o.ReplicaID); err != nil {
 		return nil, fmt.Errorf("vmcpkeepalive: %w", err)
+	}
+	if o.Sentinel != nil && (len(o.Sentinel.Addresses) == 0 || o.Sentinel.MasterName == "") {
+		return nil, errors.New("vmcpkeepalive: Options.Sentinel needs Addresses and MasterName")
+	}
+	if len(o.LockNodes) > 0 && len(o.LockRedis) > 0 {
+		return nil, errors.New("vmcpkeepalive: set Options.LockNodes or Options.LockRedis, not both")
 	}
 	prefix := o.Prefix
 	if prefix == "" {
 		prefix = "vmk"
 	}
-	cluster := o.Cluster != nil
+	cluster := o.Cluster != nil || len(o.ClusterNodes) > 0 || (o.Redis != nil && o.RedisIsCluster)
 	shards := o.Shards
 	if shards == 0 {
 		shards = 1
@@ -165,18 +160,23 @@ func NewClient(o Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vmcpkeepalive: %w", err)
 	}
+	connectTimeout := o.ConnectTimeout
+	if connectTimeout <= 0 {
+		connectTimeout = 5 * time.Second
+	}
 	c := &Client{
 		keys:        keys,
 		keyRing:     o.KeyRing,
 		replicaID:   o.ReplicaID,
 		seq:         newSequencer(),
 		log:         o.Logger,
+		onError:     o.OnError,
 		lockTimeout: o.LockTimeout,
 		lockTTL:     o.ReinitializeLockTTL,
 		now:         time.Now,
 	}
 	if c.log == nil {
-		c.log = log.Default()
+		c.log = silentLogger{}
 	}
 	if c.lockTimeout <= 0 {
 		c.lockTimeout = 22 * time.Second
@@ -185,22 +185,52 @@ func NewClient(o Options) (*Client, error) {
 		c.lockTTL = 30 * time.Second
 	}
 	switch {
+	case o.Redis != nil:
+		c.main = o.Redis
 	case o.Pool != nil:
-		c.main = poolSource{pool: o.Pool}
+		c.main = RedigoPool(o.Pool)
 	case o.Address != "":
-		c.main = poolSource{pool: newPool(o.Address, 5*time.Second), owns: true}
+		p, err := ownedPool(o.Address, connectTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("vmcpkeepalive: Options.Address: %w", err)
+		}
+		c.main, c.closers = p, append(c.closers, p.close)
+	case o.Cluster != nil:
+		c.main = RedigoCluster(o.Cluster)
+	case len(o.ClusterNodes) > 0:
+		rc, closeCluster, err := newOwnedCluster(append([]string(nil), o.ClusterNodes...), connectTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("vmcpkeepalive: Options.ClusterNodes: %w", err)
+		}
+		c.main, c.closers = rc, append(c.closers, closeCluster)
 	default:
-		c.main = clusterSource{cluster: o.Cluster}
+		s := newSentinelRedis(*o.Sentinel, connectTimeout)
+		c.main, c.closers = s, append(c.closers, s.close)
 	}
-	if len(o.LockNodes) == 0 {
-		c.lock = &locker{nodes: []connSource{c.main}}
-	} else {
-		nodes := make([]connSource, len(o.LockNodes))
+	switch {
+	case len(o.LockRedis) > 0:
+		c.lock = &locker{nodes: o.LockRedis}
+	case len(o.LockNodes) > 0:
+		nodes := make([]Redis, len(o.LockNodes))
 		for i, addr := range o.LockNodes {
-			nodes[i] = poolSource{pool: newPool(addr, time.Second), owns: true}
+			// Lock nodes fail fast: a node that is down votes against at once.
+			p, err := ownedPool(addr, time.Second)
+			if err != nil {
+				return nil, fmt.Errorf("vmcpkeepalive: Options.LockNodes[%d]: %w", i, err)
+			}
+			nodes[i] = p
+			c.closers = append(c.closers, p.close)
 		}
 		c.lock = &locker{nodes: nodes, labels: o.LockNodes}
+	default:
+		c.lock = &locker{nodes: []Redis{c.main}}
 	}
+	c.soft = newSoftState(c, o.RefreshInterval)
+	touchInterval := o.TouchInterval
+	if touchInterval == 0 {
+		touchInterval = 30 * time.Second
+	}
+	c.touches = newDebouncer(c, touchInterval)
 	return c, nil
 }
 
@@ -210,29 +240,39 @@ func (c *Client) Keys() *Keys { return c.keys }
 // Stats reads the counters.
 func (c *Client) Stats() Stats {
 	return Stats{
-		MessagesPublished: atomic.LoadUint64(&c.stats.published),
-		PublishFailures:   atomic.LoadUint64(&c.stats.publishFailures),
-		EventsHandled:     atomic.LoadUint64(&c.stats.handled),
-		EventsRejected:    atomic.LoadUint64(&c.stats.rejected),
-		EventsFailed:      atomic.LoadUint64(&c.stats.failed),
+		MessagesPublished:   atomic.LoadUint64(&c.stats.published),
+		PublishFailures:     atomic.LoadUint64(&c.stats.publishFailures),
+		Refreshes:           atomic.LoadUint64(&c.stats.refreshes),
+		TouchesFolded:       atomic.LoadUint64(&c.stats.folded),
+		EventsHandled:       atomic.LoadUint64(&c.stats.handled),
+		EventsOfUnknownType: atomic.LoadUint64(&c.stats.unknown),
+		EventsRejected:      atomic.LoadUint64(&c.stats.rejected),
+		EventsFailed:        atomic.LoadUint64(&c.stats.failed),
 	}
 }
 
-// Close closes the connections the client opened (not a Pool or Cluster passed in Options).
-func (c *Client) Close() error {
-	var first error
-	for _, n := range c.lock.nodes {
-		if n == c.main {
-			continue
+// Close stops the soft-state refreshes, sends every pending trailing touch (within ctx), and
+// closes the connections the client opened (not a Redis, Pool or Cluster passed in Options). It
+// returns the first error: a touch that could not be sent, or a connection that did not close.
+func (c *Client) Close(ctx context.Context) error {
+	c.closeOnce.Do(func() {
+		c.soft.stop()
+		c.closeErr = c.touches.flush(ctx)
+		for _, closeFn := range c.closers {
+			if err := closeFn(); err != nil && c.closeErr == nil {
+				c.closeErr = err
+			}
 		}
-		if err := n.close(); err != nil && first == nil {
-			first = err
-		}
+	})
+	return c.closeErr
+}
+
+// backgroundFailure reports an error no call returns (a refresh, a trailing touch).
+func (c *Client) backgroundFailure(err error) {
+	c.log.Printf("vmcpkeepalive: %v", err)
+	if c.onError != nil {
+		c.onError(err)
 	}
-	if err := c.main.close(); err != nil && first == nil {
-		first = err
-	}
-	return first
 }
 
 // publish adds one lifecycle message to the ingress stream: XADD <stream> * message <json>.
@@ -245,22 +285,26 @@ func (c *Client) publish(ctx context.Context, m *message) error {
 		return fmt.Errorf("%s for %s: %d bytes, more than the %d a message may have", m.Type, m.SessionID, len(body), MaxMessageBytes)
 	}
 	stream := c.keys.SessionMessages()
-	conn, err := c.main.get(ctx, stream)
-	if err == nil {
-		_, err = do(ctx, conn, 0, "XADD", stream, "*", "message", body)
-		conn.Close()
-	}
-	if err != nil {
+	if _, err := c.main.Do(ctx, "XADD", stream, "*", "message", body); err != nil {
 		atomic.AddUint64(&c.stats.publishFailures, 1)
-		return fmt.Errorf("%s for %s: XADD %s: %w", m.Type, m.SessionID, stream, err)
+		return &PublishError{Type: m.Type, SessionID: m.SessionID, Err: fmt.Errorf("XADD %s: %w", stream, err)}
 	}
 	atomic.AddUint64(&c.stats.published, 1)
 	return nil
 }
 
-func (c *Client) base(typ, sessionID string) *message {
-	now := c.now()
-	return &message{Type: typ, V: 1, SessionID: sessionID, OccurredAt: occurredAt(now), Sequence: c.seq.next(sessionID, now)}
+// PublishError: a lifecycle message did not reach Redis.
+type PublishError struct {
+	Type      string
+	SessionID string
+	Err       error
+}
+
+func (e *PublishError) Error() string { return fmt.Sprintf("%s for %s: %v", e.Type, e.SessionID, e.Err) }
+func (e *PublishError) Unwrap() error { return e.Err }
+
+func (c *Client) base(typ, sessionID string, at time.Time) *message {
+	return &message{Type: typ, V: 1, SessionID: sessionID, OccurredAt: occurredAt(at), Sequence: c.seq.next(sessionID, c.now())}
 }
 
 func (c *Client) seal(sessionID, backendID string, cr *Credentials) (*SealedCredentials, error) {
@@ -274,9 +318,24 @@ func (c *Client) seal(sessionID, backendID string, cr *Credentials) (*SealedCred
 	return &s, nil
 }
 
+// registration is a session.registered as sent, kept for soft-state refreshes.
+type registration struct {
+	ttl, maxLifetime time.Duration
+	backends         []backendWire
+}
+
+func (c *Client) registrationMessage(sessionID string, r *registration) *message {
+	m := c.base(TypeSessionRegistered, sessionID, c.now())
+	m.ReplicaID = c.replicaID
+	m.SessionTTLMs = r.ttl.Milliseconds()
+	m.MaxLifetimeMs = r.maxLifetime.Milliseconds()
+	m.Backends = r.backends
+	return m
+}
+
 // RegisterSession publishes session.registered: the session's backends (replacing any earlier
-// list), its sliding TTL and optional maximum lifetime (0 = none). Call it again with the same
-// list to refresh soft state; the scheduler applies only the newest registration.
+// list), its sliding TTL and optional maximum lifetime (0 = none). From then on the client
+// registers the session again every refresh interval (soft state) until EndSession.
 func (c *Client) RegisterSession(ctx context.Context, sessionID string, ttl, maxLifetime time.Duration, backends []Backend) error {
 	if err := checkID("sessionId", sessionID); err != nil {
 		return err
@@ -309,17 +368,40 @@ func (c *Client) RegisterSession(ctx context.Context, sessionID string, ttl, max
 			wire[i].Credentials = s
 		}
 	}
-	m := c.base(TypeSessionRegistered, sessionID)
-	m.ReplicaID = c.replicaID
-	m.SessionTTLMs = ttl.Milliseconds()
-	m.MaxLifetimeMs = maxLifetime.Milliseconds()
-	m.Backends = wire
-	return c.publish(ctx, m)
+	r := &registration{ttl: ttl, maxLifetime: maxLifetime, backends: wire}
+	c.soft.remember(sessionID, r)
+	c.touches.coveredByRegistration(sessionID)
+	return c.publish(ctx, c.registrationMessage(sessionID, r))
 }
 
-// Touch publishes session.touched: the session is active (its TTL restarts), and the named
-// backends carried real traffic now, so their next keepalive is skipped. credentials (optional)
-// replaces the sealed credentials of the named pairs.
+// sealAll seals credentials by backend id.
+func (c *Client) sealAll(sessionID string, credentials map[string]Credentials) (map[string]SealedCredentials, error) {
+	if len(credentials) == 0 {
+		return nil, nil
+	}
+	sealed := make(map[string]SealedCredentials, len(credentials))
+	for backendID, cr := range credentials {
+		if err := checkID("credentials backend id", backendID); err != nil {
+			return nil, fmt.Errorf("session %s: %w", sessionID, err)
+		}
+		cr := cr
+		s, err := c.seal(sessionID, backendID, &cr)
+		if err != nil {
+			return nil, err
+		}
+		sealed[backendID] = *s
+	}
+	return sealed, nil
+}
+
+// Touch reports activity: the session's TTL restarts, and the named backends carried real
+// traffic now, so their next keepalive is skipped. credentials (optional) replaces the
+// credentials of the named pairs, here and in later refreshes.
+//
+// Debounced per session (Options.TouchInterval): the first touch is sent at once and its error
+// returned; later ones within the interval fold into one trailing touch sent at the interval's
+// end (its failure goes to Options.OnError), so a busy session costs at most one message per
+// interval and its last activity is never lost. Bad input is refused at once with an error.
 func (c *Client) Touch(ctx context.Context, sessionID string, backendIDs []string, credentials map[string]Credentials) error {
 	if err := checkID("sessionId", sessionID); err != nil {
 		return err
@@ -337,21 +419,21 @@ func (c *Client) Touch(ctx context.Context, sessionID string, backendIDs []strin
 		}
 		seen[id] = true
 	}
-	m := c.base(TypeSessionTouched, sessionID)
+	sealed, err := c.sealAll(sessionID, credentials)
+	if err != nil {
+		return err
+	}
+	for backendID, s := range sealed {
+		c.soft.updateCredentials(sessionID, backendID, s)
+	}
+	return c.touches.touch(ctx, sessionID, backendIDs, sealed)
+}
+
+// sendTouch publishes one session.touched dated `at`.
+func (c *Client) sendTouch(ctx context.Context, sessionID string, at time.Time, backendIDs []string, sealed map[string]SealedCredentials) error {
+	m := c.base(TypeSessionTouched, sessionID, at)
 	m.BackendIDs = backendIDs
-	if len(credentials) > 0 {
-		sealed := map[string]SealedCredentials{}
-		for backendID, cr := range credentials {
-			if err := checkID("credentials backend id", backendID); err != nil {
-				return fmt.Errorf("session %s: %w", sessionID, err)
-			}
-			cr := cr
-			s, err := c.seal(sessionID, backendID, &cr)
-			if err != nil {
-				return err
-			}
-			sealed[backendID] = *s
-		}
+	if len(sealed) > 0 {
 		raw, err := json.Marshal(sealed)
 		if err != nil {
 			return err
@@ -361,8 +443,9 @@ func (c *Client) Touch(ctx context.Context, sessionID string, backendIDs []strin
 	return c.publish(ctx, m)
 }
 
-// EndSession publishes session.ended (terminal: keepalives stop, state is deleted). reason is
-// optional (at most 200 characters).
+// EndSession publishes session.ended (terminal: keepalives stop, state is deleted) and forgets
+// the session: no refresh and no pending touch is sent for it afterwards. reason is optional (at
+// most 200 characters).
 func (c *Client) EndSession(ctx context.Context, sessionID, reason string) error {
 	if err := checkID("sessionId", sessionID); err != nil {
 		return err
@@ -370,7 +453,9 @@ func (c *Client) EndSession(ctx context.Context, sessionID, reason string) error
 	if len([]rune(reason)) > maxReasonChars {
 		return fmt.Errorf("reason of %s: more than %d characters", sessionID, maxReasonChars)
 	}
-	m := c.base(TypeSessionEnded, sessionID)
+	c.soft.forget(sessionID)
+	c.touches.drop(sessionID)
+	m := c.base(TypeSessionEnded, sessionID, c.now())
 	if reason != "" {
 		m.Reason = &reason
 	}
@@ -382,7 +467,7 @@ func (c *Client) EndSession(ctx context.Context, sessionID, reason string) error
 }
 
 // UpdateCredentials publishes session.credentials_updated: new sealed credentials for one pair
-// (a refreshed token), applied without re-registering the session.
+// (a refreshed token), applied without re-registering the session; later refreshes carry them.
 func (c *Client) UpdateCredentials(ctx context.Context, sessionID, backendID string, credentials Credentials) error {
 	if err := checkID("sessionId", sessionID); err != nil {
 		return err
@@ -398,7 +483,8 @@ func (c *Client) UpdateCredentials(ctx context.Context, sessionID, backendID str
 	if err != nil {
 		return err
 	}
-	m := c.base(TypeSessionCredentialsUpdated, sessionID)
+	c.soft.updateCredentials(sessionID, backendID, *s)
+	m := c.base(TypeSessionCredentialsUpdated, sessionID, c.now())
 	m.BackendID = backendID
 	m.Credentials = raw
 	return c.publish(ctx, m)
@@ -407,36 +493,7 @@ func (c *Client) UpdateCredentials(ctx context.Context, sessionID, backendID str
 // backendReinitialized publishes session.backend_reinitialized (the scheduler restores the
 // pair's job scheduler from the state the re-initialize script stored).
 func (c *Client) backendReinitialized(ctx context.Context, sessionID, backendID string) error {
-	m := c.base(TypeSessionBackendReinitialized, sessionID)
+	m := c.base(TypeSessionBackendReinitialized, sessionID, c.now())
 	m.BackendID = backendID
 	return c.publish(ctx, m)
-}
-
-// do runs one command with a read timeout: `timeout` when set, capped by ctx's deadline (the
-// connection's own timeouts when neither is set, or when it cannot take a timeout per call).
-func do(ctx context.Context, conn redis.Conn, timeout time.Duration, cmd string, args ...interface{}) (interface{}, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if deadline, ok := ctx.Deadline(); ok {
-		if left := time.Until(deadline); timeout == 0 || left < timeout {
-			timeout = left
-		}
-	}
-	if cwt, ok := conn.(redis.ConnWithTimeout); ok && timeout > 0 {
-		return cwt.DoWithTimeout(timeout, cmd, args...)
-	}
-	return conn.Do(cmd, args...)
-}
-
-// evalScript runs a one-key script by SHA (EVALSHA), and by source (EVAL) when the server does
-// not have it yet (NOSCRIPT), which also loads it for the next call.
-func evalScript(ctx context.Context, conn redis.Conn, script *redis.Script, key string, args ...interface{}) (interface{}, error) {
-	all := append([]interface{}{script.Hash(), 1, key}, args...)
-	reply, err := do(ctx, conn, 0, "EVALSHA", all...)
-	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-		all[0] = scriptSources[script]
-		reply, err = do(ctx, conn, 0, "EVAL", all...)
-	}
-	return reply, err
 }

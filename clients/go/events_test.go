@@ -3,6 +3,7 @@ package vmcpkeepalive
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -55,17 +56,30 @@ func TestReadEventsThroughAConsumerGroup(t *testing.T) {
 	srv.do(t, "XADD", stream, "*", "event", `not json`)
 	srv.do(t, "XADD", stream, "*", "other", `{}`)
 	srv.do(t, "XADD", stream, "*", "event", `{"type":"backend.breaker_closed","v":1,"occurredAt":"2026-01-01T00:00:00.000Z","backendId":"b1"}`)
-	waitUntil(t, "two events handled", func() bool {
+	// A field a newer worker added is ignored; a type a newer worker added is handed over.
+	srv.do(t, "XADD", stream, "*", "event", `{"type":"backend.unauthorized","v":1,"occurredAt":"2026-01-01T00:00:00.000Z","sessionId":"s2","backendId":"b1","status":403,"addedLater":{"x":1}}`)
+	srv.do(t, "XADD", stream, "*", "event", `{"type":"backend.something_new","v":1,"occurredAt":"2026-01-01T00:00:00.000Z","backendId":"b1","what":"new"}`)
+	waitUntil(t, "four events handled", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(got) == 2
+		return len(got) == 4
 	})
+	byType := map[EventType]Event{}
+	for _, e := range got {
+		byType[e.Type] = e
+	}
+	if e := byType[EventUnauthorized]; e.Status != 403 || e.SessionID != "s2" || !e.Known() {
+		t.Fatalf("event with an added field: %+v", e)
+	}
+	if e, ok := byType["backend.something_new"]; !ok || e.Known() || e.BackendID != "b1" || !strings.Contains(string(e.Raw), `"what":"new"`) {
+		t.Fatalf("event of an unknown type: %+v", e)
+	}
 	if got[0].Type != EventBackendSessionExpired || got[0].SessionID != "s1" || got[0].BackendSessionID != "old" || got[0].StreamID == "" {
 		t.Fatalf("first event %+v", got[0])
 	}
 	// The handler's failure was delivered again; everything is acknowledged in the end.
-	if got[1].Type != EventBreakerClosed {
-		t.Fatalf("second event %+v", got[1])
+	if _, ok := byType[EventBreakerClosed]; !ok {
+		t.Fatalf("the failed event was not delivered again: %+v", got)
 	}
 	waitUntil(t, "nothing pending", func() bool {
 		p, _ := redis.Values(srv.do(t, "XPENDING", stream, "vmcp"), nil)
@@ -73,14 +87,14 @@ func TestReadEventsThroughAConsumerGroup(t *testing.T) {
 		return n == 0
 	})
 	st := c.Stats()
-	if st.EventsHandled != 2 || st.EventsRejected != 2 || st.EventsFailed != 1 {
+	if st.EventsHandled != 4 || st.EventsRejected != 2 || st.EventsFailed != 1 || st.EventsOfUnknownType != 1 {
 		t.Fatalf("stats %+v", st)
 	}
 	cancel()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("ReadEvents after cancel: %v, want context.Canceled", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("ReadEvents did not return after cancel")

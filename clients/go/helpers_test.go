@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -108,8 +109,51 @@ func (s *redisServer) pool() *redis.Pool {
 	}
 }
 
-// unixSource is a lock node on a unix socket (the client's own nodes are addresses).
-func (s *redisServer) source() connSource { return poolSource{pool: s.pool(), owns: true} }
+// redis is the server as the client's Redis: through redigo, or through the go-redis-shaped
+// adapter when VMK_GO_REPLY_SHAPE=go-redis (the suite runs both ways).
+func (s *redisServer) redis(t *testing.T) Redis {
+	pool := s.pool()
+	t.Cleanup(func() { pool.Close() })
+	return shaped(RedigoPool(pool))
+}
+
+// shaped wraps r in the go-redis-shaped adapter when the suite runs that way.
+func shaped(r Redis) Redis {
+	if os.Getenv("VMK_GO_REPLY_SHAPE") == "go-redis" {
+		return goRedisShaped{r}
+	}
+	return r
+}
+
+// goRedisShaped converts every reply into the shapes go-redis v9 answers with (bulk strings as
+// string, arrays as []interface{} of those) and every error into a plain error carrying the
+// server's text, as a go-redis adapter would hand them over.
+type goRedisShaped struct{ r Redis }
+
+func (g goRedisShaped) Do(ctx context.Context, cmd string, args ...interface{}) (interface{}, error) {
+	v, err := g.r.Do(ctx, cmd, args...)
+	if err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return nil, err
+		}
+		return nil, errors.New(err.Error())
+	}
+	return toGoRedisShape(v), nil
+}
+
+func toGoRedisShape(v interface{}) interface{} {
+	switch x := v.(type) {
+	case []byte:
+		return string(x)
+	case []interface{}:
+		out := make([]interface{}, len(x))
+		for i, e := range x {
+			out[i] = toGoRedisShape(e)
+		}
+		return out
+	}
+	return v
+}
 
 func (s *redisServer) do(t *testing.T, cmd string, args ...interface{}) interface{} {
 	t.Helper()
@@ -128,9 +172,7 @@ func (s *redisServer) do(t *testing.T, cmd string, args ...interface{}) interfac
 // newTestClient is a client on one private redis-server.
 func newTestClient(t *testing.T, s *redisServer, o Options) *Client {
 	t.Helper()
-	pool := s.pool()
-	t.Cleanup(func() { pool.Close() })
-	o.Pool = pool
+	o.Redis = s.redis(t)
 	if o.ReplicaID == "" {
 		o.ReplicaID = "go-1"
 	}
@@ -138,7 +180,7 @@ func newTestClient(t *testing.T, s *redisServer, o Options) *Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { c.Close(context.Background()) })
 	return c
 }
 

@@ -53,7 +53,7 @@ func (h *HeldLock) Release(ctx context.Context) error {
 
 // locker is the pair lock over one node (SET NX PX + compare-and-delete) or a Redlock quorum.
 type locker struct {
-	nodes  []connSource
+	nodes  []Redis
 	labels []string
 }
 
@@ -66,30 +66,20 @@ func randomToken() (string, error) {
 }
 
 // setNX is one node's vote: true = set, false = held by someone else, error = node failed.
-func setNX(ctx context.Context, node connSource, resource, token string, ttl time.Duration) (bool, error) {
+func setNX(ctx context.Context, node Redis, resource, token string, ttl time.Duration) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, lockNodeTimeout)
 	defer cancel()
-	conn, err := node.get(ctx, resource)
-	if err != nil {
-		return false, err
-	}
-	defer conn.Close()
-	reply, err := do(ctx, conn, 0, "SET", resource, token, "NX", "PX", ttl.Milliseconds())
+	reply, err := node.Do(ctx, "SET", resource, token, "NX", "PX", ttl.Milliseconds())
 	if err != nil {
 		return false, err
 	}
 	return reply != nil, nil
 }
 
-func releaseOne(ctx context.Context, node connSource, resource, token string) error {
+func releaseOne(ctx context.Context, node Redis, resource, token string) error {
 	ctx, cancel := context.WithTimeout(ctx, lockNodeTimeout)
 	defer cancel()
-	conn, err := node.get(ctx, resource)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	_, err = evalScript(ctx, conn, releaseLockScript, resource, token)
+	_, err := evalScript(ctx, node, releaseLockScript, resource, token)
 	return err
 }
 
@@ -98,7 +88,7 @@ func (l *locker) releaseAll(ctx context.Context, resource, token string) error {
 	var wg sync.WaitGroup
 	for i, n := range l.nodes {
 		wg.Add(1)
-		go func(i int, n connSource) {
+		go func(i int, n Redis) {
 			defer wg.Done()
 			errs[i] = releaseOne(ctx, n, resource, token)
 		}(i, n)
@@ -131,7 +121,7 @@ func (l *locker) tryLock(ctx context.Context, resource string, ttl time.Duration
 	var wg sync.WaitGroup
 	for i, n := range l.nodes {
 		wg.Add(1)
-		go func(i int, n connSource) {
+		go func(i int, n Redis) {
 			defer wg.Done()
 			ok, err := setNX(ctx, n, resource, token, ttl)
 			votes[i] = vote{ok, err}

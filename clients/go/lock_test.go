@@ -57,9 +57,7 @@ func TestRedlockNeedsAQuorumOfNodes(t *testing.T) {
 	nodes := []*redisServer{startRedis(t), startRedis(t), startRedis(t)}
 	l := &locker{labels: []string{"n0", "n1", "n2"}}
 	for _, n := range nodes {
-		src := n.source()
-		t.Cleanup(func() { src.close() })
-		l.nodes = append(l.nodes, src)
+		l.nodes = append(l.nodes, n.redis(t))
 	}
 	ctx := context.Background()
 	held, outcome, err := l.tryLock(ctx, "vmk:lock:s1:b1", 2*time.Second)

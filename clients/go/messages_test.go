@@ -18,7 +18,8 @@ type validation struct {
 func TestPublishedMessagesValidateAgainstTheSchedulersSchema(t *testing.T) {
 	srv := startRedis(t)
 	ring, _ := NewKeyRing([]CredentialKey{{ID: "k1", Key: randomKey(t)}})
-	c := newTestClient(t, srv, Options{Prefix: "gomsg", KeyRing: ring})
+	// Every touch is sent at once here (no debounce): each step is one message to validate.
+	c := newTestClient(t, srv, Options{Prefix: "gomsg", KeyRing: ring, TouchInterval: -1})
 	ctx := context.Background()
 	creds := &Credentials{Headers: map[string]string{"authorization": "Bearer a"}, ExpiresAt: time.Now().Add(time.Hour)}
 	steps := []func() error{

@@ -86,7 +86,7 @@ func TestReinitializeReturnsTheCallbacksErrorAfterReleasing(t *testing.T) {
 	result, err := c.ReinitializeBackend(context.Background(), "s1", "b1", func(ctx context.Context) (ReinitializedBackend, error) {
 		return ReinitializedBackend{BackendSessionID: "bad id with spaces"}, nil
 	})
-	if err != nil || result.State != ReinitInvalidResult {
+	if !errors.Is(err, ErrInvalidResult) || result.State != ReinitInvalidResult {
 		t.Fatalf("%+v %v", result, err)
 	}
 }
@@ -125,7 +125,7 @@ func TestReinitializeScriptRunsBySHA(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	exists, _ := redis.Ints(srv.do(t, "SCRIPT", "EXISTS", reinitializePairScript.Hash()), nil)
+	exists, _ := redis.Ints(srv.do(t, "SCRIPT", "EXISTS", reinitializePairScript.hash()), nil)
 	if len(exists) != 1 || exists[0] != 1 {
 		t.Fatal("script not loaded under its SHA")
 	}

@@ -1,9 +1,9 @@
 package vmcpkeepalive
 
 import (
+	"crypto/sha1"
 	_ "embed"
-
-	"github.com/gomodule/redigo/redis"
+	"encoding/hex"
 )
 
 // The scripts are copies of packages/shared/lua/*.lua (scripts_test.go keeps them equal), so
@@ -17,13 +17,13 @@ var releaseLockSource string
 var reinitializePairSource string
 
 // releaseLockScript: KEYS[1] the lock, ARGV[1] the holder's token → 1 released, 0 not held.
-var releaseLockScript = redis.NewScript(1, releaseLockSource)
+var releaseLockScript = &luaScript{source: releaseLockSource}
 
 // reinitializePairScript: KEYS[1] the pair hash, ARGV[1] backend session id, ARGV[2] protocol
 // version or "", ARGV[3] now (ms) → {"applied", epoch, previousStatus} | {"unknown"}.
-var reinitializePairScript = redis.NewScript(1, reinitializePairSource)
+var reinitializePairScript = &luaScript{source: reinitializePairSource}
 
-var scriptSources = map[*redis.Script]string{
-	releaseLockScript:      releaseLockSource,
-	reinitializePairScript: reinitializePairSource,
+func sha1Hex(s string) string {
+	sum := sha1.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
 }

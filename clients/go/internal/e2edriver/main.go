@@ -132,7 +132,7 @@ func main() {
 	if err != nil {
 		fail("%v", err)
 	}
-	defer client.Close()
+	defer client.Close(context.Background())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
