@@ -300,7 +300,9 @@ type PublishError struct {
 	Err       error
 }
 
-func (e *PublishError) Error() string { return fmt.Sprintf("%s for %s: %v", e.Type, e.SessionID, e.Err) }
+func (e *PublishError) Error() string {
+	return fmt.Sprintf("%s for %s: %v", e.Type, e.SessionID, e.Err)
+}
 func (e *PublishError) Unwrap() error { return e.Err }
 
 func (c *Client) base(typ, sessionID string, at time.Time) *message {
