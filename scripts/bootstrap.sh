@@ -2,7 +2,7 @@
 # Installs what vmcp-keepalive needs on a machine that has only Node (>= 20) and npm: Debian's
 # redis-server, pnpm, and the workspace dependencies; with --test also the test tools that
 # `pnpm test` needs (prometheus for promtool, chromium for the Bull Board test, and Go 1.19 with
-# Debian's redigo and redisc sources, which the Go client in clients/go builds against offline).
+# Debian's redigo, redisc and sentinel sources, which the Go client in clients/go builds against offline).
 # `npm run demo`
 # and `.ci/run` both pass --test, so the README's second command works after its first.
 # Safe to run again: it installs only what is missing.
@@ -26,6 +26,7 @@ if (( want_test_tools )); then
   [[ -x /usr/lib/go-1.19/bin/go ]] || apt_packages+=(golang-1.19-go)
   [[ -d /usr/share/gocode/src/github.com/gomodule/redigo ]] || apt_packages+=(golang-github-gomodule-redigo-dev)
   [[ -d /usr/share/gocode/src/github.com/mna/redisc ]] || apt_packages+=(golang-github-mna-redisc-dev)
+  [[ -d /usr/share/gocode/src/github.com/FZambia/sentinel ]] || apt_packages+=(golang-github-fzambia-sentinel-dev)
 fi
 
 if (( ${#apt_packages[@]} > 0 )); then
