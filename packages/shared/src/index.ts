@@ -43,7 +43,8 @@ export {
   type SessionCredentialsUpdated,
   type BackendRegistration,
 } from "./messages/schema.js";
-export { contractJsonSchemas, renderJsonSchema } from "./messages/json-schemas.js";
+export { contractJsonSchemas, renderContractJson } from "./messages/json-schemas.js";
+export { contractExamples, SESSION_MESSAGE_EXAMPLES, VMCP_EVENT_EXAMPLES, type ContractExamples } from "./messages/contract-examples.js";
 export { parseSessionMessage, REJECTION_REASONS, type RejectionReason, type ParseResult } from "./messages/parse.js";
 export {
   VmcpEventSchema,
@@ -62,6 +63,7 @@ export {
   type VmcpEventType,
   type VmcpEventPublisher,
 } from "./events/vmcp-events.js";
+export { readVmcpEvent, VmcpEventReaderSchema, type VmcpEventRead } from "./events/read-vmcp-event.js";
 export { FAILURE_REASONS, SKIP_REASONS, OFF_REASONS, CREDENTIAL_OFF_REASONS, type FailureReason, type SkipReason, type OffReason, type AutoDisabledReason } from "./errors/reasons.js";
 export { KEEPALIVE_JOB_OPTIONS, EVENTS_MAX_LEN, queueOptions } from "./queues.js";
 

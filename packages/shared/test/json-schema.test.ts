@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { contractJsonSchemas, renderJsonSchema } from "../src/messages/json-schemas.js";
+import { contractJsonSchemas, renderContractJson } from "../src/messages/json-schemas.js";
 import { SessionMessageSchema } from "../src/messages/schema.js";
 import { VmcpEventSchema } from "../src/events/vmcp-events.js";
 
@@ -21,7 +21,7 @@ describe("published JSON Schemas", () => {
     it(`docs/${file} equals the schema generated from zod (run \`pnpm --filter @vmcp-keepalive/shared gen:schema\` after changing it)`, () => {
       const onDisk = readFileSync(join(DOCS, file), "utf8");
       expect(JSON.parse(onDisk)).toEqual(schema);
-      expect(onDisk).toBe(renderJsonSchema(schema));
+      expect(onDisk).toBe(renderContractJson(schema));
     });
   }
 

@@ -1,5 +1,6 @@
 import { UnrecoverableError, Worker, type Job } from "bullmq";
-import { VmcpEventSchema, type VmcpEvent } from "../events/vmcp-events.js";
+import { readVmcpEvent } from "../events/read-vmcp-event.js";
+import type { VmcpEvent } from "../events/vmcp-events.js";
 import type { ClientLogger } from "../logger.js";
 import { closeRedis, type RedisConnection } from "../redis/connection.js";
 import type { QueueLocation } from "../redis/keys.js";
@@ -19,8 +20,11 @@ export interface EventSubscriptionOptions {
 /**
  * The `vmcp-events` subscription: one BullMQ Worker, started with the first handler, that hands
  * each event to every handler in turn. BullMQ gives each event to one consumer, so each event
- * reaches one replica. A handler that throws fails the job (BullMQ retries it); an event that does
- * not match the schema is logged and dropped without retries.
+ * reaches one replica. A handler that throws fails the job (BullMQ retries it). Events are read the
+ * tolerant way (`readVmcpEvent`): fields this client does not know are left out, an event of a type
+ * it does not know completes its job without reaching a handler (handlers are typed to the events
+ * they can tell apart), and only an event of a known type that breaks its schema is logged and
+ * dropped, without retries.
  */
 export interface EventSubscription {
   /** Adds a handler (starting the consumer if needed); returns a function that removes it. */
@@ -36,16 +40,17 @@ export function createEventSubscription(options: EventSubscriptionOptions): Even
   let closed = false;
 
   const handle = async (job: Job) => {
-    const parsed = VmcpEventSchema.safeParse(job.data);
-    if (!parsed.success) {
-      const detail = parsed.error.issues
-        .slice(0, 3)
-        .map((i) => i.message)
-        .join("; ");
-      log.warn({ jobId: job.id, detail }, "vmcp-events job does not match the schema; dropped");
+    const read = readVmcpEvent(job.data);
+    if (read.kind === "unknown_type") {
+      // A newer worker's event (docs/contract.md, "Evolution"): expected during an upgrade, not an error.
+      log.debug({ jobId: job.id, type: read.type }, "vmcp-events: an event type this client does not know; skipped");
+      return;
+    }
+    if (read.kind === "invalid") {
+      log.warn({ jobId: job.id, detail: read.detail }, "vmcp-events job does not match the schema; dropped");
       throw new UnrecoverableError("invalid vmcp event");
     }
-    for (const handler of [...handlers]) await handler(parsed.data);
+    for (const handler of [...handlers]) await handler(read.event);
   };
 
   const start = () => {

@@ -145,8 +145,10 @@ export interface VmcpClient {
    * job), not to every replica. A handler must therefore act on shared session state — e.g.
    * mark the backend for re-initialize in the vMCP's own session store — rather than on state
    * only the replica that owns the session holds. A handler that throws fails the job and
-   * BullMQ retries it (3 attempts, possibly on another replica). Events that do not match the
-   * schema are logged and dropped. Returns a function that removes the handler.
+   * BullMQ retries it (3 attempts, possibly on another replica). Fields this client does not know
+   * are left out and events of a type it does not know are skipped, quietly (a newer worker's:
+   * docs/contract.md, "Evolution"); an event of a known type that does not match its schema is
+   * logged and dropped. Returns a function that removes the handler.
    */
   onEvent(handler: VmcpEventHandler): () => void;
   /**

@@ -21,7 +21,7 @@ export function contractJsonSchemas(): Record<string, Record<string, unknown>> {
   };
 }
 
-/** The exact file text: 2-space JSON and a final newline. */
-export function renderJsonSchema(schema: Record<string, unknown>): string {
-  return `${JSON.stringify(schema, null, 2)}\n`;
+/** The exact text of each file gen:schema writes (the JSON Schemas and docs/examples/): 2-space JSON and a final newline. */
+export function renderContractJson(value: object): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
 }
