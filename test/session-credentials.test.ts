@@ -3,7 +3,7 @@ import { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { createSessionStore } from "@vmcp-keepalive/scheduler";
 import { createKeys, createVmcpClient, type VmcpClient, type VmcpEvent } from "@vmcp-keepalive/shared";
-import { flushPrefix, openBackendSession, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend, type OpenedSession } from "@vmcp-keepalive/testkit";
+import { flushPrefix, openBackendSession, sleep, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend, type OpenedSession } from "@vmcp-keepalive/testkit";
 import { startProgram, stopAll, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
 
 /*
@@ -127,15 +127,18 @@ describe("session credentials", () => {
     await waitFor("a keepalive after the renewal", () => backend.calls.some((c) => c.sessionId === s.sessionId && c.method === "ping" && c.at > renewedAt), 3_000, 50);
   }, 60_000);
 
-  it("a ciphertext copied onto another pair, or sealed with a key the workers lack, puts only that pair off", async () => {
+  it("one-step key rotation: a pair sealed with a key the workers lack waits, on, and is kept alive once they have it; a ciphertext copied onto another pair puts only that pair off", async () => {
     prefix = testPrefix("creds-refused");
     const k1 = key();
-    const stranger = key();
+    const rotated = key();
     const backend = await boundBackend();
-    const { worker } = start({ keepalive: { interval: "1s", timeout: "300ms" }, backends: [{ id: "mail", url: backend.url, auth: "session" }] }, [k1]);
+    const keepalive = { interval: "1s", timeout: "300ms" };
+    const backends = [{ id: "mail", url: backend.url, auth: "session" }];
+    const { worker } = start({ keepalive, backends }, [k1]);
     await waitForLog(worker, "worker started", 30_000);
     const { client: vmcp } = client([k1]);
-    const { client: misconfigured } = client([stranger], "vmcp-2");
+    // A vMCP replica already restarted with the new key first: it seals with a key the workers lack.
+    const { client: rotatedVmcp } = client([rotated, k1], "vmcp-2");
     const open = async (u: string) => openBackendSession(backend.url, { authorization: bearer(u) });
     const [a, b, c] = await Promise.all([open("ann"), open("ben"), open("cat")]);
     const reg = (v: VmcpClient, sid: string, s: OpenedSession, u: string) =>
@@ -145,16 +148,22 @@ describe("session credentials", () => {
       });
     await reg(vmcp, "s-ann", a, "ann");
     await reg(vmcp, "s-ben", b, "ben");
-    await reg(misconfigured, "s-cat", c, "cat");
+    await reg(rotatedVmcp, "s-cat", c, "cat");
 
     const redis = new Redis(redisUrl, { connectionName: `vmk-test@${prefix}` });
     cleanups.push(async () => redis.disconnect());
     const store = createSessionStore(redis, createKeys(prefix));
     await waitFor("ann and ben kept alive", () => calls(backend, a) >= 1 && calls(backend, b) >= 1, 10_000);
-    await waitFor("cat off", async () => (await store.readPair("s-cat", "mail"))?.offReason === "credentials_undecryptable", 10_000);
-    const unknown = worker.logs().find((l) => String(l["msg"] ?? "").startsWith("session credentials of this pair cannot be opened"));
-    expect(unknown).toMatchObject({ level: "error", keyId: stranger.id, why: "unknown_key", sessionId: "s-cat" });
-    expect(JSON.stringify(worker.logs())).not.toContain(stranger.key);
+    const waits = () => worker.logs().filter((l) => l["sessionId"] === "s-cat" && l["why"] === "unknown_key");
+    await waitFor("cat waits for the key", () => waits().length === 1, 10_000);
+    // Three more intervals: cat is skipped each tick, stays on, and the error is said once.
+    await sleep(3_500);
+    expect(waits()).toHaveLength(1);
+    expect(waits()[0]).toMatchObject({ level: "error", keyId: rotated.id });
+    expect(JSON.stringify(worker.logs())).not.toContain(rotated.key);
+    expect(await store.readPair("s-cat", "mail")).toMatchObject({ status: "active" });
+    expect(await redis.hget(`${prefix}:pair:s-cat:mail`, "last")).toBe("skipped:credentials_unknown_key");
+    expect(calls(backend, c)).toBe(0);
 
     // Ann's envelope copied onto Ben's pair (its own credentials sequence kept): it does not open.
     const annSealed = await redis.hget(`${prefix}:pair:s-ann:mail`, "cred");
@@ -166,7 +175,29 @@ describe("session credentials", () => {
     expect(calls(backend, b, 401)).toBe(0);
     const annBefore = calls(backend, a);
     await waitFor("ann still kept alive", () => calls(backend, a) >= annBefore + 2, 10_000);
-    expect(calls(backend, c)).toBe(0);
+
+    // The workers get the new key (the shared Secret changed, the worker restarted): cat is kept
+    // alive with the credentials it already has — no new ones sent, no pair off, no 401.
+    expect(await stopAll([worker])).toEqual([0]);
+    const env = { VMK_TEST_KEY_0: rotated.key, VMK_TEST_KEY_1: k1.key };
+    const file = writeConfig({
+      redis: { url: redisUrl, prefix },
+      log: { level: "debug" },
+      credentials: {
+        keys: [
+          { id: rotated.id, key: "${VMK_TEST_KEY_0}" },
+          { id: k1.id, key: "${VMK_TEST_KEY_1}" },
+        ],
+      },
+      keepalive,
+      backends,
+    });
+    const rotatedWorker = startProgram("worker", ["--config", file], env);
+    cleanups.push(async () => expect(await stopAll([rotatedWorker])).toEqual([0]));
+    await waitFor("cat kept alive by a worker with the key", () => calls(backend, c) >= 2, 15_000);
+    expect(calls(backend, c, 401)).toBe(0);
+    expect(await store.readPair("s-cat", "mail")).toMatchObject({ status: "active" });
+    expect(await store.readPair("s-ann", "mail")).toMatchObject({ status: "active" });
 
     // New credentials for Ben bring him back at his next interval.
     const sent = Date.now();

@@ -153,6 +153,7 @@ export function createTickRunner(options: Omit<WorkerOptions, "http">): TickRunn
     publishEvent: (event) => vmcpEvents.publish(event),
     backend: backendHttp,
     credentials,
+    firstNotice: firstNoticeOf(10_000),
   };
 
   return {
@@ -265,5 +266,19 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
       })();
       return stopping;
     },
+  };
+}
+
+/**
+ * Remembers up to `capacity` keys (then starts over): a line said once per key stays said once
+ * while the worker sees fewer keys than that, and memory stays bounded when it sees more.
+ */
+function firstNoticeOf(capacity: number): (key: string) => boolean {
+  const seen = new Set<string>();
+  return (key) => {
+    if (seen.has(key)) return false;
+    if (seen.size >= capacity) seen.clear();
+    seen.add(key);
+    return true;
   };
 }

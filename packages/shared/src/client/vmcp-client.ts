@@ -96,8 +96,8 @@ export interface VmcpClientOptions {
   /**
    * The credential key ring, the workers' `credentials.keys`: the first key seals the session
    * credentials this client sends (every key of the workers' ring opens). Needed only to send
-   * credentials for `auth: session` backends. To rotate: give the workers `[new, old]`, then the
-   * clients `[new, …]`; once every session has been refreshed (one refresh interval) drop `old`.
+   * credentials for `auth: session` backends. Rotation: docs/operations.md, "Rotating the
+   * credentials key".
    */
   readonly credentialKeys?: readonly CredentialKey[];
   /** BullMQ concurrency of the `vmcp-events` subscription. @defaultValue 8 */

@@ -26,8 +26,13 @@ export const SKIP_REASONS = [
   "superseded",
   /** The pair's session credentials passed their `expiresAt` (minus the call timeout): no call with them. */
   "credentials_expired",
-  /** No key of the worker's ring opens the pair's session credentials: the pair is off until new ones arrive. */
+  /** A key of the worker's ring fails to open the pair's session credentials (altered, or another pair's): the pair is off until new ones arrive. */
   "credentials_undecryptable",
+  /**
+   * The pair's session credentials name a key id this worker's ring lacks (a key rotation under
+   * way): no call, the pair stays on, and a worker that has the key opens them at a later tick.
+   */
+  "credentials_unknown_key",
   /** A pair of an `auth: session` backend has no credentials: the pair is off until some arrive. */
   "no_credentials",
 ] as const;

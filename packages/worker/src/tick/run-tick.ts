@@ -1,5 +1,5 @@
 import type { CredentialKeyRing, KeepaliveOutcome, Keys, SkipReason, VmcpEvent } from "@vmcp-keepalive/shared";
-import { openPairCredentials, type CredentialsStop } from "./session-credentials.js";
+import { openPairCredentials, type CredentialsStop, type OpenedCredentials } from "./session-credentials.js";
 import { findBackend, type BackendConfig, type KeepaliveConfig, type Logger, type TypedEmitter } from "@vmcp-keepalive/runtime";
 import type { BackendClient, McpCallResult } from "../protocol/backend-client.js";
 import { jittered, type CredentialsNotice, type FinishResult, type TickStart, type TickStore } from "../store/tick-store.js";
@@ -44,6 +44,8 @@ export interface KeepaliveDeps {
   readonly credentials?: CredentialKeyRing | undefined;
   /** Source of the probe/ping-retry jitter. @defaultValue Math.random */
   readonly random?: () => number;
+  /** True the first time it is given a key (then false, while it remembers it): log lines said once. @defaultValue always true */
+  readonly firstNotice?: (key: string) => boolean;
 }
 
 /**
@@ -122,7 +124,8 @@ export async function runKeepalive(deps: KeepaliveDeps, sessionId: string, backe
       if (backend.auth !== "session") return await callAndRecord(deps, log, backend, start, lock, backend.headers);
       const opened = openCredentials(deps, log, start.pair);
       if ("headers" in opened) return await callAndRecord(deps, log, backend, start, lock, { ...backend.headers, ...opened.headers });
-      return await stopWithoutCall(deps, log, start, lock, opened.stop);
+      if ("wait" in opened) return await skipWithoutCall(deps, start, lock, opened.wait);
+      return await skipWithoutCall(deps, start, lock, opened.stop.off, { stop: opened.stop, log });
     }
     // A pair that ended or is off no longer needs its job scheduler (an off pair's is removed
     // under the lock, so that a re-initialize cannot bring the pair back in between).
@@ -135,27 +138,48 @@ export async function runKeepalive(deps: KeepaliveDeps, sessionId: string, backe
 
 type CallStart = Extract<TickStart, { kind: "call" }>;
 
-/** The headers of an `auth: session` pair's calls, or the stop (logged once, by key id) when there are none. */
-function openCredentials(deps: KeepaliveDeps, log: Logger, pair: CallStart["pair"]): { headers: Readonly<Record<string, string>> } | { stop: CredentialsStop } {
+/**
+ * The headers of an `auth: session` pair's calls; or the stop (logged once: the pair goes off);
+ * or the wait for a key this worker lacks (logged once per pair and key id: the tick repeats).
+ */
+function openCredentials(deps: KeepaliveDeps, log: Logger, pair: CallStart["pair"]): Exclude<OpenedCredentials, { why: "none" }> | { stop: CredentialsStop } {
   const opened = openPairCredentials(deps.credentials, pair);
-  if ("headers" in opened || opened.why === "none") return opened;
+  if ("headers" in opened || ("why" in opened && opened.why === "none")) return opened;
+  if ("wait" in opened) {
+    // The key id, never a value. Once per pair and key id: the pair's next ticks wait the same way.
+    if (deps.firstNotice?.(`${pair.sessionId}\n${pair.backendId}\n${opened.keyId}`) ?? true) {
+      log.error(
+        { keyId: opened.keyId, why: "unknown_key" },
+        `session credentials of this pair are sealed with key id ${opened.keyId}, not in this worker's credentials.keys; no keepalive from this worker until it has the key (a key rotation under way?)`,
+      );
+    }
+    return opened;
+  }
   // Once per credentials: the pair stops here until new ones come. The key id, never a value.
   log.error(
     { keyId: pair.credentials?.keyId, why: opened.why },
-    `session credentials of this pair cannot be opened (key id ${pair.credentials?.keyId}${opened.why === "unknown_key" ? ", not in this worker's credentials.keys" : ""}); keepalive off for the pair until the vMCP sends new ones`,
+    `session credentials of this pair cannot be opened (key id ${pair.credentials?.keyId}); keepalive off for the pair until the vMCP sends new ones`,
   );
   return opened;
 }
 
-/** Ends a tick that makes no call because of its credentials: the pair is off until new ones come. */
-async function stopWithoutCall(deps: KeepaliveDeps, log: Logger, start: CallStart, lock: PairLock, stop: CredentialsStop): Promise<KeepaliveJobResult> {
+/**
+ * Ends a tick that makes no call because of its credentials: with `stop`, the pair goes off until
+ * new ones come; without, it stays on and its next tick tries again.
+ */
+async function skipWithoutCall(
+  deps: KeepaliveDeps,
+  start: CallStart,
+  lock: PairLock,
+  reason: Extract<SkipReason, "no_credentials" | "credentials_undecryptable" | "credentials_unknown_key">,
+  stopping?: { readonly stop: CredentialsStop; readonly log: Logger },
+): Promise<KeepaliveJobResult> {
   const { sessionId, backendId } = start.pair;
-  const reason: SkipReason = stop.off;
   const res = await deps.store.finish({
     pair: start.pair,
     outcome: { kind: "skipped", reason },
     now: deps.now(),
-    stop,
+    ...(stopping ? { stop: stopping.stop } : {}),
     // No verdict on the backend; a probe this tick held is handed back.
     breakerOp: "none",
     failureThreshold: deps.config.breaker.failureThreshold,
@@ -167,9 +191,9 @@ async function stopWithoutCall(deps: KeepaliveDeps, log: Logger, start: CallStar
     token: lock.script.token,
   });
   lock.finished(res.lockHeld);
-  if (res.stopped) {
-    if (stop.off === "no_credentials") log.info("auth: session pair without credentials: keepalive off until the vMCP sends some");
-    await removeStoppedScheduler(deps, log, lock, sessionId, backendId);
+  if (stopping && res.stopped) {
+    if (stopping.stop.off === "no_credentials") stopping.log.info("auth: session pair without credentials: keepalive off until the vMCP sends some");
+    await removeStoppedScheduler(deps, stopping.log, lock, sessionId, backendId);
   }
   deps.events.emit("skipped", { backendId, sessionId, reason });
   return { outcome: "skipped", reason, recorded: res.recorded };
