@@ -1,14 +1,12 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { createKeys } from "@vmcp-keepalive/shared";
 import { flushPrefix, sleep, startMcpTestBackend, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
+import { buildGoDriver, goOffline, startGoDriver } from "./helpers/go-driver.js";
 import { startSchedulerAndWorker, stopAll, writeConfig } from "./helpers/processes.js";
 
 /**
@@ -16,54 +14,15 @@ import { startSchedulerAndWorker, stopAll, writeConfig } from "./helpers/process
  * (clients/go/go-offline.sh): its own tests (key names, sealing and messages checked against the
  * TypeScript implementation, the lock and the re-initialize script against redis-server), and a
  * Go vMCP against the real scheduler and worker and an SDK backend — through the Redis Streams
- * contract only, no BullMQ on the Go side.
+ * contract only, no BullMQ on the Go side. Soft state and failovers: go-client-flushall.test.ts
+ * and go-client-failover.test.ts.
  */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const GO_OFFLINE = join(ROOT, "clients/go/go-offline.sh");
 const url = inject("redisUrl");
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });
-
-function goOffline(args: string[], timeoutMs: number): { status: number | null; output: string } {
-  const r = spawnSync("bash", [GO_OFFLINE, ...args], { encoding: "utf8", timeout: timeoutMs, env: { ...process.env, VMK_NODE: process.execPath } });
-  return { status: r.status, output: `${r.stdout}${r.stderr}${r.error ? String(r.error) : ""}` };
-}
-
-interface DriverLine {
-  event: string;
-  [key: string]: unknown;
-}
-
-/** The Go stand-in vMCP (clients/go/internal/e2edriver) as a child process speaking JSON lines. */
-function startDriver(binary: string, env: Record<string, string>) {
-  const child: ChildProcess = spawn(binary, [], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
-  const lines: DriverLine[] = [];
-  let stderr = "";
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  createInterface({ input: child.stdout! }).on("line", (l) => lines.push(JSON.parse(l) as DriverLine));
-  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-  return {
-    lines,
-    stderr: () => stderr,
-    send: (command: string) => child.stdin!.write(`${command}\n`),
-    async line(event: string, timeoutMs = 20_000): Promise<DriverLine> {
-      await waitFor(`driver line ${event} (stderr: ${stderr.slice(-500)})`, () => lines.some((l) => l.event === event), timeoutMs);
-      return lines.find((l) => l.event === event)!;
-    },
-    async stop(): Promise<number | null> {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.stdin!.end("quit\n");
-        const force = setTimeout(() => child.kill("SIGKILL"), 10_000);
-        const code = await exited;
-        clearTimeout(force);
-        return code;
-      }
-      return child.exitCode;
-    },
-  };
-}
 
 describe("Go client (clients/go)", () => {
   it("passes its own tests: key names, sealing and messages as the TypeScript side has them, lock and re-initialize against redis-server", () => {
@@ -79,11 +38,8 @@ describe("Go client (clients/go)", () => {
   }, 320_000);
 
   it("keeps stream-registered sessions of a backend that authenticates every user alive with their sealed tokens, re-initializes an expired backend under the pair lock, and stops an ended session's keepalives", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "vmk-go-e2e-"));
-    const binary = join(dir, "e2edriver");
-    const build = goOffline(["build", "-o", binary, "./internal/e2edriver"], 180_000);
-    if (build.status !== 0) console.log(build.output);
-    expect(build.status).toBe(0);
+    const { binary, remove } = buildGoDriver();
+    cleanups.push(async () => remove());
 
     const prefix = testPrefix("goe2e");
     // Drops sessions idle for 3 s: only keepalives (every second) keep a backend session. Binds
@@ -107,7 +63,7 @@ describe("Go client (clients/go)", () => {
     cleanups.push(() => redis.quit());
     const keys = createKeys(prefix);
 
-    const driver = startDriver(binary, {
+    const driver = startGoDriver(binary, {
       VMK_E2E_REDIS: url,
       VMK_E2E_PREFIX: prefix,
       VMK_E2E_BACKEND: backend.url,
