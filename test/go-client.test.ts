@@ -25,17 +25,19 @@ afterEach(async () => {
 });
 
 describe("Go client (clients/go)", () => {
-  it("passes its own tests: key names, sealing and messages as the TypeScript side has them, lock and re-initialize against redis-server", () => {
-    const r = goOffline(["test", "-count=1", "./..."], 300_000);
-    if (r.status !== 0) console.log(r.output);
-    expect(r.status).toBe(0);
-    expect(r.output).toMatch(/^ok\s+github\.com\/vmcp-keepalive\/clients\/go\s/m);
+  it("passes its own tests twice, through redigo and through an adapter that hands every reply over in go-redis's shapes: key names, sealing, every message and event type of the contract, soft state, lock and re-initialize against redis-server", () => {
+    for (const shape of ["redigo", "go-redis"]) {
+      const r = goOffline(["test", "-count=1", "./..."], 300_000, shape === "go-redis" ? { VMK_GO_REPLY_SHAPE: "go-redis" } : {});
+      if (r.status !== 0) console.log(`replies in ${shape}'s shapes:\n${r.output}`);
+      expect(r.status, `the suite through ${shape}`).toBe(0);
+      expect(r.output).toMatch(/^ok\s+github\.com\/vmcp-keepalive\/clients\/go\s/m);
+    }
     const vet = goOffline(["vet", "./..."], 120_000);
     expect(vet.output).toBe("");
     expect(vet.status).toBe(0);
     const fmt = spawnSync("/usr/lib/go-1.19/bin/gofmt", ["-l", join(ROOT, "clients/go")], { encoding: "utf8" });
     expect(fmt.stdout, "files gofmt would change").toBe("");
-  }, 320_000);
+  }, 620_000);
 
   it("keeps stream-registered sessions of a backend that authenticates every user alive with their sealed tokens, re-initializes an expired backend under the pair lock, and stops an ended session's keepalives", async () => {
     const { binary, remove } = buildGoDriver();

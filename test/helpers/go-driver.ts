@@ -14,9 +14,9 @@ import { waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const GO_OFFLINE = join(ROOT, "clients/go/go-offline.sh");
 
-/** Runs the go command through go-offline.sh; stdout and stderr together. */
-export function goOffline(args: string[], timeoutMs: number): { status: number | null; output: string } {
-  const r = spawnSync("bash", [GO_OFFLINE, ...args], { encoding: "utf8", timeout: timeoutMs, env: { ...process.env, VMK_NODE: process.execPath } });
+/** Runs the go command through go-offline.sh (with `env` added); stdout and stderr together. */
+export function goOffline(args: string[], timeoutMs: number, env: Record<string, string> = {}): { status: number | null; output: string } {
+  const r = spawnSync("bash", [GO_OFFLINE, ...args], { encoding: "utf8", timeout: timeoutMs, env: { ...process.env, VMK_NODE: process.execPath, ...env } });
   return { status: r.status, output: `${r.stdout}${r.stderr}${r.error ? String(r.error) : ""}` };
 }
 
