@@ -27,6 +27,8 @@ if (( want_test_tools )); then
   [[ -d /usr/share/gocode/src/github.com/gomodule/redigo ]] || apt_packages+=(golang-github-gomodule-redigo-dev)
   [[ -d /usr/share/gocode/src/github.com/mna/redisc ]] || apt_packages+=(golang-github-mna-redisc-dev)
   [[ -d /usr/share/gocode/src/github.com/FZambia/sentinel ]] || apt_packages+=(golang-github-fzambia-sentinel-dev)
+  # The TLS tests make a private CA with openssl.
+  command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 fi
 
 if (( ${#apt_packages[@]} > 0 )); then

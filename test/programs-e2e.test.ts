@@ -74,6 +74,7 @@ describe("programs refuse bad input", () => {
     const down = await runCli(["status", "--config", writeConfig({ redis: { url: `redis://127.0.0.1:${await freePort()}`, prefix } })]);
     expect(down.code).toBe(2);
     expect(down.stderr).toContain("redis.url: cannot reach Redis at redis://127.0.0.1:");
+    expect(down.stderr).toContain("connection refused (no Redis listening there)");
     noStack(down.stderr);
   });
 

@@ -2,6 +2,7 @@ package vmcpkeepalive
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,6 +73,11 @@ type Options struct {
 	TouchInterval time.Duration
 	// ConnectTimeout bounds each connection the client opens (ctx may end it sooner). Default 5 s.
 	ConnectTimeout time.Duration
+	// TLSConfig turns TLS on for every connection the client opens — Address, ClusterNodes,
+	// Sentinel (the Sentinels and the master), LockNodes — with your CA (RootCAs), client
+	// certificate (Certificates) and ServerName. Nil: TLS only for rediss:// URLs, with the
+	// system's trust store.
+	TLSConfig *tls.Config
 	// Logger receives what the client has to say; nil: nothing is written.
 	Logger Logger
 	// OnError receives the failures of what the client sends on its own — soft-state refreshes,
@@ -190,7 +196,7 @@ func NewClient(o Options) (*Client, error) {
 	case o.Pool != nil:
 		c.main = RedigoPool(o.Pool)
 	case o.Address != "":
-		p, err := ownedPool(o.Address, connectTimeout)
+		p, err := ownedPool(o.Address, connectTimeout, o.TLSConfig)
 		if err != nil {
 			return nil, fmt.Errorf("vmcpkeepalive: Options.Address: %w", err)
 		}
@@ -198,13 +204,13 @@ func NewClient(o Options) (*Client, error) {
 	case o.Cluster != nil:
 		c.main = RedigoCluster(o.Cluster)
 	case len(o.ClusterNodes) > 0:
-		rc, closeCluster, err := newOwnedCluster(append([]string(nil), o.ClusterNodes...), connectTimeout)
+		rc, closeCluster, err := newOwnedCluster(append([]string(nil), o.ClusterNodes...), connectTimeout, o.TLSConfig)
 		if err != nil {
 			return nil, fmt.Errorf("vmcpkeepalive: Options.ClusterNodes: %w", err)
 		}
 		c.main, c.closers = rc, append(c.closers, closeCluster)
 	default:
-		s := newSentinelRedis(*o.Sentinel, connectTimeout)
+		s := newSentinelRedis(*o.Sentinel, connectTimeout, o.TLSConfig)
 		c.main, c.closers = s, append(c.closers, s.close)
 	}
 	switch {
@@ -214,7 +220,7 @@ func NewClient(o Options) (*Client, error) {
 		nodes := make([]Redis, len(o.LockNodes))
 		for i, addr := range o.LockNodes {
 			// Lock nodes fail fast: a node that is down votes against at once.
-			p, err := ownedPool(addr, time.Second)
+			p, err := ownedPool(addr, time.Second, o.TLSConfig)
 			if err != nil {
 				return nil, fmt.Errorf("vmcpkeepalive: Options.LockNodes[%d]: %w", i, err)
 			}

@@ -2,6 +2,7 @@ package vmcpkeepalive
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -194,6 +195,9 @@ type SentinelOptions struct {
 	// Username and Password of the data nodes (the master); empty when they need none.
 	Username string
 	Password string
+	// SentinelUsername and SentinelPassword of the Sentinels themselves; empty when they need none.
+	SentinelUsername string
+	SentinelPassword string
 }
 
 // sentinelRedis asks the Sentinels for the master on every new connection and checks the role of
@@ -203,12 +207,13 @@ type sentinelRedis struct {
 	sentinel *sentinel.Sentinel
 }
 
-func newSentinelRedis(o SentinelOptions, connectTimeout time.Duration) *sentinelRedis {
+func newSentinelRedis(o SentinelOptions, connectTimeout time.Duration, tlsConfig *tls.Config) *sentinelRedis {
 	s := &sentinel.Sentinel{
 		Addrs:      o.Addresses,
 		MasterName: o.MasterName,
 		Dial: func(addr string) (redis.Conn, error) {
-			return redis.Dial("tcp", addr, redis.DialConnectTimeout(connectTimeout), redis.DialReadTimeout(connectTimeout), redis.DialWriteTimeout(connectTimeout))
+			opts := append(dialOptions(connectTimeout, o.SentinelUsername, o.SentinelPassword, tlsConfig), redis.DialReadTimeout(connectTimeout))
+			return redis.Dial("tcp", addr, opts...)
 		},
 	}
 	pool := &redis.Pool{
@@ -219,7 +224,7 @@ func newSentinelRedis(o SentinelOptions, connectTimeout time.Duration) *sentinel
 			if err != nil {
 				return nil, fmt.Errorf("sentinel master %s: %w", o.MasterName, err)
 			}
-			conn, err := redis.DialContext(ctx, "tcp", addr, dialOptions(connectTimeout, o.Username, o.Password)...)
+			conn, err := redis.DialContext(ctx, "tcp", addr, dialOptions(connectTimeout, o.Username, o.Password, tlsConfig)...)
 			if err != nil {
 				return nil, err
 			}
@@ -254,8 +259,11 @@ func newSentinelRedis(o SentinelOptions, connectTimeout time.Duration) *sentinel
 // defaultReadTimeout bounds a reply on connections the client opens (blocking reads set their own).
 const defaultReadTimeout = 10 * time.Second
 
-func dialOptions(connectTimeout time.Duration, username, password string) []redis.DialOption {
+func dialOptions(connectTimeout time.Duration, username, password string, tlsConfig *tls.Config) []redis.DialOption {
 	opts := []redis.DialOption{redis.DialConnectTimeout(connectTimeout), redis.DialReadTimeout(defaultReadTimeout), redis.DialWriteTimeout(connectTimeout)}
+	if tlsConfig != nil {
+		opts = append(opts, redis.DialUseTLS(true), redis.DialTLSConfig(tlsConfig))
+	}
 	if username != "" {
 		opts = append(opts, redis.DialUsername(username))
 	}
@@ -271,9 +279,9 @@ type target struct {
 	options []redis.DialOption
 }
 
-func parseTarget(address string, connectTimeout time.Duration) (target, error) {
+func parseTarget(address string, connectTimeout time.Duration, tlsConfig *tls.Config) (target, error) {
 	if !strings.Contains(address, "://") {
-		return target{address: address, options: dialOptions(connectTimeout, "", "")}, nil
+		return target{address: address, options: dialOptions(connectTimeout, "", "", tlsConfig)}, nil
 	}
 	u, err := url.Parse(address)
 	if err != nil {
@@ -295,7 +303,7 @@ func parseTarget(address string, connectTimeout time.Duration) (target, error) {
 			username, password = "", u.User.Username()
 		}
 	}
-	opts := dialOptions(connectTimeout, username, password)
+	opts := dialOptions(connectTimeout, username, password, tlsConfig)
 	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
 		n, err := strconv.Atoi(db)
 		if err != nil {
@@ -303,7 +311,7 @@ func parseTarget(address string, connectTimeout time.Duration) (target, error) {
 		}
 		opts = append(opts, redis.DialDatabase(n))
 	}
-	if u.Scheme == "rediss" {
+	if u.Scheme == "rediss" && tlsConfig == nil {
 		opts = append(opts, redis.DialUseTLS(true))
 	}
 	return target{address: host, options: opts}, nil
@@ -327,9 +335,9 @@ func newPool(t target) *redis.Pool {
 	}
 }
 
-// ownedRedis is a Redis the client opened and closes.
-func ownedPool(address string, connectTimeout time.Duration) (*redigoPool, error) {
-	t, err := parseTarget(address, connectTimeout)
+// ownedPool is a pool on one server that the client opened and closes.
+func ownedPool(address string, connectTimeout time.Duration, tlsConfig *tls.Config) (*redigoPool, error) {
+	t, err := parseTarget(address, connectTimeout, tlsConfig)
 	if err != nil {
 		return nil, err
 	}
@@ -337,10 +345,10 @@ func ownedPool(address string, connectTimeout time.Duration) (*redigoPool, error
 	return &redigoPool{pool: pool, close: pool.Close}, nil
 }
 
-func newOwnedCluster(nodes []string, connectTimeout time.Duration) (*redigoCluster, func() error, error) {
+func newOwnedCluster(nodes []string, connectTimeout time.Duration, tlsConfig *tls.Config) (*redigoCluster, func() error, error) {
 	var opts []redis.DialOption
 	for i, n := range nodes {
-		t, err := parseTarget(n, connectTimeout)
+		t, err := parseTarget(n, connectTimeout, tlsConfig)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -7,9 +7,10 @@ export { parseDuration } from "./duration.js";
 export { ConfigFileSchema, KeepaliveConfigSchema, BackendSchema, MAX_TIMER_MS, type ConfigFile } from "./config/schema.js";
 export { parseConfig, loadConfig, findBackend, ConfigError, ENV_OVERRIDES } from "./config/load.js";
 export type { KeepaliveConfig, BackendConfig, KeepaliveMethod } from "./config/types.js";
-export { redisTargetOf, requireRedisTarget, keysOf } from "./config/redis-target.js";
+export { redisTargetOf, requireRedisTarget, lockTargetsOf, keysOf } from "./config/redis-target.js";
 export { createLogger, REDACT_PATHS, type Logger } from "./logging/logger.js";
 export { TypedEmitter } from "./events/typed-emitter.js";
+export { createRedisHealth, type RedisHealth } from "./redis-health.js";
 export {
   startOpsHttpServer,
   ensureDefaultMetrics,

@@ -32,10 +32,72 @@ describe("durations", () => {
   });
 });
 
+describe("TLS and Sentinel credentials", () => {
+  const dir = mkdtempSync(join(tmpdir(), "vmk-tls-config-"));
+  const pem = (name: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, `-----BEGIN CERTIFICATE-----\n${name}\n-----END CERTIFICATE-----\n`);
+    return path;
+  };
+
+  it("reads the PEM files redis.tls names once, into the config, and gives the lock nodes the same unless lock.tls says otherwise", () => {
+    const c = parseConfig({
+      redis: { url: "rediss://127.0.0.1:6380", tls: { ca_file: pem("ca.pem"), cert_file: pem("c.pem"), key_file: pem("k.pem"), servername: "redis.test" } },
+      lock: { redis_urls: ["redis://127.0.0.1:7000"] },
+      backends: [backend],
+    });
+    expect(c.redis.tls).toEqual({ ca: expect.stringContaining("ca.pem"), cert: expect.stringContaining("c.pem"), key: expect.stringContaining("k.pem"), servername: "redis.test" });
+    expect(redisTargetOf(c)).toMatchObject({ mode: "standalone", tls: { servername: "redis.test" } });
+    expect(c.lock.tls).toEqual(c.redis.tls);
+    const own = parseConfig({
+      redis: { url: "redis://127.0.0.1:6379", tls: { ca_file: pem("ca.pem") } },
+      lock: { redis_urls: ["rediss://127.0.0.1:7000"], tls: { ca_file: pem("lock-ca.pem") } },
+      backends: [backend],
+    });
+    expect(own.lock.tls?.ca).toContain("lock-ca.pem");
+  });
+
+  it("names the key of a TLS file that cannot be read or holds no PEM, and of a certificate without its key", () => {
+    writeFileSync(join(dir, "not-pem.txt"), "hello");
+    const problems = problemsOf(() =>
+      parseConfig({
+        redis: { url: "rediss://127.0.0.1:6380", tls: { ca_file: join(dir, "missing.pem"), cert_file: join(dir, "not-pem.txt") } },
+        lock: { tls: { cert_file: pem("c.pem") } },
+        backends: [backend],
+      }),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^redis\.tls\.ca_file: cannot read .*missing\.pem \(ENOENT\)/),
+        expect.stringMatching(/^redis\.tls\.cert_file: .*not a PEM file/),
+        expect.stringMatching(/^lock\.tls\.key_file: cert_file and key_file go together/),
+      ]),
+    );
+  });
+
+  it("takes the Sentinels' own user and password in sentinel mode only", () => {
+    const c = parseConfig({ redis: { mode: "sentinel", sentinels: ["127.0.0.1:26379"], sentinel_name: "m", sentinel_username: "sentinel-user", sentinel_password: "s3cret" }, backends: [backend] });
+    expect(redisTargetOf(c)).toMatchObject({ mode: "sentinel", sentinelUsername: "sentinel-user", sentinelPassword: "s3cret" });
+    expect(problemsOf(() => parseConfig({ redis: { url: "redis://127.0.0.1:6379", sentinel_password: "x" }, backends: [backend] }))).toEqual([
+      expect.stringMatching(/^redis\.sentinel_password: only used when redis\.mode is sentinel/),
+    ]);
+  });
+});
+
 describe("parseConfig", () => {
   it("applies every default and freezes the result", () => {
     const c = parseConfig({ backends: [backend] });
-    expect(c.redis).toEqual({ mode: "standalone", url: undefined, nodes: [], sentinels: [], sentinelName: undefined, prefix: "vmk" });
+    expect(c.redis).toEqual({
+      mode: "standalone",
+      url: undefined,
+      nodes: [],
+      sentinels: [],
+      sentinelName: undefined,
+      sentinelUsername: undefined,
+      sentinelPassword: undefined,
+      tls: undefined,
+      prefix: "vmk",
+    });
     expect(c.keepalive).toEqual({ intervalMs: 300_000, timeoutMs: 10_000, concurrency: 50, maxResponseBytes: 65_536, catchUp: "spread", shards: 1 });
     expect(c.breaker).toEqual({ failureThreshold: 3, probeAfterMs: 1_800_000, minFailureSpanMs: 30_000 });
     expect(c.lock.redisUrls).toEqual([]);

@@ -6,6 +6,7 @@ import { closeInOrder, closeRedis, createLocker, createRedis, describeRedisTarge
 import type { RegistrationEventMap } from "./registrations/registration-events.js";
 import { createSessionStore, type SessionStore } from "./store/session-store.js";
 import {
+  createRedisHealth,
   isLoopbackHost,
   keysOf,
   redisAnswers,
@@ -19,6 +20,9 @@ import {
   type KeepaliveConfig,
   type Logger,
 } from "@vmcp-keepalive/runtime";
+
+/** The name of the main Redis in logs and `/readyz` causes. */
+const MAIN_REDIS = "main Redis";
 import { createRegistrationConsumer } from "./registrations/registration-consumer.js";
 import { createStreamConsumer, type StreamConsumer } from "./registrations/stream-consumer.js";
 import { createPairScheduler, type PairScheduler } from "./scheduling/pair-scheduler.js";
@@ -82,15 +86,19 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       `admin.password: required when http.host (${options.http.host}) is not a loopback address — Bull Board at ${BULL_BOARD_PATH} must not be served without authentication (set admin.password, e.g. "\${BULL_BOARD_PASSWORD}", or ADMIN_PASSWORD)`,
     );
   }
+  const health = createRedisHealth(log);
   const consumerRedis = createRedis(target, "consumer", `vmk-scheduler-consumer@${config.redis.prefix}`);
   const clientRedis = createRedis(target, "client", `vmk-scheduler-client@${config.redis.prefix}`);
+  health.watch(consumerRedis, MAIN_REDIS);
+  health.watch(clientRedis, MAIN_REDIS);
   const keys = keysOf(config);
   const instanceId = options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
   // XREADGROUP BLOCK holds its connection: one of its own.
   const streamRedis = createRedis(target, "consumer", `vmk-scheduler-stream@${config.redis.prefix}`);
+  health.watch(streamRedis, MAIN_REDIS);
   const openQueue = (where: QueueLocation): Queue => {
     const queue = new Queue(where.name, queueOptions(clientRedis, where));
-    queue.on("error", (err) => log.error({ err, queue: where.name }, "queue error"));
+    queue.on("error", (err) => health.report(MAIN_REDIS, err));
     return queue;
   };
   const store = createSessionStore(clientRedis, keys);
@@ -142,6 +150,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     claimIdleMs: config.streams.claimIdleMs,
     maxDeliveries: config.streams.maxDeliveries,
     rejectedMaxLen: config.streams.rejectedMaxLen,
+    onRedisError: (err) => health.report(MAIN_REDIS, err),
   });
 
   let consumer: Worker | undefined;
@@ -154,7 +163,8 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       consumer: consumer !== undefined && stopping === undefined && consumer.isRunning() && consumerRedis.status === "ready",
       stream: stopping === undefined && streamConsumer.isRunning(),
     };
-    return { ready: checks.redis && checks.consumer && checks.stream, checks };
+    const causes = health.causes();
+    return { ready: checks.redis && checks.consumer && checks.stream, checks, ...(Object.keys(causes).length > 0 ? { causes } : {}) };
   };
 
   // Creating the group needs Redis: while it is away, the scheduler starts anyway and keeps trying.
@@ -163,7 +173,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     try {
       await streamConsumer.start();
     } catch (err) {
-      log.warn({ err }, "the ingress stream consumer could not start yet; retrying in 2 s");
+      health.report(MAIN_REDIS, err);
       if (stopping === undefined) streamRetry = setTimeout(() => void startStreamConsumer(), 2_000);
     }
   };
@@ -182,7 +192,26 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     instanceId,
     readiness,
     async start() {
-      consumer = createRegistrationConsumer({ config, store, scheduler: pairs, log, now, connection: consumerRedis, queue: keys.sessionsQueue, locker, events });
+      // HTTP first: while Redis cannot be reached (down, TLS or credentials refused), /readyz
+      // already answers, with the cause, and /metrics is scraped.
+      if (options.http) {
+        const auth = adminPassword === undefined ? undefined : { username: config.admin.username, password: adminPassword };
+        http = await startOpsHttpServer({ ...options.http, registry, readiness, log, mounts: [createBullBoardMount(allQueues, auth, options.http.host)] });
+        if (!auth) log.warn({ host: options.http.host }, "Bull Board is served WITHOUT authentication (loopback only); set admin.password to protect it");
+        log.info({ url: http.url, port: http.port, host: options.http.host, bullBoard: `${http.url}${BULL_BOARD_PATH}`, auth: auth !== undefined }, "http server listening");
+      }
+      consumer = createRegistrationConsumer({
+        config,
+        store,
+        scheduler: pairs,
+        log,
+        now,
+        connection: consumerRedis,
+        queue: keys.sessionsQueue,
+        locker,
+        events,
+        onRedisError: (err) => health.report(MAIN_REDIS, err),
+      });
       void consumer.run().catch((err: unknown) => log.error({ err }, "registration consumer stopped"));
       await consumer.waitUntilReady();
       // The consumer waited for its own connection; state writes and /readyz use this one.
@@ -190,12 +219,6 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       await startStreamConsumer();
       reaper.start();
       reconciler.start();
-      if (options.http) {
-        const auth = adminPassword === undefined ? undefined : { username: config.admin.username, password: adminPassword };
-        http = await startOpsHttpServer({ ...options.http, registry, readiness, log, mounts: [createBullBoardMount(allQueues, auth, options.http.host)] });
-        if (!auth) log.warn({ host: options.http.host }, "Bull Board is served WITHOUT authentication (loopback only); set admin.password to protect it");
-        log.info({ url: http.url, port: http.port, host: options.http.host, bullBoard: `${http.url}${BULL_BOARD_PATH}`, auth: auth !== undefined }, "http server listening");
-      }
       log.info(
         {
           redis: describeRedisTarget(target),

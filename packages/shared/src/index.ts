@@ -80,9 +80,11 @@ export {
   type RedisRole,
   type RedisConnection,
   type RedisTarget,
+  type RedisTls,
 } from "./redis/connection.js";
 export { createKeys, keyLayout, shardOfSession, shardTag, CLUSTER_SLOTS, DEFAULT_CLUSTER_SHARDS, MAX_SHARDS, type Keys, type KeyLayoutOptions, type QueueLocation } from "./redis/keys.js";
 export { hashSlot } from "./redis/hash-slot.js";
+export { redisErrorCause } from "./redis/redis-error-cause.js";
 export { LuaScript, loadLuaScript } from "./redis/lua-script.js";
 export { decodePair, outcomeLabel, PAIR_FIELDS, type PairState, type PairCredentials, type PairStatus, type KeepaliveOutcome } from "./state/pair-state.js";
 export { BACKEND_FIELDS, decodeBackend, readBackendState, type BackendState, type BreakerState, type LearnedMethod, type SwitchReason } from "./state/backend-state.js";

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, localServerArgs, spawnRedisProcess } from "./redis-process.js";
+import type { TestPki } from "./test-pki.js";
 
 export { freePort, REDIS_INSTALL_HINT } from "./redis-process.js";
 
@@ -54,6 +55,70 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Pr
     pid: server.pid,
     stop() {
       stopped ??= server.stop().then(removeDir);
+      return stopped;
+    },
+  };
+}
+
+export interface TlsRedisOptions {
+  /** The private CA and certificates (makeTestPki). */
+  readonly pki: TestPki;
+  /** Clients must present a certificate signed by the CA (`tls-auth-clients yes`). @defaultValue true */
+  readonly requireClientCert?: boolean;
+  /** `requirepass`. */
+  readonly password?: string;
+  /** More redis-server arguments. */
+  readonly args?: readonly string[];
+}
+
+export interface TlsRedis extends EmbeddedRedis {
+  /** TLS options a client of this server needs (CA, client certificate), for ioredis `tls`. */
+  readonly tls: { readonly ca: string; readonly cert: string; readonly key: string };
+}
+
+/**
+ * Starts a private redis-server that speaks TLS only (`--port 0`, `--tls-port`): its certificate
+ * is the test CA's server certificate (for 127.0.0.1, localhost and redis.test). Its `url` is
+ * `rediss://127.0.0.1:<port>` (with the password when set).
+ */
+export async function startTlsRedis(options: TlsRedisOptions): Promise<TlsRedis> {
+  const { pki } = options;
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "vmk-redis-tls-"));
+  const base = localServerArgs(port, dir);
+  base[base.indexOf("--port") + 1] = "0";
+  const args = [
+    ...base,
+    "--tls-port",
+    String(port),
+    "--tls-cert-file",
+    pki.serverCert.path,
+    "--tls-key-file",
+    pki.serverKey.path,
+    "--tls-ca-cert-file",
+    pki.ca.path,
+    "--tls-auth-clients",
+    options.requireClientCert === false ? "no" : "yes",
+    ...(options.password ? ["--requirepass", options.password] : []),
+    ...(options.args ?? []),
+  ];
+  const tls = { ca: pki.ca.pem, cert: pki.clientCert.pem, key: pki.clientKey.pem };
+  const server = spawnRedisProcess(args, port, dir, "redis-server", tls);
+  try {
+    await server.ready;
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  let stopped: Promise<void> | undefined;
+  return {
+    url: `rediss://${options.password ? `:${encodeURIComponent(options.password)}@` : ""}127.0.0.1:${port}`,
+    port,
+    dir,
+    pid: server.pid,
+    tls,
+    stop() {
+      stopped ??= server.stop().then(() => rmSync(dir, { recursive: true, force: true }));
       return stopped;
     },
   };

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { connect, createServer } from "node:net";
+import { connect as tlsConnect, type ConnectionOptions as TlsConnectionOptions } from "node:tls";
 
 /*
  * What every Redis harness of the kit shares: free ports, the redis-server child process and its
@@ -175,7 +176,11 @@ export interface RedisProcess {
 const liveChildren = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
-export function spawnRedisProcess(args: readonly string[], port: number, cwd: string, binary = "redis-server"): RedisProcess {
+/**
+ * Starts a redis-server. `tls`: it listens with TLS only on `port` (tls-port), and its readiness
+ * is probed over TLS with these client options (CA, client certificate).
+ */
+export function spawnRedisProcess(args: readonly string[], port: number, cwd: string, binary = "redis-server", tls?: TlsConnectionOptions): RedisProcess {
   const child: ChildProcess = spawn(binary, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout?.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-4_000)));
@@ -214,11 +219,12 @@ export function spawnRedisProcess(args: readonly string[], port: number, cwd: st
     child.once("exit", onExit);
     const started = Date.now();
     const poll = setInterval(() => {
-      const socket = connect(port, "127.0.0.1");
-      socket.once("connect", () => socket.write("PING\r\n"));
+      const socket = tls ? tlsConnect({ ...tls, port, host: "127.0.0.1" }) : connect(port, "127.0.0.1");
+      socket.once(tls ? "secureConnect" : "connect", () => socket.write("PING\r\n"));
       socket.once("data", (d) => {
         socket.destroy();
-        if (!d.toString().startsWith("+PONG")) return;
+        // A server with a password answers NOAUTH: it is up all the same.
+        if (!/^(\+PONG|-NOAUTH)/.test(d.toString())) return;
         clearInterval(poll);
         child.off("error", onError);
         child.off("exit", onExit);

@@ -14,7 +14,9 @@ import {
   type CredentialKeyRing,
 } from "@vmcp-keepalive/shared";
 import {
+  createRedisHealth,
   keysOf,
+  lockTargetsOf,
   redisAnswers,
   requireRedisTarget,
   startOpsHttpServer,
@@ -25,7 +27,11 @@ import {
   type Logger,
   type OpsHttpServer,
   type Readiness,
+  type RedisHealth,
 } from "@vmcp-keepalive/runtime";
+
+/** The name of the main Redis in logs and `/readyz` causes. */
+const MAIN_REDIS = "main Redis";
 import { attachKeepaliveMetrics, createKeepaliveMetrics } from "./metrics/keepalive-metrics.js";
 import { createBackendClient } from "./protocol/backend-client.js";
 import { createTickStore } from "./store/tick-store.js";
@@ -111,23 +117,29 @@ function credentialRing(config: KeepaliveConfig): CredentialKeyRing | undefined 
   return createCredentialKeyRing(config.credentials.keys);
 }
 
-export function createTickRunner(options: Omit<WorkerOptions, "http">): TickRunner {
+export function createTickRunner(options: Omit<WorkerOptions, "http"> & { readonly health?: RedisHealth }): TickRunner {
   const { config, logger } = options;
   const log = logger.child({ component: "worker" });
   const registry = options.registry ?? new Registry();
   const now = options.now ?? Date.now;
   const credentials = credentialRing(config);
 
+  const health = options.health ?? createRedisHealth(log);
   const clientRedis = createRedis(requireRedisTarget(config), "client", `vmk-worker-client@${config.redis.prefix}`);
+  health.watch(clientRedis, MAIN_REDIS);
   // Lock nodes fail fast (no offline queue): a down node must vote against at once, not stall the tick.
-  const lockRedis = config.lock.redisUrls.map((t, i) => createRedis(t, "client", `vmk-worker-lock-${i}@${config.redis.prefix}`, { enableOfflineQueue: false, maxRetriesPerRequest: 0 }));
+  const lockRedis = lockTargetsOf(config).map((t, i) => {
+    const node = createRedis(t, "client", `vmk-worker-lock-${i}@${config.redis.prefix}`, { enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+    health.watch(node, `lock node ${i}`);
+    return node;
+  });
   const keys = keysOf(config);
   const vmcpEvents = createVmcpEventPublisher(clientRedis, keys.eventsQueue, { key: keys.sessionEventsStream, maxLen: config.streams.eventsMaxLen });
   // One queue handle per shard (to remove a pair's job scheduler); they share the client connection.
   const keepaliveQueues = Array.from({ length: keys.shards }, (_, shard) => {
     const where = keys.keepaliveQueue(shard);
     const queue = new Queue(where.name, queueOptions(clientRedis, where));
-    queue.on("error", (err) => log.error({ err, queue: where.name }, "keepalive queue error"));
+    queue.on("error", (err) => health.report(MAIN_REDIS, err));
     return queue;
   });
 
@@ -183,9 +195,11 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
   const { config, logger } = options;
   const target = requireRedisTarget(config);
   const log = logger.child({ component: "worker" });
-  const ticks = createTickRunner(options);
+  const health = createRedisHealth(log);
+  const ticks = createTickRunner({ ...options, health });
   const keys = keysOf(config);
   const consumerRedis = createRedis(target, "consumer", `vmk-worker-consumer@${config.redis.prefix}`);
+  health.watch(consumerRedis, MAIN_REDIS);
 
   const timings = jobTimings(config);
   const perShard = shardConcurrency(config);
@@ -198,7 +212,8 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
       redis: await ticks.redisAnswers(),
       consumer: workers.length === keys.shards && stopping === undefined && workers.every((w) => w.isRunning()) && consumerRedis.status === "ready",
     };
-    return { ready: checks.redis && checks.consumer, checks };
+    const causes = health.causes();
+    return { ready: checks.redis && checks.consumer, checks, ...(Object.keys(causes).length > 0 ? { causes } : {}) };
   };
 
   return {
@@ -209,6 +224,12 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
     },
     readiness,
     async start() {
+      // HTTP first: while Redis cannot be reached (down, TLS or credentials refused), /readyz
+      // already answers, with the cause, and /metrics is scraped.
+      if (options.http) {
+        http = await startOpsHttpServer({ ...options.http, registry: ticks.registry, readiness, log });
+        log.info({ url: http.url, port: http.port, host: options.http.host }, "http server listening");
+      }
       const ready = await ticks.ready();
       if (!ready.state) log.warn("Redis is not reachable yet; the worker keeps retrying and /readyz says so");
       if (!ready.lockNodes) log.warn({ lockNodes: config.lock.redisUrls.length }, "some lock nodes are not reachable yet; ticks skip as lock_unavailable until they are");
@@ -226,16 +247,12 @@ export function createWorker(options: WorkerOptions): KeepaliveWorker {
           removeOnFail: KEEPALIVE_JOB_OPTIONS.removeOnFail,
           ...timings,
         });
-        worker.on("error", (err) => log.error({ err, queue: where.name }, "keepalive worker error"));
+        worker.on("error", (err) => health.report(MAIN_REDIS, err));
         worker.on("failed", (job, err) => log.warn({ jobId: job?.id, queue: where.name, err: err.message }, "keepalive job failed"));
         void worker.run().catch((err: unknown) => log.error({ err, queue: where.name }, "keepalive worker stopped"));
         return worker;
       });
       await Promise.all(workers.map((w) => w.waitUntilReady()));
-      if (options.http) {
-        http = await startOpsHttpServer({ ...options.http, registry: ticks.registry, readiness, log });
-        log.info({ url: http.url, port: http.port, host: options.http.host }, "http server listening");
-      }
       log.info(
         {
           redis: describeRedisTarget(target),

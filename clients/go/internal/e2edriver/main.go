@@ -22,6 +22,10 @@
 //	VMK_E2E_REFRESH_INTERVAL Options.RefreshInterval as a Go duration (default: the client's)
 //	VMK_E2E_CREDENTIALS_KEY  id:base64 key; the backend then authenticates every user, and each
 //	                         session registers its token sealed as the pair's credentials
+//	VMK_E2E_TLS_CA           PEM file of the CA: TLS to every Redis connection (Options.TLSConfig),
+//	VMK_E2E_TLS_CERT, _KEY   with this client certificate (optional),
+//	VMK_E2E_TLS_SERVERNAME   and this server name (optional)
+//	VMK_E2E_SENTINEL_PASSWORD the Sentinels' own password
 //
 // stdin lines: "end <sessionId>…", "touch <sessionId>", "stats", "quit".
 // stdout: one JSON object per line, each with an "event" field: "initialized" (backend sessions
@@ -34,6 +38,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -168,8 +174,11 @@ func readSettings() settings {
 		if name == "" {
 			fail("VMK_E2E_SENTINELS needs VMK_E2E_MASTER_NAME")
 		}
-		s.options.Sentinel = &vmk.SentinelOptions{Addresses: sentinels, MasterName: name}
+		s.options.Sentinel = &vmk.SentinelOptions{Addresses: sentinels, MasterName: name, SentinelPassword: os.Getenv("VMK_E2E_SENTINEL_PASSWORD")}
 		modes++
+	}
+	if ca := os.Getenv("VMK_E2E_TLS_CA"); ca != "" {
+		s.options.TLSConfig = tlsConfig(ca, os.Getenv("VMK_E2E_TLS_CERT"), os.Getenv("VMK_E2E_TLS_KEY"), os.Getenv("VMK_E2E_TLS_SERVERNAME"))
 	}
 	if modes != 1 {
 		fail("set exactly one of VMK_E2E_REDIS, VMK_E2E_CLUSTER_NODES and VMK_E2E_SENTINELS")
@@ -421,4 +430,26 @@ func main() {
 		fail("Close: %v", err)
 	}
 	say(stats("stopped"))
+}
+
+// tlsConfig trusts the CA in caFile, presents the client certificate when given, and checks the
+// servers' certificates against serverName when given (else the host connected to).
+func tlsConfig(caFile, certFile, keyFile, serverName string) *tls.Config {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		fail("VMK_E2E_TLS_CA: %v", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		fail("VMK_E2E_TLS_CA: no certificate in %s", caFile)
+	}
+	config := &tls.Config{RootCAs: roots, ServerName: serverName, MinVersion: tls.VersionTLS12}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			fail("VMK_E2E_TLS_CERT/KEY: %v", err)
+		}
+		config.Certificates = []tls.Certificate{cert}
+	}
+	return config
 }

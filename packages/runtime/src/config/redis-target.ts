@@ -8,9 +8,16 @@ import type { KeepaliveConfig } from "./types.js";
  */
 export function redisTargetOf(config: KeepaliveConfig): RedisTarget | undefined {
   const r = config.redis;
-  if (r.mode === "cluster") return { mode: "cluster", nodes: r.nodes };
-  if (r.mode === "sentinel") return { mode: "sentinel", sentinels: r.sentinels, name: r.sentinelName ?? "", url: r.url };
-  return r.url ? { mode: "standalone", url: r.url } : undefined;
+  if (r.mode === "cluster") return { mode: "cluster", nodes: r.nodes, tls: r.tls };
+  if (r.mode === "sentinel") {
+    return { mode: "sentinel", sentinels: r.sentinels, name: r.sentinelName ?? "", url: r.url, tls: r.tls, sentinelUsername: r.sentinelUsername, sentinelPassword: r.sentinelPassword };
+  }
+  return r.url ? { mode: "standalone", url: r.url, tls: r.tls } : undefined;
+}
+
+/** The lock nodes of a config (`lock.redis_urls`), each with its TLS (`lock.tls`, else `redis.tls`). */
+export function lockTargetsOf(config: KeepaliveConfig): RedisTarget[] {
+  return config.lock.redisUrls.map((url) => ({ mode: "standalone", url, tls: config.lock.tls }));
 }
 
 /** The main Redis of a config, or a {@link UsageError} naming the missing key. */

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { parseDuration } from "../duration.js";
 import { createCredentialKeyRing, IdSchema, keyLayout, MAX_SHARDS } from "@vmcp-keepalive/shared";
@@ -32,6 +33,46 @@ function duration(min: number, what = "duration", max = MAX_TIMER_MS) {
 }
 
 const redisUrl = z.string().refine((u) => /^rediss?:\/\/.+/.test(u), { message: "must be a redis:// or rediss:// URL" });
+
+/** A PEM file named by the config: read once, here; an unreadable one is a config error naming the key. */
+const pemFile = z.string().transform((path, ctx) => {
+  try {
+    const pem = readFileSync(path, "utf8");
+    if (!pem.includes("-----BEGIN ")) {
+      ctx.addIssue({ code: "custom", message: `${path} is not a PEM file (no -----BEGIN line)` });
+      return z.NEVER;
+    }
+    return pem;
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` });
+    return z.NEVER;
+  }
+});
+
+/**
+ * TLS to Redis with your own CA or client certificates. Set, TLS is on for every connection it
+ * applies to, whatever the URL's scheme; unset, a `rediss://` URL uses the system trust store.
+ */
+const TlsSchema = z
+  .strictObject({
+    /** PEM file of the CA (or bundle) that signed the servers' certificates. Absent ⇒ the system trust store. */
+    ca_file: pemFile.optional(),
+    /** PEM file of the client certificate, for servers that require one (`tls-auth-clients yes`); with `key_file`. */
+    cert_file: pemFile.optional(),
+    /** PEM file of the client certificate's private key; with `cert_file`. */
+    key_file: pemFile.optional(),
+    /** The name the servers' certificates must carry. Absent ⇒ the host connected to. */
+    servername: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]{1,253}$/, "must be a host name")
+      .optional(),
+  })
+  .superRefine((t, ctx) => {
+    if ((t.cert_file === undefined) !== (t.key_file === undefined)) {
+      ctx.addIssue({ code: "custom", path: [t.cert_file === undefined ? "cert_file" : "key_file"], message: "cert_file and key_file go together (the client certificate and its key)" });
+    }
+  })
+  .transform((t) => ({ ca: t.ca_file, cert: t.cert_file, key: t.key_file, servername: t.servername }));
 
 const KEEPALIVE_METHOD_RE = /^(ping|none|tool:[A-Za-z0-9._/-]{1,128})$/;
 
@@ -107,6 +148,12 @@ export const ConfigFileSchema = z
           .string()
           .regex(/^[A-Za-z0-9._-]{1,128}$/, "must be 1-128 characters of A-Z a-z 0-9 . _ -")
           .optional(),
+        /** Sentinel mode: the Sentinels' own ACL user. Absent ⇒ the default user. */
+        sentinel_username: z.string().min(1).optional(),
+        /** Sentinel mode: the Sentinels' own password (`requirepass` in sentinel.conf). Absent ⇒ the data nodes' password from `url`. */
+        sentinel_password: z.string().min(1).optional(),
+        /** TLS for every connection to the main Redis: the node, the Sentinels and the data nodes they name, every Cluster node. */
+        tls: TlsSchema.optional(),
         /** Key prefix of every key and queue. No `{ }` where the layout hash-tags keys (cluster mode, keepalive.shards > 1). */
         prefix: z
           .string()
@@ -118,6 +165,8 @@ export const ConfigFileSchema = z
       .strictObject({
         /** Independent Redis nodes for the Redlock quorum. Empty ⇒ the main Redis. */
         redis_urls: z.array(redisUrl).default([]),
+        /** TLS to the lock nodes (the keys of `redis.tls`). Absent ⇒ `redis.tls`. */
+        tls: TlsSchema.optional(),
         /**
          * TTL of the pair lock a worker takes for one keepalive tick. Absent ⇒ the calls a tick may
          * make × `keepalive.timeout` + 1 s, so the lock outlives the tick: one call (`timeout` + 1 s),
@@ -302,12 +351,14 @@ export const ConfigFileSchema = z
     });
     const r = file.redis;
     const mode = r.mode;
-    const onlyFor = (key: "nodes" | "sentinels" | "sentinel_name", needs: string) => {
+    const onlyFor = (key: "nodes" | "sentinels" | "sentinel_name" | "sentinel_username" | "sentinel_password", needs: string) => {
       if (r[key] !== undefined && mode !== needs) ctx.addIssue({ code: "custom", path: ["redis", key], message: `only used when redis.mode is ${needs} (it is ${mode})` });
     };
     onlyFor("nodes", "cluster");
     onlyFor("sentinels", "sentinel");
     onlyFor("sentinel_name", "sentinel");
+    onlyFor("sentinel_username", "sentinel");
+    onlyFor("sentinel_password", "sentinel");
     if (mode === "cluster") {
       if (!r.nodes || r.nodes.length === 0) ctx.addIssue({ code: "custom", path: ["redis", "nodes"], message: "needs at least one seed node when redis.mode is cluster" });
       if (r.url !== undefined) ctx.addIssue({ code: "custom", path: ["redis", "url"], message: "not used when redis.mode is cluster (list the seed nodes in redis.nodes)" });
@@ -378,10 +429,16 @@ function toKeepaliveConfig(file: ConfigFile) {
       nodes: file.redis.nodes ?? [],
       sentinels: file.redis.sentinels ?? [],
       sentinelName: file.redis.sentinel_name,
+      sentinelUsername: file.redis.sentinel_username,
+      sentinelPassword: file.redis.sentinel_password,
+      /** PEM contents, read from the files `redis.tls` names. */
+      tls: file.redis.tls,
       prefix: file.redis.prefix,
     },
     lock: {
       redisUrls: file.lock.redis_urls,
+      /** `lock.tls`, else `redis.tls`. */
+      tls: file.lock.tls ?? file.redis.tls,
       /** Worker pair-lock TTL; undefined ⇒ computed per tick from `keepalive.timeoutMs` (see `lock.ttl`). */
       ttlMs: file.lock.ttl,
     },

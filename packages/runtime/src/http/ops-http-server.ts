@@ -8,6 +8,8 @@ import type { Logger } from "pino";
 export interface Readiness {
   readonly ready: boolean;
   readonly checks: Readonly<Record<string, boolean>>;
+  /** Why each failing Redis connection fails, in one line (TLS, authentication, network). */
+  readonly causes?: Readonly<Record<string, string>>;
 }
 
 /** A handler that serves every path under `prefix` (e.g. Bull Board under `/admin/queues`). */

@@ -1,5 +1,5 @@
 import { ZodError } from "zod";
-import { closeRedis, createRedis, createSessionPublisher, describeIssues, describeRedisTarget } from "@vmcp-keepalive/shared";
+import { closeRedis, createRedis, createSessionPublisher, describeIssues, describeRedisTarget, redisErrorCause } from "@vmcp-keepalive/shared";
 import { createSessionStore } from "../store/session-store.js";
 import { exitOnStartupError, findBackend, keysOf, requireRedisTarget, resolveConfig, UsageError } from "@vmcp-keepalive/runtime";
 import { CLI_USAGE, parseCli } from "./parse-cli.js";
@@ -47,14 +47,23 @@ async function main(): Promise<void> {
     }
   }
   const redis = createRedis(target, "client", "vmk-cli", { enableOfflineQueue: false, lazyConnect: true });
+  // The connection's own error says why (TLS, authentication); connect() only says it closed.
+  let lastError: unknown;
+  redis.on("error", (err: unknown) => (lastError = err));
   const keys = keysOf(config);
   try {
+    const key = target.mode === "cluster" ? "redis.nodes" : target.mode === "sentinel" ? "redis.sentinels" : "redis.url";
+    // One line naming the cause (TLS, authentication, network), never a stack trace.
+    const unusable = (err: unknown) => new UsageError(`${key}: cannot reach Redis at ${describeRedisTarget(target)}: ${redisErrorCause(lastError ?? err)}`);
     await redis.connect().catch((err: unknown) => {
-      const key = target.mode === "cluster" ? "redis.nodes" : target.mode === "sentinel" ? "redis.sentinels" : "redis.url";
-      throw new UsageError(`${key}: cannot reach Redis at ${describeRedisTarget(target)}: ${(err as Error).message}`);
+      throw unusable(err);
     });
     if (cmd.command === "status") {
-      const pairs = await createSessionStore(redis, keys).listPairs();
+      const pairs = await createSessionStore(redis, keys)
+        .listPairs()
+        .catch((err: unknown) => {
+          throw unusable(err);
+        });
       process.stdout.write(cmd.json ? `${JSON.stringify(statusRows(pairs), null, 2)}\n` : `${formatStatusTable(pairs)}\n`);
       return;
     }

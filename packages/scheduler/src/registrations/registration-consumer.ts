@@ -53,6 +53,8 @@ export function createRegistrationConsumer(
     readonly connection: RedisConnection;
     /** Where `vmcp-sessions` lives (`keys.sessionsQueue`). @defaultValue `vmcp-sessions` under `redis.prefix` */
     readonly queue?: QueueLocation;
+    /** Errors of the consumer's connection (Redis unreachable, refused, TLS): the process's Redis health, logged once per cause. @defaultValue logged each time */
+    readonly onRedisError?: (err: Error) => void;
   },
 ): Worker {
   const { config, log } = deps;
@@ -94,6 +96,8 @@ export function createRegistrationConsumer(
       log.warn({ err, queue: QUEUE_SESSIONS }, "registration message lock lost before it finished: the job was redelivered; harmless, a repeated message is a sequence-checked duplicate");
     } else if (renewalErrorsExpected > 0 && err.code === undefined) {
       renewalErrorsExpected--;
+    } else if (deps.onRedisError) {
+      deps.onRedisError(err);
     } else {
       log.error({ err }, "registration consumer error");
     }

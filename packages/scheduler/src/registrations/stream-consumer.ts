@@ -30,6 +30,8 @@ export interface StreamConsumerOptions extends MessageHandlerDeps {
   readonly blocking: RedisConnection;
   /** This scheduler's name in the group (unique per process). */
   readonly consumer: string;
+  /** Errors reading the stream (Redis unreachable, refused, TLS): the process's Redis health, logged once per cause. @defaultValue logged each time */
+  readonly onRedisError?: (err: unknown) => void;
   /** `keys.sessionMessagesStream`. */
   readonly stream: string;
   /** `keys.sessionMessagesRejectedStream` (same hash slot as `stream`). */
@@ -225,7 +227,8 @@ export function createStreamConsumer(options: StreamConsumerOptions): StreamCons
           log.warn("ingress stream or its consumer group is gone (a FLUSHALL?); creating it again");
           await ensureGroup().catch((e: unknown) => log.warn({ err: e }, "ingress stream group could not be created yet"));
         } else {
-          log.warn({ err }, "reading the ingress stream failed; retrying");
+          if (options.onRedisError) options.onRedisError(err);
+          else log.warn({ err }, "reading the ingress stream failed; retrying");
           await sleep(ERROR_PAUSE_MS);
         }
         continue;
@@ -287,6 +290,7 @@ export function createStreamConsumer(options: StreamConsumerOptions): StreamCons
       claiming = claimPass()
         .catch(async (err: unknown) => {
           if (errorCode(err) === "NOGROUP") await ensureGroup().catch(() => undefined);
+          else if (options.onRedisError) options.onRedisError(err);
           else log.warn({ err }, "claiming pending ingress stream entries failed; retrying");
         })
         .finally(() => {

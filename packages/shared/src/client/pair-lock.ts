@@ -1,7 +1,7 @@
 import { Cluster, type ClusterOptions, type RedisOptions } from "ioredis";
 import { closeInOrder } from "../close-in-order.js";
 import { createLocker, type Locker, type TryLockResult } from "../lock/locker.js";
-import { closeRedis, createRedis, describeRedisTarget, type RedisConnection, type RedisTarget } from "../redis/connection.js";
+import { closeRedis, createRedis, describeRedisTarget, type RedisConnection, type RedisTarget, type RedisTls } from "../redis/connection.js";
 
 /** No offline queue, no retries: a command to a Redis that is away fails at once instead of waiting for it to come back. */
 const FAIL_FAST = { enableOfflineQueue: false, maxRetriesPerRequest: 0 } as const;
@@ -11,6 +11,8 @@ export interface PairLockOptions {
   readonly main: { readonly target: RedisTarget } | { readonly connection: RedisConnection };
   /** Independent lock nodes (a Redlock quorum); empty: the lock lives on the main Redis. */
   readonly lockRedisUrls: readonly string[];
+  /** TLS to the lock nodes. */
+  readonly lockTls?: RedisTls | undefined;
   /** Key prefix, for connection names. */
   readonly prefix: string;
   /** How long `tryLock` waits for connections still making their first connection. */
@@ -48,7 +50,10 @@ export function openPairLock(options: PairLockOptions): PairLock {
   const nodes: Node[] =
     options.lockRedisUrls.length === 0
       ? [main]
-      : options.lockRedisUrls.map((url, i) => ({ redis: createRedis(url, "client", `vmk-vmcp-lock-${i}@${prefix}`, FAIL_FAST), label: describeRedisTarget({ mode: "standalone", url }) }));
+      : options.lockRedisUrls.map((url, i) => ({
+          redis: createRedis({ mode: "standalone", url, tls: options.lockTls }, "client", `vmk-vmcp-lock-${i}@${prefix}`, FAIL_FAST),
+          label: describeRedisTarget({ mode: "standalone", url }),
+        }));
   const opened = nodes[0] === main ? [main] : [main, ...nodes];
   const inner = createLocker(nodes.map((n) => n.redis));
   const quorum = Math.floor(nodes.length / 2) + 1;

@@ -2,7 +2,7 @@ import { Cluster } from "ioredis";
 import { closeInOrder } from "../close-in-order.js";
 import { SILENT_LOGGER, type ClientLogger } from "../logger.js";
 import { ID_PATTERN } from "../names.js";
-import { closeRedis, createRedis, duplicateRedis, type RedisConnection, type RedisTarget } from "../redis/connection.js";
+import { closeRedis, createRedis, duplicateRedis, type RedisConnection, type RedisTarget, type RedisTls } from "../redis/connection.js";
 import { createKeys, keyLayout } from "../redis/keys.js";
 import { reinitializePair } from "../state/reinitialize-pair.js";
 import { createDebouncedTouch } from "./debounced-touch.js";
@@ -34,6 +34,12 @@ export interface VmcpClientOptions {
    * (`sentinels`, `name`) or Cluster (`nodes`). Give this, `redisUrl` or `connection`.
    */
   readonly redis?: RedisTarget;
+  /**
+   * TLS to Redis with a private CA or client certificates (the servers' `redis.tls`, as PEM
+   * contents): for the main Redis (every Sentinel and Cluster node too) and the lock nodes. Given,
+   * TLS is on whatever the URL's scheme; absent, a `rediss://` URL uses the system trust store.
+   */
+  readonly tls?: RedisTls;
   /**
    * Keepalive shards; must equal the servers' `keepalive.shards` (it decides where a pair's lock
    * lives). @defaultValue 16 on a Redis Cluster, else 1
@@ -167,7 +173,8 @@ export interface VmcpClient {
 
 export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
   if (!ID_PATTERN.test(options.replicaId)) throw new Error(`replicaId ${JSON.stringify(options.replicaId)} is not a valid id`);
-  const target: RedisTarget | undefined = options.redis ?? (options.redisUrl ? { mode: "standalone", url: options.redisUrl } : undefined);
+  const given: RedisTarget | undefined = options.redis ?? (options.redisUrl ? { mode: "standalone", url: options.redisUrl } : undefined);
+  const target: RedisTarget | undefined = given && options.tls ? { ...given, tls: options.tls } : given;
   if (!options.connection && !target) throw new Error("createVmcpClient needs redisUrl, redis or connection");
   if (target?.mode === "cluster" && target.nodes.length === 0) throw new Error("createVmcpClient: redis.nodes needs at least one seed node in cluster mode");
   if (target?.mode === "sentinel" && (target.sentinels.length === 0 || !target.name)) throw new Error("createVmcpClient: redis.sentinels and redis.name are needed in sentinel mode");
@@ -189,6 +196,7 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
   const pairLock = openPairLock({
     main: options.connection ? { connection: options.connection } : { target: target! },
     lockRedisUrls: options.lockRedisUrls ?? [],
+    lockTls: options.tls,
     prefix,
     connectWaitMs: lockTimeoutMs,
   });

@@ -4,19 +4,53 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis"
 export type RedisConnection = Redis | Cluster;
 
 /**
+ * TLS to Redis with a private CA or client certificates: PEM contents (not file names) of the CA
+ * to trust, the client certificate and its key, and the name the server's certificate must carry
+ * (default: the host connected to). Given, it turns TLS on whatever the URL's scheme; absent, a
+ * `rediss://` URL uses TLS with the system's trust store.
+ */
+export interface RedisTls {
+  readonly ca?: string | undefined;
+  readonly cert?: string | undefined;
+  readonly key?: string | undefined;
+  readonly servername?: string | undefined;
+}
+
+/**
  * Where the main Redis is. The same three modes for the programs (`redis.mode`), the CLI and
- * `createVmcpClient`.
+ * `createVmcpClient`. `tls` applies to every connection of the target: the node, the Sentinels
+ * and the data nodes they name, every Cluster node.
  */
 export type RedisTarget =
   /** One node at `url` (redis:// or rediss://, credentials and db in the URL). */
-  | { readonly mode: "standalone"; readonly url: string }
+  | { readonly mode: "standalone"; readonly url: string; readonly tls?: RedisTls | undefined }
   /**
    * The master that the Sentinels at `sentinels` (`host:port`) name `name`. `url`, when set,
-   * gives the data nodes' credentials, db and TLS (`rediss://`); its host is not used.
+   * gives the data nodes' credentials, db and TLS (`rediss://`); its host is not used. The
+   * Sentinels' own user and password: `sentinelUsername`, `sentinelPassword` (default: the data
+   * nodes' password, as many charts set them).
    */
-  | { readonly mode: "sentinel"; readonly sentinels: readonly string[]; readonly name: string; readonly url?: string | undefined }
+  | {
+      readonly mode: "sentinel";
+      readonly sentinels: readonly string[];
+      readonly name: string;
+      readonly url?: string | undefined;
+      readonly tls?: RedisTls | undefined;
+      readonly sentinelUsername?: string | undefined;
+      readonly sentinelPassword?: string | undefined;
+    }
   /** A Redis Cluster reached through the seed nodes `nodes` (redis:// or rediss:// URLs). */
-  | { readonly mode: "cluster"; readonly nodes: readonly string[] };
+  | { readonly mode: "cluster"; readonly nodes: readonly string[]; readonly tls?: RedisTls | undefined };
+
+/** ioredis/Node TLS options of a {@link RedisTls}. */
+function tlsOptions(tls: RedisTls): NonNullable<RedisOptions["tls"]> {
+  return {
+    ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+    ...(tls.cert !== undefined ? { cert: tls.cert } : {}),
+    ...(tls.key !== undefined ? { key: tls.key } : {}),
+    ...(tls.servername !== undefined ? { servername: tls.servername } : {}),
+  };
+}
 
 export type RedisRole =
   /** Blocking BullMQ consumers: must retry forever (`maxRetriesPerRequest: null`, BullMQ requires it). */
@@ -83,13 +117,14 @@ export function createRedis(target: string | RedisTarget, role: RedisRole, name:
     ...(role === "consumer" ? { blockingTimeout: BLOCKING_TIMEOUT_MS, blockingTimeoutGrace: BLOCKING_GRACE_MS } : {}),
     ...extra,
   };
+  const tls = resolved.tls ? tlsOptions(resolved.tls) : undefined;
   let redis: RedisConnection;
   if (resolved.mode === "cluster") {
     // Per-node options: the cluster retries and queues itself (retryStrategy, offline queue).
     const { lazyConnect, enableOfflineQueue, retryStrategy: _retry, ...nodeOptions } = options;
     const first = resolved.nodes[0];
     const clusterOptions: ClusterOptions = {
-      redisOptions: { ...urlOptions(first), ...nodeOptions },
+      redisOptions: { ...urlOptions(first), ...(tls ? { tls } : {}), ...nodeOptions },
       clusterRetryStrategy: backoff,
       enableReadyCheck: true,
       scaleReads: "master",
@@ -112,8 +147,12 @@ export function createRedis(target: string | RedisTarget, role: RedisRole, name:
     const dataNode = urlOptions(resolved.url);
     const sentinelOptions = {
       ...dataNode,
-      // Sentinels usually share the data nodes' password (e.g. the Bitnami chart).
+      // Sentinels usually share the data nodes' password (e.g. the Bitnami chart), unless told otherwise.
       ...(dataNode.password !== undefined ? { sentinelPassword: dataNode.password } : {}),
+      ...(resolved.sentinelUsername !== undefined ? { sentinelUsername: resolved.sentinelUsername } : {}),
+      ...(resolved.sentinelPassword !== undefined ? { sentinelPassword: resolved.sentinelPassword } : {}),
+      // TLS to the Sentinels and to the data nodes they name.
+      ...(tls ? { tls, sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
       ...options,
       sentinels: resolved.sentinels.map((s) => parseHostPort(s)),
       name: resolved.name,
@@ -124,7 +163,7 @@ export function createRedis(target: string | RedisTarget, role: RedisRole, name:
     redis = new Redis(sentinelOptions as RedisOptions & { replyMapping?: "legacy" });
   } else {
     // ioredis 6's overloads add `replyMapping?: "legacy"`, which exactOptionalPropertyTypes rejects.
-    redis = new Redis(resolved.url, options as RedisOptions & { replyMapping?: "legacy" });
+    redis = new Redis(resolved.url, { ...options, ...(tls ? { tls } : {}) } as RedisOptions & { replyMapping?: "legacy" });
   }
   // ioredis emits 'error' on every failed reconnect; without a listener Node would crash the process.
   redis.on("error", () => {});
