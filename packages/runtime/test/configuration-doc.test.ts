@@ -143,6 +143,26 @@ describe("docs/configuration.md and the config schema", () => {
     for (const [name, path] of Object.entries(honoured)) expect(docKeys.get(path)?.default, `${path} names ${name}`).toContain(`env \`${name}\``);
   });
 
+  it("its full example holds every key of the schema, but for those its text names as left out", () => {
+    const section = /## A full example\n([\s\S]*?)```yaml\n([\s\S]*?)```/.exec(DOC);
+    expect(section, "a section '## A full example' with a yaml block").not.toBeNull();
+    const [, prose = "", yaml = ""] = section!;
+    const all = schemaKeys(ConfigFileSchema).map((k) => k.path);
+    // The keys the prose names (`lock.ttl`, `http.port`, …) are left out on purpose; each must be a key.
+    const leftOut = [...prose.matchAll(/`([a-z_]+(?:\[\])?(?:\.[a-z_]+)+)`/g)].map((m) => m[1]!);
+    expect(leftOut.filter((k) => !all.includes(k))).toEqual([]);
+    const inExample = new Set<string>();
+    const walk = (value: unknown, path: string) => {
+      if (Array.isArray(value) && value.some((v) => typeof v === "object" && v !== null)) {
+        for (const v of value) walk(v, `${path}[]`);
+      } else if (typeof value === "object" && value !== null && !Array.isArray(value) && (path === "" || !all.includes(path))) {
+        for (const [k, v] of Object.entries(value)) walk(v, path ? `${path}.${k}` : k);
+      } else inExample.add(path);
+    };
+    walk(parseYaml(yaml), "");
+    expect(all.filter((k) => !inExample.has(k) && !leftOut.includes(k)).sort(), "schema keys missing from the full example (add them, or name them as left out)").toEqual([]);
+  });
+
   it("its YAML examples are valid configuration files", () => {
     const blocks = [...DOC.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
     expect(blocks.length).toBeGreaterThan(0);

@@ -7,9 +7,10 @@ import type { TypedEmitter } from "@vmcp-keepalive/runtime";
 export const LATENCY_BUCKETS_MS = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000];
 
 /**
- * The five keepalive metrics. Their names are fixed by the user's contract (hence no `_total`
- * suffix on the first three and `_ms` on the histogram). Labels: `backend`, `method`, and
- * `reason` where it applies — never a session id (unbounded cardinality).
+ * The worker's keepalive metrics (docs/operations.md, "Metrics"). The first five names are
+ * required as they are (docs/design.md, "Requirements from the user"; hence no `_total` suffix on
+ * the first three and `_ms` on the histogram). Labels: `backend`, `method`, and `reason` where it
+ * applies — never a session id (unbounded cardinality).
  */
 export interface KeepaliveMetrics {
   readonly attempts: Counter<"backend" | "method">;
