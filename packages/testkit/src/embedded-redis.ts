@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, localServerArgs, spawnRedisProcess } from "./redis-process.js";
-import type { TestPki } from "./test-pki.js";
+import { tlsClientOptions, type TestTls, type TestTlsClient } from "./test-pki.js";
 
 export { freePort, REDIS_INSTALL_HINT } from "./redis-process.js";
 
@@ -60,11 +60,8 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Pr
   };
 }
 
-export interface TlsRedisOptions {
-  /** The private CA and certificates (makeTestPki). */
-  readonly pki: TestPki;
-  /** Clients must present a certificate signed by the CA (`tls-auth-clients yes`). @defaultValue true */
-  readonly requireClientCert?: boolean;
+/** `pki`: the private CA and certificates (makeTestPki); `requireClientCert` (default true). */
+export interface TlsRedisOptions extends TestTls {
   /** `requirepass`. */
   readonly password?: string;
   /** More redis-server arguments. */
@@ -73,7 +70,7 @@ export interface TlsRedisOptions {
 
 export interface TlsRedis extends EmbeddedRedis {
   /** TLS options a client of this server needs (CA, client certificate), for ioredis `tls`. */
-  readonly tls: { readonly ca: string; readonly cert: string; readonly key: string };
+  readonly tls: TestTlsClient;
 }
 
 /**
@@ -82,27 +79,10 @@ export interface TlsRedis extends EmbeddedRedis {
  * `rediss://127.0.0.1:<port>` (with the password when set).
  */
 export async function startTlsRedis(options: TlsRedisOptions): Promise<TlsRedis> {
-  const { pki } = options;
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "vmk-redis-tls-"));
-  const base = localServerArgs(port, dir);
-  base[base.indexOf("--port") + 1] = "0";
-  const args = [
-    ...base,
-    "--tls-port",
-    String(port),
-    "--tls-cert-file",
-    pki.serverCert.path,
-    "--tls-key-file",
-    pki.serverKey.path,
-    "--tls-ca-cert-file",
-    pki.ca.path,
-    "--tls-auth-clients",
-    options.requireClientCert === false ? "no" : "yes",
-    ...(options.password ? ["--requirepass", options.password] : []),
-    ...(options.args ?? []),
-  ];
-  const tls = { ca: pki.ca.pem, cert: pki.clientCert.pem, key: pki.clientKey.pem };
+  const args = [...localServerArgs(port, dir, { tls: options }), ...(options.password ? ["--requirepass", options.password] : []), ...(options.args ?? [])];
+  const tls = tlsClientOptions(options.pki);
   const server = spawnRedisProcess(args, port, dir, "redis-server", tls);
   try {
     await server.ready;

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { connect, createServer } from "node:net";
 import { connect as tlsConnect, type ConnectionOptions as TlsConnectionOptions } from "node:tls";
+import { tlsServerDirectives, type TestTls } from "./test-pki.js";
 
 /*
  * What every Redis harness of the kit shares: free ports, the redis-server child process and its
@@ -42,12 +43,13 @@ export function distinctPorts(): () => Promise<number> {
 /** A reply as RESP2 delivers it; errors nested in arrays stay Error values. */
 /**
  * The arguments every local redis-server of the test kit starts with: loopback only, its own data
- * directory, no RDB snapshots, AOF as asked, quiet, in the foreground. Each harness adds its own.
+ * directory, no RDB snapshots, AOF as asked, quiet, in the foreground; with `tls`, TLS only on
+ * `port`. Each harness adds its own.
  */
-export function localServerArgs(port: number, dir: string, options: { appendOnly?: boolean | undefined } = {}): string[] {
+export function localServerArgs(port: number, dir: string, options: { appendOnly?: boolean | undefined; tls?: TestTls | undefined } = {}): string[] {
   return [
-    "--port",
-    String(port),
+    // TLS: no plain port, TLS on `port`.
+    ...(options.tls ? tlsServerDirectives(options.tls, port).flatMap(([name, value]) => [`--${name}`, value]) : ["--port", String(port)]),
     "--bind",
     "127.0.0.1",
     "--dir",
@@ -67,18 +69,40 @@ export function localServerArgs(port: number, dir: string, options: { appendOnly
 
 export type RespValue = string | number | null | Error | RespValue[];
 
+/**
+ * How the kit's raw commands reach a loopback server: its port, and for a TLS-only server the
+ * client's TLS options (CA, client certificate), and the password when it has one.
+ */
+export interface RedisEndpoint {
+  readonly port: number;
+  readonly tls?: TlsConnectionOptions | undefined;
+  readonly password?: string | undefined;
+}
+
 /** Sends one command over a fresh loopback connection and resolves with its reply (rejects on an error reply). */
-export async function redisCommand(port: number, args: readonly string[], timeoutMs = 2_000): Promise<RespValue> {
-  const [reply = null] = await redisPipeline(port, [args], timeoutMs);
+export async function redisCommand(to: number | RedisEndpoint, args: readonly string[], timeoutMs = 2_000): Promise<RespValue> {
+  const [reply = null] = await redisPipeline(to, [args], timeoutMs);
   if (reply instanceof Error) throw reply;
   return reply;
 }
 
-/** Sends commands back to back over one fresh loopback connection; resolves with every reply (error replies as Error values). */
-export function redisPipeline(port: number, commands: ReadonlyArray<readonly string[]>, timeoutMs = 2_000): Promise<RespValue[]> {
+/**
+ * Sends commands back to back over one fresh loopback connection; resolves with every reply (error
+ * replies as Error values). An endpoint with a password gets AUTH first (its reply is not among
+ * those returned; a failed AUTH rejects).
+ */
+export async function redisPipeline(to: number | RedisEndpoint, commands: ReadonlyArray<readonly string[]>, timeoutMs = 2_000): Promise<RespValue[]> {
+  const endpoint = typeof to === "number" ? { port: to } : to;
+  if (endpoint.password === undefined) return rawPipeline(endpoint.port, endpoint.tls, commands, timeoutMs);
+  const [auth, ...replies] = await rawPipeline(endpoint.port, endpoint.tls, [["AUTH", endpoint.password], ...commands], timeoutMs);
+  if (auth instanceof Error) throw auth;
+  return replies;
+}
+
+function rawPipeline(port: number, tls: TlsConnectionOptions | undefined, commands: ReadonlyArray<readonly string[]>, timeoutMs: number): Promise<RespValue[]> {
   const what = commands.map((c) => c[0] ?? "").join("+");
   return new Promise((resolve, reject) => {
-    const socket = connect(port, "127.0.0.1");
+    const socket = tls ? tlsConnect({ ...tls, port, host: "127.0.0.1" }) : connect(port, "127.0.0.1");
     let buffer = Buffer.alloc(0);
     let done = false;
     const timer = setTimeout(() => finish(new Error(`no reply from 127.0.0.1:${port} to ${what} within ${timeoutMs} ms`)), timeoutMs);
@@ -91,7 +115,7 @@ export function redisPipeline(port: number, commands: ReadonlyArray<readonly str
       else resolve(replies);
     };
     socket.setNoDelay(true);
-    socket.once("connect", () => socket.write(commands.map((args) => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("")}`).join("")));
+    socket.once(tls ? "secureConnect" : "connect", () => socket.write(commands.map((args) => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("")}`).join("")));
     socket.on("data", (chunk: Buffer) => {
       buffer = Buffer.concat([buffer, chunk]);
       const replies: RespValue[] = [];

@@ -2,7 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { replicationStreamProblem } from "./redis-cluster.js";
-import { distinctPorts, formatReply, localServerArgs, redisCommand, spawnRedisProcess, type RedisProcess, type RespValue } from "./redis-process.js";
+import { distinctPorts, formatReply, localServerArgs, redisCommand, spawnRedisProcess, type RedisEndpoint, type RedisProcess, type RespValue } from "./redis-process.js";
+import { tlsClientOptions, tlsServerDirectives, type TestTls, type TestTlsClient } from "./test-pki.js";
 import { sleep } from "./wait.js";
 
 export interface LocalRedisSentinel {
@@ -10,6 +11,8 @@ export interface LocalRedisSentinel {
   readonly sentinels: readonly string[];
   /** @defaultValue "mymaster" */
   readonly masterName: string;
+  /** With the `tls` option: what a client needs (CA, client certificate), as Node's and ioredis' `tls` options. */
+  readonly tls?: TestTlsClient;
   /** Current master according to the sentinels (SENTINEL get-master-addr-by-name). */
   master(): Promise<{ host: string; port: number }>;
   /** SIGKILLs the current master's redis-server; returns its port. */
@@ -31,12 +34,24 @@ export interface LocalRedisSentinelOptions {
   downAfterMs?: number;
   /** sentinel failover-timeout (a failed election is retried after twice this). @defaultValue 3000 */
   failoverTimeoutMs?: number;
+  /**
+   * TLS only, with the test CA: the servers and the Sentinels listen with TLS alone (no plain
+   * port), replicas sync from the master over TLS, and the Sentinels reach the servers and each
+   * other over TLS (`tls-replication yes`), presenting the server certificate as their client's.
+   */
+  tls?: TestTls;
+  /** The data nodes' password: `requirepass` and `masterauth` on each server, `sentinel auth-pass` on the Sentinels. */
+  password?: string;
+  /** The Sentinels' own password (`requirepass` in sentinel.conf, which they also use with each other). */
+  sentinelPassword?: string;
 }
 
 /**
  * Starts a real Sentinel setup on loopback: one master, `replicas` replicas and `sentinels`
  * sentinels (`redis-server <conf> --sentinel`). Resolves once every replica is in sync and every
  * sentinel knows the master, all replicas and all other sentinels, so a failover can reach quorum.
+ * With `tls`, `password` and `sentinelPassword`, the harness's own commands (readiness, topology,
+ * `master`, `killMaster`, `waitFailover`) go over TLS with the client certificate and AUTH.
  */
 export async function startRedisSentinel(options: LocalRedisSentinelOptions = {}): Promise<LocalRedisSentinel> {
   const replicaCount = options.replicas ?? 1;
@@ -47,6 +62,17 @@ export async function startRedisSentinel(options: LocalRedisSentinelOptions = {}
   if (!Number.isInteger(replicaCount) || replicaCount < 1) throw new Error(`a failover needs at least 1 replica (got ${replicaCount})`);
   if (!Number.isInteger(sentinelCount) || sentinelCount < 1) throw new Error(`sentinels must be a positive integer (got ${sentinelCount})`);
   if (!/^[\w.-]+$/.test(masterName)) throw new Error(`masterName must be letters, digits, '.', '_' or '-' (got ${JSON.stringify(masterName)})`);
+  for (const [name, value] of [
+    ["password", options.password],
+    ["sentinelPassword", options.sentinelPassword],
+  ] as const) {
+    // Written into sentinel.conf unquoted.
+    if (value !== undefined && !/^[\w.-]+$/.test(value)) throw new Error(`${name} must be letters, digits, '.', '_' or '-'`);
+  }
+  const clientTls = options.tls ? tlsClientOptions(options.tls.pki) : undefined;
+  // How the harness's own commands reach a server and a Sentinel.
+  const serverAt = (port: number): RedisEndpoint => ({ port, tls: clientTls, password: options.password });
+  const sentinelAt = (port: number): RedisEndpoint => ({ port, tls: clientTls, password: options.sentinelPassword });
   const quorum = Math.floor(sentinelCount / 2) + 1;
 
   const root = mkdtempSync(join(tmpdir(), "vmk-redis-sentinel-"));
@@ -68,23 +94,25 @@ export async function startRedisSentinel(options: LocalRedisSentinelOptions = {}
       const dir = join(root, `server-${port}`);
       mkdirSync(dir);
       const args = [
-        ...localServerArgs(port, dir),
+        ...localServerArgs(port, dir, { tls: options.tls }),
         // Start a replica's full sync at once instead of waiting 5 s for more replicas.
         "--repl-diskless-sync-delay",
         "0",
         "--replica-priority",
         "100",
+        ...(options.tls ? ["--tls-replication", "yes"] : []),
+        ...(options.password ? ["--requirepass", options.password, "--masterauth", options.password] : []),
         ...(i === 0 ? [] : ["--replicaof", "127.0.0.1", String(masterPort)]),
       ];
-      servers.push(spawnRedisProcess(args, port, dir));
+      servers.push(spawnRedisProcess(args, port, dir, "redis-server", clientTls));
     }
     await Promise.all(servers.map((s) => s.ready));
     await settle("the replicas to sync", async () => {
       for (const replica of servers.slice(1)) {
-        const info = formatReply(await redisCommand(replica.port, ["INFO", "replication"]));
+        const info = formatReply(await redisCommand(serverAt(replica.port), ["INFO", "replication"]));
         if (!/^master_link_status:up\r?$/m.test(info) || !/^master_sync_in_progress:0\r?$/m.test(info)) return `${replica.port}: replica not in sync yet`;
       }
-      return replicationStreamProblem(masterPort, replicaCount);
+      return replicationStreamProblem(serverAt(masterPort), replicaCount);
     });
 
     for (let i = 0; i < sentinelCount; i++) {
@@ -96,7 +124,8 @@ export async function startRedisSentinel(options: LocalRedisSentinelOptions = {}
       writeFileSync(
         conf,
         [
-          `port ${port}`,
+          ...(options.tls ? [...tlsServerDirectives(options.tls, port).map(([name, value]) => `${name} ${value}`), "tls-replication yes"] : [`port ${port}`]),
+          ...(options.sentinelPassword ? [`requirepass ${options.sentinelPassword}`] : []),
           "bind 127.0.0.1",
           "protected-mode no",
           "daemonize no",
@@ -104,24 +133,25 @@ export async function startRedisSentinel(options: LocalRedisSentinelOptions = {}
           "loglevel warning",
           "sentinel resolve-hostnames no",
           `sentinel monitor ${masterName} 127.0.0.1 ${masterPort} ${quorum}`,
+          ...(options.password ? [`sentinel auth-pass ${masterName} ${options.password}`] : []),
           `sentinel down-after-milliseconds ${masterName} ${downAfterMs}`,
           `sentinel failover-timeout ${masterName} ${failoverTimeoutMs}`,
           `sentinel parallel-syncs ${masterName} 1`,
           "",
         ].join("\n"),
       );
-      sentinels.push(spawnRedisProcess([conf, "--sentinel"], port, dir));
+      sentinels.push(spawnRedisProcess([conf, "--sentinel"], port, dir, "redis-server", clientTls));
     }
     await Promise.all(sentinels.map((s) => s.ready));
     // Replicas are learnt from the master's INFO, other sentinels from hello messages (every 2 s).
     await settle("the sentinels to discover the topology", async () => {
       for (const sentinel of sentinels) {
-        const master = fields(await redisCommand(sentinel.port, ["SENTINEL", "MASTER", masterName]));
+        const master = fields(await redisCommand(sentinelAt(sentinel.port), ["SENTINEL", "MASTER", masterName]));
         if (master.flags !== "master") return `${sentinel.port}: master flagged ${master.flags}`;
-        const replicas = (await redisCommand(sentinel.port, ["SENTINEL", "REPLICAS", masterName])) as RespValue[];
+        const replicas = (await redisCommand(sentinelAt(sentinel.port), ["SENTINEL", "REPLICAS", masterName])) as RespValue[];
         const linked = replicas.map(fields).filter((r) => r.flags === "slave" && r["master-link-status"] === "ok");
         if (linked.length !== replicaCount) return `${sentinel.port}: knows ${linked.length} of ${replicaCount} replicas`;
-        const others = ((await redisCommand(sentinel.port, ["SENTINEL", "SENTINELS", masterName])) as RespValue[]).map(fields).filter((s) => s.flags === "sentinel");
+        const others = ((await redisCommand(sentinelAt(sentinel.port), ["SENTINEL", "SENTINELS", masterName])) as RespValue[]).map(fields).filter((s) => s.flags === "sentinel");
         if (others.length !== sentinelCount - 1) return `${sentinel.port}: knows ${others.length} of ${sentinelCount - 1} other sentinels`;
       }
       return undefined;
@@ -138,7 +168,7 @@ export async function startRedisSentinel(options: LocalRedisSentinelOptions = {}
   }
 
   const masterFrom = async (sentinel: RedisProcess) => {
-    const reply = await redisCommand(sentinel.port, ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", masterName]);
+    const reply = await redisCommand(sentinelAt(sentinel.port), ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", masterName]);
     if (!Array.isArray(reply) || typeof reply[0] !== "string" || typeof reply[1] !== "string") throw new Error(`sentinel ${sentinel.port} does not know ${masterName}`);
     return { host: reply[0], port: Number(reply[1]) };
   };
@@ -158,6 +188,7 @@ export async function startRedisSentinel(options: LocalRedisSentinelOptions = {}
   return {
     sentinels: sentinels.map((s) => `127.0.0.1:${s.port}`),
     masterName,
+    ...(clientTls ? { tls: clientTls } : {}),
     master,
     async killMaster() {
       const { port } = await master();
@@ -177,7 +208,7 @@ export async function startRedisSentinel(options: LocalRedisSentinelOptions = {}
           if (ports.size !== 1 || port === undefined) problem = `sentinels disagree: ${[...ports].join(", ")}`;
           else if (port === oldPort) problem = `sentinels still report ${oldPort}`;
           else {
-            const role = await redisCommand(port, ["ROLE"]);
+            const role = await redisCommand(serverAt(port), ["ROLE"]);
             if (Array.isArray(role) && role[0] === "master") return Date.now() - started;
             problem = `${port} answers ROLE ${formatReply(Array.isArray(role) ? (role[0] ?? null) : role)}`;
           }

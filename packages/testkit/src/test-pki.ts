@@ -96,3 +96,39 @@ export function makeTestPki(): TestPki {
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }
+
+/** A TLS-only server set-up of the test kit's Redis harnesses: the test CA's certificates, client certificates required or not. */
+export interface TestTls {
+  readonly pki: TestPki;
+  /** Clients must present a certificate the CA signed (`tls-auth-clients yes`). @defaultValue true */
+  readonly requireClientCert?: boolean;
+}
+
+/**
+ * The redis-server directives of a server that speaks TLS only, on `port` (`port 0`, `tls-port`),
+ * presenting the CA's server certificate (also its client certificate when it connects to
+ * another server: a master, another Sentinel, the cluster bus). Name-value pairs, for a command
+ * line (`--name value`) or a config file (`name value`).
+ */
+export function tlsServerDirectives(tls: TestTls, port: number): Array<readonly [string, string]> {
+  return [
+    ["port", "0"],
+    ["tls-port", String(port)],
+    ["tls-cert-file", tls.pki.serverCert.path],
+    ["tls-key-file", tls.pki.serverKey.path],
+    ["tls-ca-cert-file", tls.pki.ca.path],
+    ["tls-auth-clients", tls.requireClientCert === false ? "no" : "yes"],
+  ];
+}
+
+/** What a client of the test kit's TLS servers needs, as Node's (and ioredis') `tls` options: the CA and the client certificate (PEM). */
+export interface TestTlsClient {
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** The {@link TestTlsClient} options of a test CA. */
+export function tlsClientOptions(pki: TestPki): TestTlsClient {
+  return { ca: pki.ca.pem, cert: pki.clientCert.pem, key: pki.clientKey.pem };
+}

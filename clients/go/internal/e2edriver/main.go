@@ -26,6 +26,7 @@
 //	VMK_E2E_TLS_CERT, _KEY   with this client certificate (optional),
 //	VMK_E2E_TLS_SERVERNAME   and this server name (optional)
 //	VMK_E2E_SENTINEL_PASSWORD the Sentinels' own password
+//	VMK_E2E_MASTER_PASSWORD  the data nodes' password (Sentinel mode)
 //
 // stdin lines: "end <sessionId>…", "touch <sessionId>", "stats", "quit".
 // stdout: one JSON object per line, each with an "event" field: "initialized" (backend sessions
@@ -174,7 +175,7 @@ func readSettings() settings {
 		if name == "" {
 			fail("VMK_E2E_SENTINELS needs VMK_E2E_MASTER_NAME")
 		}
-		s.options.Sentinel = &vmk.SentinelOptions{Addresses: sentinels, MasterName: name, SentinelPassword: os.Getenv("VMK_E2E_SENTINEL_PASSWORD")}
+		s.options.Sentinel = &vmk.SentinelOptions{Addresses: sentinels, MasterName: name, Password: os.Getenv("VMK_E2E_MASTER_PASSWORD"), SentinelPassword: os.Getenv("VMK_E2E_SENTINEL_PASSWORD")}
 		modes++
 	}
 	if ca := os.Getenv("VMK_E2E_TLS_CA"); ca != "" {
