@@ -1,6 +1,8 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { openBackendSession } from "@vmcp-keepalive/testkit";
+import type { BackendSession } from "./clients/sdk-clients.js";
 
 /** What the parent asks the backend process about its call record. */
 export type BackendRequest =
@@ -92,4 +94,18 @@ export async function startBackendProcess(options: { readonly jsonResponse: bool
       }
     },
   };
+}
+
+/** A fresh backend process with `sessions` backend sessions opened on it (`initialize`), its call record cleared. */
+export async function openBenchBackend(jsonResponse: boolean, sessions: number): Promise<{ backend: BenchBackend; sessions: BackendSession[] }> {
+  const backend = await startBackendProcess({ jsonResponse });
+  try {
+    const opened: BackendSession[] = [];
+    for (let i = 0; i < sessions; i++) opened.push(await openBackendSession(backend.url));
+    await backend.clear();
+    return { backend, sessions: opened };
+  } catch (err) {
+    await backend.stop();
+    throw err;
+  }
 }

@@ -15,7 +15,7 @@ export type BenchAuth = { readonly mode: "static"; readonly header: string } | {
 export function configDocument(ctx: BenchContext, prefix: string, intervalMs: number, auth?: BenchAuth): Record<string, unknown> {
   const backend = { id: BACKEND_ID, url: ctx.backend.url, interval: intervalMs };
   return {
-    redis: { url: ctx.redisUrl, prefix },
+    redis: { url: ctx.redisUrl, prefix, ...(ctx.redisTls ? { tls: { ca_file: ctx.redisTls.ca.path, cert_file: ctx.redisTls.clientCert.path, key_file: ctx.redisTls.clientKey.path } } : {}) },
     // The backend's own interval may be shorter than the call timeout (1 s saturation runs); the
     // server-level one must not be.
     keepalive: { interval: 300_000, timeout: ctx.sizes.timeoutMs, concurrency: ctx.sizes.concurrency },

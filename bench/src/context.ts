@@ -1,8 +1,10 @@
 import type { Redis } from "ioredis";
+import type { RedisTarget } from "@vmcp-keepalive/shared";
+import { tlsClientOptions, type TestPki } from "@vmcp-keepalive/testkit";
 import type { BenchBackend } from "./backend-process.js";
 import type { BackendSession } from "./clients/sdk-clients.js";
 
-/** Sizes of one run. `full` is `pnpm bench`; `smoke` is the CI run (tiny numbers, < 60 s). */
+/** Sizes of one run. `full` is `pnpm bench`; `smoke` is the CI run (tiny numbers, about a minute). */
 export interface Sizes {
   readonly mode: "full" | "smoke";
   /** Concurrency of the plain loop and of each worker process (`keepalive.concurrency`). */
@@ -26,6 +28,11 @@ export interface Sizes {
   readonly flatPairs: number;
   readonly flatIntervalMs: number;
   readonly flatIntervals: number;
+  /** Pairs on each server of the TLS phase (one plain, one TLS-only), at `tlsIntervalMs`: a steady rate, below saturation. */
+  readonly tlsPairs: number;
+  readonly tlsIntervalMs: number;
+  /** Windows of `windowMs` the TLS phase measures both servers in. */
+  readonly tlsWindows: number;
   readonly outageMs: number;
   /** Call timeout of the workers (and the plain clients). */
   readonly timeoutMs: number;
@@ -46,6 +53,9 @@ export const FULL: Sizes = {
   flatPairs: 10_000,
   flatIntervalMs: 20_000,
   flatIntervals: 3,
+  tlsPairs: 2_500,
+  tlsIntervalMs: 10_000,
+  tlsWindows: 5,
   outageMs: 10_000,
   timeoutMs: 2_000,
 };
@@ -65,6 +75,9 @@ export const SMOKE: Sizes = {
   flatPairs: 150,
   flatIntervalMs: 1_500,
   flatIntervals: 2,
+  tlsPairs: 100,
+  tlsIntervalMs: 1_500,
+  tlsWindows: 1,
   outageMs: 1_500,
   timeoutMs: 1_000,
 };
@@ -73,14 +86,26 @@ export const SMOKE: Sizes = {
 export interface BenchContext {
   readonly sizes: Sizes;
   readonly redisUrl: string;
+  /**
+   * Set when the redis-server at `redisUrl` speaks TLS only, with this test CA, and requires its
+   * client certificate: the programs' config (`redis.tls`) and the bench's own connections use it.
+   */
+  readonly redisTls?: TestPki | undefined;
   /** The bench's own connection (INFO, counting, FLUSHALL between phases). */
   readonly redis: Redis;
   /** The MCP backend every phase calls, in a process of its own. */
   readonly backend: BenchBackend;
+  /** The backend answers JSON bodies (else, `--sse`, SSE streams): for a phase that starts a backend of its own. */
+  readonly jsonResponse: boolean;
   readonly sessions: readonly BackendSession[];
   /** Directory for generated config files. */
   readonly dir: string;
   log(message: string): void;
+}
+
+/** The bench's Redis as a connection target (with its TLS when it has some). */
+export function benchRedisTarget(ctx: BenchContext): RedisTarget {
+  return { mode: "standalone", url: ctx.redisUrl, ...(ctx.redisTls ? { tls: tlsClientOptions(ctx.redisTls) } : {}) };
 }
 
 /** Backend id every phase registers its pairs under. */

@@ -17,7 +17,7 @@ import {
 import { createLogger } from "@vmcp-keepalive/runtime";
 import { createSessionStore } from "@vmcp-keepalive/scheduler";
 import { parsedConfig, type BenchAuth } from "./config.js";
-import { BACKEND_ID, sleep, type BenchContext } from "./context.js";
+import { BACKEND_ID, benchRedisTarget, sleep, type BenchContext } from "./context.js";
 
 /**
  * The `session.registered` message of bench pair `i`: one backend per session (the worst case
@@ -56,7 +56,7 @@ export function schedulerCount(redis: Redis, prefix: string): Promise<number> {
  * the first message enqueued to the last scheduler created.
  */
 export async function registerThroughQueue(ctx: BenchContext, prefix: string, n: number, tag: string, timeoutMs: number): Promise<{ pairsPerSecond: number; ms: number }> {
-  const conn = createRedis(ctx.redisUrl, "client", "bench-publisher");
+  const conn = createRedis(benchRedisTarget(ctx), "client", "bench-publisher");
   const queue = new Queue(QUEUE_SESSIONS, queueOptions(conn, prefix));
   queue.on("error", () => {});
   try {
@@ -91,7 +91,7 @@ async function waitForSchedulers(ctx: BenchContext, prefix: string, n: number, b
  * scheduler has created all `n` job schedulers.
  */
 export async function registerThroughStream(ctx: BenchContext, prefix: string, n: number, tag: string, timeoutMs: number): Promise<{ pairsPerSecond: number; ms: number }> {
-  const conn = createRedis(ctx.redisUrl, "client", "bench-stream-publisher");
+  const conn = createRedis(benchRedisTarget(ctx), "client", "bench-stream-publisher");
   const stream = createKeys(prefix).sessionMessagesStream;
   try {
     const messages = Array.from({ length: n }, (_, i) => JSON.stringify(registeredMessage(ctx, i, tag)));
@@ -114,7 +114,7 @@ export async function registerThroughStream(ctx: BenchContext, prefix: string, n
  * through `vmcp-sessions` would take longer than the benchmark may.
  */
 export async function registerInProcess(ctx: BenchContext, prefix: string, n: number, intervalMs: number, tag: string, auth?: BenchAuth): Promise<{ pairsPerSecond: number; ms: number }> {
-  const conn = createRedis(ctx.redisUrl, "client", "bench-in-process");
+  const conn = createRedis(benchRedisTarget(ctx), "client", "bench-in-process");
   const queue = new Queue(QUEUE_KEEPALIVE, queueOptions(conn, prefix));
   queue.on("error", () => {});
   const config = parsedConfig(ctx, prefix, intervalMs, auth);

@@ -6,11 +6,11 @@
  *
  *   node bench/dist/run.js [--smoke] [--sse] [--out FILE]
  *
- * --smoke (or BENCH_SMOKE=1): tiny sizes, for CI (< 60 s); the figures are not meaningful.
+ * --smoke (or BENCH_SMOKE=1): tiny sizes, for CI (about a minute); the figures are not meaningful.
  * --sse: the backend answers POSTs with SSE streams (the SDK's default) instead of JSON bodies.
  * --profile-throughput: only the saturation run (a development aid for profiling the worker).
- * --only-flatness, --only-refresh, --only-memory, --only-credentials, --only-registration: only that
- *   phase (development aids).
+ * --only-flatness, --only-refresh, --only-memory, --only-credentials, --only-registration, --only-tls:
+ *   only that phase (development aids).
  * --compare-worker PATH: only worker CPU per keepalive of this checkout's worker against the
  *   worker entry at PATH (another build, e.g. a `git worktree` of an earlier commit), in
  *   alternating rounds at saturation, with the ratio (docs/benchmarks.md, "Comparing two codes").
@@ -25,8 +25,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { closeRedis, createRedis } from "@vmcp-keepalive/shared";
-import { openBackendSession, startEmbeddedRedis, type EmbeddedRedis } from "@vmcp-keepalive/testkit";
-import { startBackendProcess, type BenchBackend } from "./backend-process.js";
+import { startEmbeddedRedis, type EmbeddedRedis } from "@vmcp-keepalive/testkit";
+import { openBenchBackend, type BenchBackend } from "./backend-process.js";
 import { FULL, SMOKE, type BenchContext } from "./context.js";
 import { runClusterBench } from "./phases/cluster.js";
 import { runCredentialsCompare } from "./phases/credentials.js";
@@ -38,6 +38,7 @@ import { runInProcessTimers, runPlainLoop } from "./phases/plain.js";
 import { runRefresh } from "./phases/refresh.js";
 import { runRegistrationTransports } from "./phases/registration-transports.js";
 import { runThroughput } from "./phases/throughput.js";
+import { runTlsCompare, type TlsCompareResult } from "./phases/tls.js";
 import { runTraffic } from "./phases/traffic.js";
 import { runWorkerCompare } from "./phases/worker-compare.js";
 import { killAll, tempDir, workerNodeFlags } from "./processes.js";
@@ -74,6 +75,7 @@ async function main(): Promise<void> {
       "only-memory": { type: "boolean" },
       "only-registration": { type: "boolean" },
       "only-credentials": { type: "boolean" },
+      "only-tls": { type: "boolean" },
       "compare-worker": { type: "string" },
       cluster: { type: "boolean" },
     },
@@ -110,11 +112,10 @@ async function main(): Promise<void> {
     // (docs/benchmarks.md, "How a run is set up").
     const freshBackend = async (): Promise<BenchContext> => {
       await backend?.stop();
-      backend = await startBackendProcess({ jsonResponse: responseMode === "json" });
-      const sessions = [];
-      for (let i = 0; i < sizes.backendSessions; i++) sessions.push(await openBackendSession(backend.url));
-      await backend.clear();
-      return { sizes, redisUrl: redisServer!.url, redis, backend, sessions, dir, log };
+      backend = undefined;
+      const opened = await openBenchBackend(responseMode === "json", sizes.backendSessions);
+      backend = opened.backend;
+      return { sizes, redisUrl: redisServer!.url, redis, backend, jsonResponse: responseMode === "json", sessions: opened.sessions, dir, log };
     };
     ctx = await freshBackend();
     log(`mode ${sizes.mode}, backend answers ${responseMode}, redis ${redisServer.url}`);
@@ -154,6 +155,13 @@ async function main(): Promise<void> {
       process.stdout.write(`${JSON.stringify(cred, null, 1)}\n`);
       return;
     }
+    if (values["only-tls"]) {
+      // Development aid: only TLS against plain TCP.
+      const tls = await runTlsCompare(ctx);
+      process.stdout.write(`${JSON.stringify(tls, null, 1)}\n`);
+      process.stdout.write(`${tlsSummary(tls)}\n`);
+      return;
+    }
     if (values["compare-worker"]) {
       const cmp = await runWorkerCompare(ctx, resolve(values["compare-worker"]));
       process.stdout.write(`${JSON.stringify(cmp, null, 1)}\n`);
@@ -178,6 +186,8 @@ async function main(): Promise<void> {
     const tp = await runThroughput((ctx = await freshBackend()));
     log("session credentials against a static header, alternating rounds at saturation");
     const cred = await runCredentialsCompare((ctx = await freshBackend()));
+    log("TLS against plain TCP, side by side at a steady rate");
+    const tlsCmp = await runTlsCompare((ctx = await freshBackend()));
     log("memory and registration");
     const mem = await runMemory(ctx);
     log("registration: queue and ingress stream side by side");
@@ -191,6 +201,7 @@ async function main(): Promise<void> {
 
     const redisCpuMs = Math.max(tp.redisCpuMsPerKeepalive, 1e-9);
     const perCore = 1000 / redisCpuMs;
+    const tlsRate = Math.round((sizes.tlsPairs * 1000) / sizes.tlsIntervalMs);
     const figures: Figure[] = [
       figure("throughput.plain_1proc_pings_per_s", "plain SDK ping loop, 1 process", "pings/s", plain1.perSecond),
       figure("throughput.e2e_1worker_per_s", "end to end, 1 worker process", "keepalives/s", tp.oneWorker.perSecond),
@@ -205,6 +216,12 @@ async function main(): Promise<void> {
       figure("cpu.worker_ms_per_keepalive_session_credentials", "worker CPU per keepalive, each pair's sealed 1 KB token (same phase)", "ms", cred.session.cpuMsPerKeepalive),
       figure("cpu.session_credentials_ratio", "session credentials ÷ static header, worker CPU", "", cred.cpuRatio, { op: "<=", value: 1.1 }),
       figure("cpu.session_credentials_open_us", "of which opening one pair's credentials (in-process)", "µs", cred.openUs),
+      figure("tls.worker_ms_per_keepalive_plain", `worker CPU per keepalive, plain TCP (${tlsRate}/s per server, steady)`, "ms", tlsCmp.plain.workerCpuMsPerKeepalive),
+      figure("tls.worker_ms_per_keepalive_tls", "worker CPU per keepalive, TLS with client certificates (same windows)", "ms", tlsCmp.tls.workerCpuMsPerKeepalive),
+      figure("tls.worker_cpu_ratio", "TLS ÷ plain TCP, worker CPU", "", tlsCmp.workerCpuRatio),
+      figure("tls.redis_us_per_keepalive_plain", "Redis CPU per keepalive, plain TCP (same windows)", "µs", tlsCmp.plain.redisCpuUsPerKeepalive),
+      figure("tls.redis_us_per_keepalive_tls", "Redis CPU per keepalive, TLS with client certificates (same windows)", "µs", tlsCmp.tls.redisCpuUsPerKeepalive),
+      figure("tls.redis_cpu_ratio", "TLS ÷ plain TCP, Redis CPU", "", tlsCmp.redisCpuRatio),
       figure("cpu.in_process_ms_per_ping", `in-process timers CPU per ping (${Math.round(inProcess.perSecond)}/s)`, "ms", inProcess.cpuMsPer),
       figure("cpu.worker_ms_per_keepalive_steady", `worker CPU per keepalive (${Math.round(flat.steady.meanPerSecond)}/s)`, "ms", flat.workerCpuMsPerKeepalive),
       figure("cpu.ratio_steady_vs_in_process", "worker ÷ in-process (at the rates above)", "", flat.workerCpuMsPerKeepalive / inProcess.cpuMsPer),
@@ -271,7 +288,7 @@ async function main(): Promise<void> {
       backend: { response: responseMode, sessions: sizes.backendSessions },
       sizes,
       figures: Object.fromEntries(figures.map((f) => [f.key, { label: f.label, value: f.value, unit: f.unit, goal: f.goal, met: f.met }])),
-      details: { plain1, plain2, inProcess, throughput: tp, credentials: cred, memory: mem, registration: reg, flatness: flat },
+      details: { plain1, plain2, inProcess, throughput: tp, credentials: cred, tls: tlsCmp, memory: mem, registration: reg, flatness: flat },
     };
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
@@ -282,6 +299,16 @@ async function main(): Promise<void> {
     await backend?.stop();
     await redisServer?.stop();
   }
+}
+
+/** The TLS phase in one line: both sides' worker and Redis CPU per keepalive and the ratios. */
+function tlsSummary(r: TlsCompareResult): string {
+  const us = (ms: number) => (ms * 1000).toFixed(0);
+  return (
+    `${r.pairs} pairs at ${r.intervalMs} ms per server, ${r.windows.length} windows (${r.protocol}, ${r.cipher}): ` +
+    `worker CPU per keepalive plain ${us(r.plain.workerCpuMsPerKeepalive)} µs, TLS ${us(r.tls.workerCpuMsPerKeepalive)} µs, TLS ÷ plain ${r.workerCpuRatio.toFixed(3)}; ` +
+    `Redis CPU per keepalive plain ${r.plain.redisCpuUsPerKeepalive.toFixed(0)} µs, TLS ${r.tls.redisCpuUsPerKeepalive.toFixed(0)} µs, TLS ÷ plain ${r.redisCpuRatio.toFixed(3)}`
+  );
 }
 
 /** Server µs per keepalive of one owner's commands in a SLOWLOG profile. */

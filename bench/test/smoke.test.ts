@@ -50,6 +50,10 @@ describe("pnpm bench --smoke", () => {
     // Plumbing, not goals: keepalives really flowed end to end through the real programs.
     expect(result.figures["throughput.e2e_1worker_per_s"]!.value).toBeGreaterThan(0);
     expect(result.figures["flatness.steady_ratio"]!.value).toBeGreaterThan(0);
-    expect(Object.keys(result.details).sort()).toEqual(["credentials", "flatness", "inProcess", "memory", "plain1", "plain2", "registration", "throughput"]);
+    // …and on both servers of the TLS phase, the TLS-only one included.
+    const tls = result.details["tls"] as { windows: { plain: { keepalives: number }; tls: { keepalives: number } }[]; protocol: string };
+    expect(tls.windows.every((w) => w.plain.keepalives > 0 && w.tls.keepalives > 0)).toBe(true);
+    expect(tls.protocol).toMatch(/^TLSv1\.[23]$/);
+    expect(Object.keys(result.details).sort()).toEqual(["credentials", "flatness", "inProcess", "memory", "plain1", "plain2", "registration", "throughput", "tls"]);
   }, 110_000);
 });
