@@ -81,7 +81,19 @@ export {
   type RedisConnection,
   type RedisTarget,
 } from "./redis/connection.js";
-export { createKeys, keyLayout, shardOfSession, shardTag, CLUSTER_SLOTS, DEFAULT_CLUSTER_SHARDS, MAX_SHARDS, type Keys, type KeyLayoutOptions, type QueueLocation } from "./redis/keys.js";
+export {
+  createKeys,
+  keyLayout,
+  shardOfSession,
+  shardTag,
+  CLUSTER_SLOTS,
+  DEFAULT_CLUSTER_SHARDS,
+  MAX_SHARDS,
+  type Keys,
+  type KeyLayoutOptions,
+  type KeyPatterns,
+  type QueueLocation,
+} from "./redis/keys.js";
 export { hashSlot } from "./redis/hash-slot.js";
 export { LuaScript, loadLuaScript } from "./redis/lua-script.js";
 export { decodePair, outcomeLabel, PAIR_FIELDS, type PairState, type PairCredentials, type PairStatus, type KeepaliveOutcome } from "./state/pair-state.js";

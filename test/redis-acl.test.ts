@@ -1,0 +1,279 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createRequire } from "node:module";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ACL_ROLES, aclPasswordVariable, aclRules, BULLMQ_COMMANDS, type AclRole } from "@vmcp-keepalive/runtime";
+import { createKeys, createVmcpClient, type Keys, type VmcpClient, type VmcpEvent } from "@vmcp-keepalive/shared";
+import { freePort, openBackendSession, startEmbeddedRedis, startMcpTestBackend, testPrefix, waitFor, type EmbeddedRedis, type McpTestBackend } from "@vmcp-keepalive/testkit";
+import { httpUrlOf, runCli, startProgram, stopAll, waitForLog, writeConfig } from "./helpers/processes.js";
+
+/**
+ * The Redis ACL users that `vmcp-keepalive acl` generates, loaded from an ACL file into a
+ * redis-server of this file's own: every program and both vMCP clients run their whole path under
+ * their own user with nothing refused, and what each role may do is what docs/operations.md's
+ * table says ("Redis users").
+ */
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const PASSWORDS: Record<string, string> = Object.fromEntries(ACL_ROLES.map((role) => [aclPasswordVariable(role), randomBytes(18).toString("hex")]));
+const passwordOf = (role: AclRole) => PASSWORDS[aclPasswordVariable(role)]!;
+const ADMIN_PASSWORD = "an-admin-password-for-bull-board";
+
+let server: EmbeddedRedis;
+let backend: McpTestBackend;
+let admin: Redis;
+let config: string;
+let prefix: string;
+let keys: Keys;
+let aclLines: string[];
+const urlOf = (role: AclRole) => `redis://${role}:${passwordOf(role)}@127.0.0.1:${server.port}`;
+
+/** ACL LOG entries (refusals) since the last reset, as objects. */
+async function aclLog(redis: Redis): Promise<Record<string, string>[]> {
+  const entries = (await redis.call("ACL", "LOG", "128")) as unknown[][];
+  return entries.map((e) => {
+    const o: Record<string, string> = {};
+    for (let i = 0; i + 1 < e.length; i += 2) o[String(e[i])] = String(e[i + 1]);
+    return { username: o["username"]!, reason: o["reason"]!, context: o["context"]!, object: o["object"]!, count: o["count"]! };
+  });
+}
+
+beforeAll(async () => {
+  prefix = testPrefix("acl");
+  keys = createKeys(prefix);
+  backend = await startMcpTestBackend({ idleTtlMs: 60_000 });
+  const port = await freePort();
+  config = writeConfig({
+    redis: { url: `redis://127.0.0.1:${port}`, prefix },
+    keepalive: { interval: "1s", timeout: "500ms" },
+    sessions: { reap_interval: "1s", reconcile_interval: "1s" },
+    admin: { password: ADMIN_PASSWORD },
+    log: { level: "info" },
+    backends: [{ id: "b1", url: backend.url }],
+  });
+  const generated = await runCli(["acl", "--config", config], PASSWORDS);
+  expect(generated.stderr).toBe("");
+  expect(generated.code).toBe(0);
+  aclLines = generated.stdout.trimEnd().split("\n");
+  // The harness's own user (readiness PING, ACL LOG): the default user, as an admin would have one.
+  const aclFile = join(mkdtempSync(join(tmpdir(), "vmk-acl-")), "users.acl");
+  writeFileSync(aclFile, `${[...aclLines, "user default on nopass ~* &* +@all"].join("\n")}\n`);
+  server = await startEmbeddedRedis({ port, aclFile });
+  admin = new Redis(server.url, { connectionName: "harness" });
+}, 60_000);
+
+afterAll(async () => {
+  admin?.disconnect();
+  await backend?.stop();
+  await server?.stop();
+});
+
+describe("Redis ACL users (vmcp-keepalive acl)", () => {
+  it("prints one ACL file line per role, each password only as its SHA-256", () => {
+    expect(aclLines.map((l) => l.split(" ").slice(0, 2).join(" "))).toEqual(ACL_ROLES.map((r) => `user ${r}`));
+    const text = aclLines.join("\n");
+    for (const password of Object.values(PASSWORDS)) expect(text).not.toContain(password);
+    for (const line of aclLines) expect(line).toMatch(/^user [a-z]+ on #[0-9a-f]{64} resetchannels /);
+  });
+
+  it("a missing or short VMK_ACL_<ROLE>_PASSWORD exits 2 naming the variable, printing nothing", async () => {
+    const { VMK_ACL_WORKER_PASSWORD: _gone, ...rest } = PASSWORDS;
+    const missing = await runCli(["acl", "--config", config], { ...rest, VMK_ACL_WORKER_PASSWORD: "" });
+    expect(missing).toMatchObject({ code: 2, stdout: "" });
+    expect(missing.stderr).toContain("VMK_ACL_WORKER_PASSWORD: not set");
+    const short = await runCli(["acl", "--config", config], { ...PASSWORDS, VMK_ACL_OPERATOR_PASSWORD: "short" });
+    expect(short).toMatchObject({ code: 2, stdout: "" });
+    expect(short.stderr).toContain("VMK_ACL_OPERATOR_PASSWORD: shorter than 16 characters");
+  });
+
+  it("the scheduler, the worker, both TypeScript transports, the Go client and the status command run their whole path under their own users, nothing refused", async () => {
+    await admin.call("ACL", "LOG", "RESET");
+    const scheduler = startProgram("scheduler", ["--config", config], { REDIS_URL: urlOf("scheduler") });
+    const worker = startProgram("worker", ["--config", config], { REDIS_URL: urlOf("worker") });
+    const clients: VmcpClient[] = [];
+    let driver: ReturnType<typeof startGoDriver> | undefined;
+    try {
+      await waitForLog(scheduler, "scheduler started");
+      await waitForLog(worker, "worker started");
+
+      // A vMCP session through each transport: registered, kept alive, its backend session lost
+      // (event), re-initialized under the pair lock, kept alive again, touched, ended.
+      const seen: VmcpEvent[] = [];
+      const vmcpPath = async (transport: "queue" | "stream") => {
+        const sessionId = `s-${transport}`;
+        const client = createVmcpClient({
+          redisUrl: urlOf("vmcp"),
+          prefix,
+          replicaId: `r-${transport}`,
+          transport,
+          lockTimeoutMs: 2_000,
+          touchIntervalMs: 200,
+          ...(transport === "queue" ? { refreshIntervalMs: 0 } : {}),
+        });
+        clients.push(client);
+        client.onEvent((e) => void seen.push(e));
+        const old = await openBackendSession(backend.url);
+        expect(await client.registerSession(sessionId, { sessionTtlMs: 600_000, backends: [{ backendId: "b1", backendSessionId: old.sessionId, protocolVersion: old.protocolVersion }] })).toEqual({
+          ok: true,
+        });
+        await waitFor(`a keepalive of ${sessionId}`, () => backend.count("ping", old.sessionId) >= 1, 20_000);
+        const del = await fetch(backend.url, { method: "DELETE", headers: { "mcp-session-id": old.sessionId, "mcp-protocol-version": old.protocolVersion } });
+        expect(del.status).toBe(200);
+        await waitFor(`backend.session_expired of ${sessionId}`, () => seen.some((e) => e.type === "backend.session_expired" && e.sessionId === sessionId), 20_000);
+        let fresh = old;
+        const result = await client.reinitializeBackend(sessionId, "b1", async () => {
+          fresh = await openBackendSession(backend.url);
+          return { backendSessionId: fresh.sessionId, protocolVersion: fresh.protocolVersion };
+        });
+        expect(result).toMatchObject({ lock: "held", state: "written", schedulerRestoreRequested: true });
+        await waitFor(`keepalives of ${sessionId}'s new backend session`, () => backend.count("ping", fresh.sessionId) >= 2, 20_000);
+        client.touch(sessionId, { backendIds: ["b1"] });
+        return { client, sessionId };
+      };
+      const [queued, streamed] = await Promise.all([vmcpPath("queue"), vmcpPath("stream"), goPath()]);
+
+      // A session whose vMCP went away without ending it: the reaper ends it.
+      expect((await queued.client.registerSession("s-orphan", { sessionTtlMs: 1_000, backends: [{ backendId: "b1", backendSessionId: "gone", protocolVersion: "2025-06-18" }] })).ok).toBe(true);
+
+      // The status command as the operator, while pairs are kept alive.
+      const status = await runCli(["status", "--json", "--config", config], { REDIS_URL: urlOf("operator") });
+      expect(status.code, status.stderr).toBe(0);
+      const rows = JSON.parse(status.stdout) as { sessionId: string; why: string }[];
+      expect(rows.filter((r) => r.why === "active").map((r) => r.sessionId)).toEqual(expect.arrayContaining(["s-queue", "s-stream", "g1"]));
+      // The admin CLI's messages are a vMCP's: it publishes them as the vmcp user.
+      expect(await runCli(["touch", "--session", "s-queue", "--config", config], { REDIS_URL: urlOf("vmcp") })).toMatchObject({ code: 0 });
+
+      // Bull Board (every queue, its jobs, Redis details) and /metrics, as the scheduler.
+      const base = await httpUrlOf(scheduler);
+      const auth = { authorization: `Basic ${Buffer.from(`admin:${ADMIN_PASSWORD}`).toString("base64")}` };
+      for (const path of [
+        "/admin/queues/api/queues",
+        `/admin/queues/api/queues?activeQueue=keepalive&status=completed&page=1&jobsPerPage=10`,
+        `/admin/queues/api/queues?activeQueue=vmcp-sessions&status=latest&page=1&jobsPerPage=10`,
+        `/admin/queues/api/queues?activeQueue=vmcp-events&status=completed&page=1&jobsPerPage=10`,
+        "/admin/queues/api/redis/stats",
+      ]) {
+        const r = await fetch(`${base}${path}`, { headers: auth });
+        expect(r.status, path).toBe(200);
+      }
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      expect(metrics).toMatch(/^vmk_redis_up 1$/m);
+      expect(metrics).toMatch(/^vmk_breaker_state\{backend="b1",state="closed"\} 1$/m);
+
+      await Promise.all([queued.client.endSession(queued.sessionId), streamed.client.endSession(streamed.sessionId)]);
+      driver!.send("end g1");
+      await waitFor("every pair ended or reaped", async () => (await admin.keys(keys.patterns.pair)).length === 0, 20_000);
+      for (const client of clients.splice(0)) await client.close();
+      const go = await driver!.stop();
+      driver = undefined;
+      // The driver reports ReadEvents' ctx.Err() after `quit` as a failure (exit 1): that line
+      // and nothing else is a clean stop.
+      expect(go.code === 0 || go.stderr.trim() === "e2edriver: ReadEvents: context canceled", go.stderr).toBe(true);
+    } finally {
+      for (const client of clients) await client.close();
+      await driver?.stop();
+      expect(await stopAll([scheduler, worker])).toEqual([0, 0]);
+    }
+    expect(await aclLog(admin)).toEqual([]);
+
+    async function goPath() {
+      driver = startGoDriver({ VMK_E2E_REDIS: urlOf("vmcp"), VMK_E2E_PREFIX: prefix, VMK_E2E_BACKEND: backend.url, VMK_E2E_SESSIONS: "g1" });
+      const g1 = String(((await driver.line("registered")).sessions as Record<string, string>)["g1"]);
+      await waitFor("a keepalive of the Go client's session", () => backend.count("ping", g1) >= 1, 20_000);
+      await fetch(backend.url, { method: "DELETE", headers: { "mcp-session-id": g1, "mcp-protocol-version": "2025-06-18" } });
+      expect(await driver.line("reinitialized", 30_000)).toMatchObject({ sessionId: "g1", lock: "held", state: "written", restore: true });
+    }
+  }, 120_000);
+});
+
+/** The Redis commands a Lua text calls: `redis.call("X"`, BullMQ's `rcall("X"`; non-literal names as `$<variable>`. */
+function scriptCommands(text: string): Set<string> {
+  const found = new Set<string>();
+  for (const m of text.matchAll(/\b(?:rcall|redis\.p?call)\(\s*(?:["']([A-Za-z]+)["']|([A-Za-z_][A-Za-z0-9_]*))/g)) found.add(m[1] ? m[1].toLowerCase() : `$${m[2]}`);
+  return found;
+}
+
+const filesUnder = (dir: string, suffix: string): string[] =>
+  readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? filesUnder(path, suffix) : name.endsWith(suffix) ? [path] : [];
+  });
+
+describe("the commands of every script a role runs are in its rules (a script's commands are checked against its caller)", () => {
+  const roleCommands = (role: AclRole) => new Set(aclRules(createKeys("vmk"), "standalone").find((r) => r.role === role)!.commands);
+
+  it("BullMQ's scripts: BULLMQ_COMMANDS, which every BullMQ role has", () => {
+    const bullmq = dirname(dirname(createRequire(join(ROOT, "test/package.json")).resolve("bullmq")));
+    const called = new Set(filesUnder(join(bullmq, "cjs/scripts"), ".js").flatMap((f) => [...scriptCommands(readFileSync(f, "utf8"))]));
+    // The names BullMQ passes in a variable, and what each may hold.
+    const dynamic: Record<string, string[]> = { $pushCmd: ["lpush", "rpush"], $countCommand: ["hlen", "scard"], $command: ["hscan", "sscan"] };
+    expect([...called].filter((c) => c.startsWith("$")).sort()).toEqual(Object.keys(dynamic).sort());
+    const needed = [...called].flatMap((c) => dynamic[c] ?? [c]);
+    expect(needed.length).toBeGreaterThan(50);
+    expect(needed.filter((c) => !(BULLMQ_COMMANDS as readonly string[]).includes(c))).toEqual([]);
+    for (const role of ["vmcp", "scheduler", "worker"] as const)
+      expect(
+        BULLMQ_COMMANDS.filter((c) => !roleCommands(role).has(c)),
+        role,
+      ).toEqual([]);
+  });
+
+  it.each([
+    ["packages/shared/lua", ["vmcp", "scheduler", "worker"]],
+    ["packages/scheduler/lua", ["scheduler"]],
+    ["packages/worker/lua", ["worker"]],
+  ] as const)("%s: the commands of %j", (dir, roles) => {
+    const called = new Set(filesUnder(join(ROOT, dir), ".lua").flatMap((f) => [...scriptCommands(readFileSync(f, "utf8"))]));
+    expect(called.size).toBeGreaterThan(3);
+    for (const role of roles)
+      expect(
+        [...called].filter((c) => !roleCommands(role).has(c)),
+        role,
+      ).toEqual([]);
+  });
+
+  it("Redlock's scripts (the pair lock over lock.redis_urls): the vmcp and worker users'", () => {
+    const redlock = readFileSync(createRequire(join(ROOT, "packages/shared/package.json")).resolve("redlock"), "utf8");
+    const called = scriptCommands(redlock);
+    expect([...called].sort()).toEqual(["del", "exists", "get", "set"]);
+    for (const role of ["vmcp", "worker"] as const)
+      expect(
+        [...called].filter((c) => !roleCommands(role).has(c)),
+        role,
+      ).toEqual([]);
+  });
+});
+
+/** The Go stand-in vMCP (clients/go/internal/e2edriver), built once into a temp dir. */
+function startGoDriver(env: Record<string, string>) {
+  const binary = join(mkdtempSync(join(tmpdir(), "vmk-acl-go-")), "e2edriver");
+  const build = spawnSync("bash", [join(ROOT, "clients/go/go-offline.sh"), "build", "-o", binary, "./internal/e2edriver"], { encoding: "utf8", timeout: 180_000 });
+  if (build.status !== 0) throw new Error(`go build: ${build.stdout}${build.stderr}`);
+  const child: ChildProcess = spawn(binary, [], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...env } });
+  const lines: Record<string, unknown>[] = [];
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  createInterface({ input: child.stdout! }).on("line", (l) => lines.push(JSON.parse(l) as Record<string, unknown>));
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  return {
+    send: (command: string) => child.stdin!.write(`${command}\n`),
+    async line(event: string, timeoutMs = 20_000) {
+      await waitFor(`Go driver line ${event} (stderr: ${stderr.slice(-500)})`, () => lines.some((l) => l["event"] === event), timeoutMs);
+      return lines.find((l) => l["event"] === event)!;
+    },
+    async stop(): Promise<{ code: number | null; stderr: string }> {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.stdin!.end("quit\n");
+        const force = setTimeout(() => child.kill("SIGKILL"), 10_000);
+        await exited;
+        clearTimeout(force);
+      }
+      return { code: child.exitCode, stderr };
+    },
+  };
+}
