@@ -10,14 +10,14 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ACL_ROLES, aclPasswordVariable, aclRules, BULLMQ_COMMANDS, type AclRole } from "@vmcp-keepalive/runtime";
 import { createKeys, createVmcpClient, type Keys, type VmcpClient, type VmcpEvent } from "@vmcp-keepalive/shared";
-import { freePort, openBackendSession, startEmbeddedRedis, startMcpTestBackend, testPrefix, waitFor, type EmbeddedRedis, type McpTestBackend } from "@vmcp-keepalive/testkit";
+import { freePort, openBackendSession, startEmbeddedRedis, startRedisCluster, startMcpTestBackend, testPrefix, waitFor, type EmbeddedRedis, type McpTestBackend } from "@vmcp-keepalive/testkit";
 import { httpUrlOf, runCli, startProgram, stopAll, waitForLog, writeConfig } from "./helpers/processes.js";
 
 /**
  * The Redis ACL users that `vmcp-keepalive acl` generates, loaded from an ACL file into a
- * redis-server of this file's own: every program and both vMCP clients run their whole path under
- * their own user with nothing refused, and what each role may do is what docs/operations.md's
- * table says ("Redis users").
+ * redis-server of this file's own (and with ACL SETUSER into every node of a Redis Cluster): every
+ * program and both vMCP clients run their whole path under their own user with nothing refused,
+ * and what each role may do is what docs/operations.md's table says ("Redis users").
  */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const PASSWORDS: Record<string, string> = Object.fromEntries(ACL_ROLES.map((role) => [aclPasswordVariable(role), randomBytes(18).toString("hex")]));
@@ -79,6 +79,37 @@ describe("Redis ACL users (vmcp-keepalive acl)", () => {
     const text = aclLines.join("\n");
     for (const password of Object.values(PASSWORDS)) expect(text).not.toContain(password);
     for (const line of aclLines) expect(line).toMatch(/^user [a-z]+ on #[0-9a-f]{64} resetchannels /);
+  });
+
+  it("docs/operations.md's ACL SETUSER pipeline loads into a running Redis the same users as the ACL file", async () => {
+    const doc = readFileSync(join(ROOT, "docs/operations.md"), "utf8");
+    const sed = /sed '([^']+)'/.exec(doc.slice(doc.indexOf("### Redis users")))?.[1];
+    expect(sed).toBeDefined();
+    const running = await startEmbeddedRedis();
+    try {
+      const commands = spawnSync("sed", [sed!], { input: `${aclLines.join("\n")}\n`, encoding: "utf8" }).stdout;
+      const cli = spawnSync("redis-cli", ["-p", String(running.port)], { input: commands, encoding: "utf8" });
+      expect(cli.stdout.trim().split("\n")).toEqual(ACL_ROLES.map(() => "OK"));
+      const users = async (url: string) => {
+        const redis = new Redis(url, { connectionName: "harness" });
+        try {
+          // Each user's rules as a set: ACL LIST's order is Redis's; `reset` adds sanitize-payload.
+          return ((await redis.call("ACL", "LIST")) as string[])
+            .filter((u) => !u.startsWith("user default "))
+            .map((u) =>
+              u
+                .split(" ")
+                .filter((rule) => rule !== "sanitize-payload")
+                .sort(),
+            );
+        } finally {
+          redis.disconnect();
+        }
+      };
+      expect(await users(running.url)).toEqual(await users(server.url));
+    } finally {
+      await running.stop();
+    }
   });
 
   it("a missing or short VMK_ACL_<ROLE>_PASSWORD exits 2 naming the variable, printing nothing", async () => {
@@ -191,6 +222,131 @@ describe("Redis ACL users (vmcp-keepalive acl)", () => {
   }, 120_000);
 });
 
+describe("on a Redis Cluster (hash-tagged keys, 16 shards)", () => {
+  it("the scheduler, the worker, the TypeScript client and the status command run their path under their own users, nothing refused on any node", async () => {
+    const cluster = await startRedisCluster({ replicasPerMaster: 0 });
+    const clusterBackend = await startMcpTestBackend({ idleTtlMs: 60_000 });
+    const nodes = cluster.processes.map((p) => new Redis(p.url, { connectionName: "harness" }));
+    const programs: Awaited<ReturnType<typeof startProgram>>[] = [];
+    let client: VmcpClient | undefined;
+    try {
+      const clusterPrefix = testPrefix("aclc");
+      // One config for every program, each with its own user: a cluster-mode config has no REDIS_URL.
+      const clusterConfig = writeConfig({
+        redis: { mode: "cluster", nodes: cluster.nodes.map((u) => u.replace("redis://", "redis://${REDIS_USERNAME}:${REDIS_USER_PASSWORD}@")), prefix: clusterPrefix },
+        keepalive: { interval: "1s", timeout: "500ms" },
+        log: { level: "info" },
+        backends: [{ id: "b1", url: clusterBackend.url }],
+      });
+      const as = (role: AclRole) => ({ REDIS_USERNAME: role, REDIS_USER_PASSWORD: passwordOf(role) });
+      const generated = await runCli(["acl", "--config", clusterConfig], { ...PASSWORDS, ...as("operator") });
+      expect(generated.code, generated.stderr).toBe(0);
+      const lines = generated.stdout.trimEnd().split("\n");
+      expect(lines[0]).toContain(`~${clusterPrefix}:{*}:pair:*:*`);
+      expect(lines[0]).toContain("+cluster|slots");
+      // Users are per node: every node gets every line.
+      for (const node of nodes) for (const line of lines) await node.call("ACL", "SETUSER", ...line.split(" ").slice(1, 2), "reset", ...line.split(" ").slice(2));
+
+      const started = [startProgram("scheduler", ["--config", clusterConfig], as("scheduler")), startProgram("worker", ["--config", clusterConfig], as("worker"))];
+      programs.push(...started);
+      await waitForLog(started[0]!, "scheduler started", 30_000);
+      await waitForLog(started[1]!, "worker started", 30_000);
+      const url = (u: string) => u.replace("redis://", `redis://vmcp:${passwordOf("vmcp")}@`);
+      client = createVmcpClient({ redis: { mode: "cluster", nodes: cluster.nodes.map(url) }, prefix: clusterPrefix, replicaId: "r1", lockTimeoutMs: 2_000, transport: "stream" });
+      const seen: VmcpEvent[] = [];
+      client.onEvent((e) => void seen.push(e));
+      const old = await openBackendSession(clusterBackend.url);
+      expect((await client.registerSession("c1", { sessionTtlMs: 600_000, backends: [{ backendId: "b1", backendSessionId: old.sessionId, protocolVersion: old.protocolVersion }] })).ok).toBe(true);
+      await waitFor("a keepalive on the cluster", () => clusterBackend.count("ping", old.sessionId) >= 1, 20_000);
+      await fetch(clusterBackend.url, { method: "DELETE", headers: { "mcp-session-id": old.sessionId, "mcp-protocol-version": old.protocolVersion } });
+      await waitFor("backend.session_expired", () => seen.some((e) => e.type === "backend.session_expired"), 20_000);
+      let fresh = old;
+      const result = await client.reinitializeBackend("c1", "b1", async () => {
+        fresh = await openBackendSession(clusterBackend.url);
+        return { backendSessionId: fresh.sessionId, protocolVersion: fresh.protocolVersion };
+      });
+      expect(result).toMatchObject({ lock: "held", state: "written" });
+      await waitFor("keepalives of the new backend session", () => clusterBackend.count("ping", fresh.sessionId) >= 1, 20_000);
+      const status = await runCli(["status", "--json", "--config", clusterConfig], as("operator"));
+      expect(status.code, status.stderr).toBe(0);
+      expect((JSON.parse(status.stdout) as { sessionId: string }[]).map((r) => r.sessionId)).toEqual(["c1"]);
+      await client.endSession("c1");
+      await waitFor("the pair ended", async () => (JSON.parse((await runCli(["status", "--json", "--config", clusterConfig], as("operator"))).stdout) as unknown[]).length === 0, 15_000);
+      await client.close();
+      client = undefined;
+      expect(await stopAll(programs.splice(0))).toEqual([0, 0]);
+      const refused = (await Promise.all(nodes.map((n) => aclLog(n)))).flat();
+      expect(refused).toEqual([]);
+    } finally {
+      await client?.close();
+      await stopAll(programs);
+      for (const n of nodes) n.disconnect();
+      await clusterBackend.stop();
+      await cluster.stop();
+    }
+  }, 120_000);
+});
+
+/**
+ * The command each row of docs/operations.md's table ("Redis users") tries, by its first cell.
+ * They run in this order, on the keys of the test's layout.
+ */
+const PROBES: Record<string, (k: Keys) => (string | number)[]> = {
+  "add a lifecycle message to the ingress stream (`XADD`)": (k) => ["XADD", k.sessionMessagesStream, "*", "message", "{}"],
+  "read the ingress stream (`XRANGE`)": (k) => ["XRANGE", k.sessionMessagesStream, "-", "+"],
+  "read rejected ingress entries (`XRANGE`)": (k) => ["XRANGE", k.sessionMessagesRejectedStream, "-", "+"],
+  "jobs of `vmcp-sessions` (`LLEN` of its wait list)": (k) => ["LLEN", `${k.sessionsQueue.prefix}:${k.sessionsQueue.name}:wait`],
+  "jobs of `vmcp-events` (`LLEN` of its wait list)": (k) => ["LLEN", `${k.eventsQueue.prefix}:${k.eventsQueue.name}:wait`],
+  "read a keepalive queue's backlog (`LLEN` of its wait list)": (k) => ["LLEN", `${k.keepaliveQueue(0).prefix}:${k.keepaliveQueue(0).name}:wait`],
+  "write a keepalive queue (`HSET` of its meta hash)": (k) => ["HSET", `${k.keepaliveQueue(0).prefix}:${k.keepaliveQueue(0).name}:meta`, "probe", "1"],
+  "read the event stream (`XRANGE`)": (k) => ["XRANGE", k.sessionEventsStream, "-", "+"],
+  "add to the event stream (`XADD`)": (k) => ["XADD", k.sessionEventsStream, "*", "event", "{}"],
+  "create a consumer group on the event stream (`XGROUP CREATE`)": (k) => ["XGROUP", "CREATE", k.sessionEventsStream, `probe-${randomBytes(4).toString("hex")}`, "$", "MKSTREAM"],
+  "read a pair hash (`HGETALL`)": (k) => ["HGETALL", k.pair("s1", "b1")],
+  "write a pair hash (`HSET`)": (k) => ["HSET", k.pair("s1", "b1"), "probe", "1"],
+  "delete a pair hash (`DEL`)": (k) => ["DEL", k.pair("s1", "b1")],
+  "take a pair lock (`SET … NX PX`)": (k) => ["SET", k.pairLock("s1", "b1"), randomBytes(8).toString("hex"), "NX", "PX", 1_000],
+  "read a session hash (`HGETALL`)": (k) => ["HGETALL", k.session("s1")],
+  "read a backend's breaker hash (`HGETALL`)": (k) => ["HGETALL", k.backend("b1")],
+  "write a backend's breaker hash (`HSET`)": (k) => ["HSET", k.backend("b1"), "probe", "1"],
+  "run a Lua script (`EVAL`)": () => ["EVAL", "return 1", 0],
+  "server information (`INFO`)": () => ["INFO", "server"],
+  "list key names (`SCAN`)": () => ["SCAN", 0],
+  "list every key (`KEYS`)": () => ["KEYS", "*"],
+  "a key under the prefix outside the layout (`GET`)": (k) => ["GET", `${k.prefix}:other`],
+  "delete every key (`FLUSHALL`)": () => ["FLUSHALL"],
+  "server configuration (`CONFIG GET`)": () => ["CONFIG", "GET", "maxmemory"],
+  "other clients' connections (`CLIENT LIST`)": () => ["CLIENT", "LIST"],
+  "Pub/Sub (`PUBLISH`)": (k) => ["PUBLISH", `${k.prefix}:probe`, "x"],
+  "users (`ACL LIST`)": () => ["ACL", "LIST"],
+};
+
+/** The rows of docs/operations.md's table of what each role may do: first cell → role → allowed. */
+function documentedPermissions(): Map<string, Record<AclRole, boolean>> {
+  const doc = readFileSync(join(ROOT, "docs/operations.md"), "utf8");
+  const lines = doc.slice(doc.indexOf("### Redis users")).split("\n");
+  const header = lines.findIndex((l) => l.startsWith("| what (command tried) |"));
+  expect(header, 'the table of docs/operations.md, "Redis users"').toBeGreaterThan(0);
+  const roles = lines[header]!.split("|")
+    .slice(2, -1)
+    .map((c) => c.trim());
+  expect(roles).toEqual([...ACL_ROLES]);
+  const rows = new Map<string, Record<AclRole, boolean>>();
+  for (const line of lines.slice(header + 2)) {
+    if (!line.startsWith("|")) break;
+    const [what = "", ...cells] = line
+      .split("|")
+      .slice(1, -1)
+      .map((c) => c.trim());
+    expect(
+      cells.every((c) => c === "✓" || c === "—"),
+      line,
+    ).toBe(true);
+    rows.set(what, Object.fromEntries(ACL_ROLES.map((role, i) => [role, cells[i] === "✓"])) as Record<AclRole, boolean>);
+  }
+  return rows;
+}
+
 /** The Redis commands a Lua text calls: `redis.call("X"`, BullMQ's `rcall("X"`; non-literal names as `$<variable>`. */
 function scriptCommands(text: string): Set<string> {
   const found = new Set<string>();
@@ -203,6 +359,37 @@ const filesUnder = (dir: string, suffix: string): string[] =>
     const path = join(dir, name);
     return statSync(path).isDirectory() ? filesUnder(path, suffix) : name.endsWith(suffix) ? [path] : [];
   });
+
+describe('what each role may do (docs/operations.md, "Redis users")', () => {
+  it("is what Redis answers when each user tries each row of the table", async () => {
+    const documented = documentedPermissions();
+    expect([...documented.keys()]).toEqual(Object.keys(PROBES));
+    const answers: string[] = [];
+    for (const role of ACL_ROLES) {
+      const redis = new Redis(urlOf(role), { lazyConnect: true, maxRetriesPerRequest: 0, connectionName: `probe-${role}` });
+      await redis.connect();
+      try {
+        for (const [what, probe] of Object.entries(PROBES)) {
+          const refusal = await redis.call(...(probe(keys) as [string, ...(string | number)[]])).then(
+            () => undefined,
+            (err: Error) => (err.message.startsWith("NOPERM") ? err.message : undefined),
+          );
+          if ((refusal === undefined) !== documented.get(what)![role]) answers.push(`${role}: ${what}: ${refusal ?? "allowed"}`);
+        }
+      } finally {
+        redis.disconnect();
+      }
+    }
+    expect(answers, "rows where Redis and the table disagree").toEqual([]);
+  });
+
+  it("the operator has no command that writes, by Redis's own flags", async () => {
+    const operator = aclRules(keys, "standalone").find((r) => r.role === "operator")!;
+    const info = (await admin.call("COMMAND", "INFO", ...operator.commands)) as [string, number, string[]][];
+    expect(info.map((c) => c[0])).toEqual(operator.commands);
+    expect(info.filter((c) => c[2].includes("write")).map((c) => c[0])).toEqual([]);
+  });
+});
 
 describe("the commands of every script a role runs are in its rules (a script's commands are checked against its caller)", () => {
   const roleCommands = (role: AclRole) => new Set(aclRules(createKeys("vmk"), "standalone").find((r) => r.role === role)!.commands);
