@@ -225,7 +225,8 @@ describe("deployment files", () => {
       const entry = arr(s["entrypoint"]).map(String);
       // `node <bin> …`, or `sh -c "node <bin> …"`: the program run is a package bin.
       const bin = entry[0] === "sh" ? /\bnode (\S+)/.exec(entry[2] ?? "")?.[1] : entry[1];
-      if (entry.length) expect(allBins, `${name}: ${entry.join(" ")}`).toContain(bin);
+      // (Services of our images only: a third-party image runs its own command.)
+      if (entry.length && build["target"] !== undefined) expect(allBins, `${name}: ${entry.join(" ")}`).toContain(bin);
     }
     for (const n of [...schedulers, ...workers]) expect(configs.has(n), `${n} mounts the config`).toBe(true);
 
@@ -303,6 +304,63 @@ describe("deployment files", () => {
     }
   });
 
+  it("docker-compose.yml: Redis speaks TLS only, with the certificates its one-shot service makes, and every program and the demo vMCP present the stack's client certificate", () => {
+    const compose = obj(parseYaml(read("docker-compose.yml"), { merge: true }));
+    const services = obj(compose["services"]);
+    const redis = obj(services["redis"]);
+    const command = arr(redis["command"]).map(String);
+    const flag = (f: string) => command[command.indexOf(f) + 1];
+    expect(flag("--port")).toBe("0");
+    expect(flag("--tls-port")).toBe("6379");
+    expect(flag("--tls-auth-clients")).toBe("yes");
+    // The certificates come from the redis-tls service's volume, mounted where Redis reads them.
+    const volumeAt = (s: Obj, path: string) =>
+      arr(s["volumes"])
+        .map(String)
+        .find((v) => path.startsWith(`${v.split(":")[1]}/`))
+        ?.split(":")[0];
+    const certs = obj(services["redis-tls"]);
+    const tlsVolume = volumeAt(redis, flag("--tls-cert-file")!)!;
+    expect(Object.keys(obj(compose["volumes"]))).toContain(tlsVolume);
+    expect(arr(certs["volumes"]).map(String)).toContain(`${tlsVolume}:/tls`);
+    expect(obj(obj(redis["depends_on"])["redis-tls"])).toEqual({ condition: "service_completed_successfully" });
+    expect(JSON.stringify(obj(redis["healthcheck"])["test"])).toContain("--tls --cacert /tls/ca.crt --cert /tls/client.crt --key /tls/client.key");
+
+    // The script the service runs makes a CA, a server certificate for the host the programs
+    // connect to, and a client certificate, all verified under that CA.
+    const dir = mkdtempSync(join(tmpdir(), "vmk-compose-tls-"));
+    try {
+      const made = spawnSync("sh", [join(ROOT, "deploy/tls/make-certs.sh"), dir], { encoding: "utf8" });
+      expect(made.status, made.stderr).toBe(0);
+      expect(readdirSync(dir).sort()).toEqual(["ca.crt", "client.crt", "client.key", "redis.crt", "redis.key"]);
+      const verify = spawnSync("openssl", ["verify", "-CAfile", join(dir, "ca.crt"), join(dir, "redis.crt"), join(dir, "client.crt")], { encoding: "utf8" });
+      expect(verify.status, verify.stderr).toBe(0);
+      const san = spawnSync("openssl", ["x509", "-in", join(dir, "redis.crt"), "-noout", "-ext", "subjectAltName"], { encoding: "utf8" });
+      expect(san.stdout).toContain("DNS:redis");
+      // Run again: it keeps what it made.
+      const before = readFileSync(join(dir, "ca.crt"), "utf8");
+      expect(spawnSync("sh", [join(ROOT, "deploy/tls/make-certs.sh"), dir]).status).toBe(0);
+      expect(readFileSync(join(dir, "ca.crt"), "utf8")).toBe(before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+
+    // Each program: a rediss:// URL to that host, and its config's redis.tls files on the same volume.
+    const env = { ADMIN_PASSWORD: "a-test-password-long-enough", ...ACL_PASSWORDS };
+    const config = parseConfig(parseYaml(read("deploy/config/keepalive.yaml")), { ADMIN_PASSWORD: env.ADMIN_PASSWORD }, "deploy/config/keepalive.yaml");
+    const tls = config.redis.tls!;
+    for (const [name, raw] of Object.entries(services)) {
+      const s = obj(raw);
+      const target = String(obj(s["build"])["target"] ?? "");
+      if (target !== "scheduler" && target !== "worker" && name !== "demo-vmcp") continue;
+      const e = obj(s["environment"]);
+      expect(new URL(composeValue(e["REDIS_URL"], env)).protocol, name).toBe("rediss:");
+      const files = name === "demo-vmcp" ? [e["REDIS_TLS_CA_FILE"], e["REDIS_TLS_CERT_FILE"], e["REDIS_TLS_KEY_FILE"]].map(String) : [tls.caFile!, tls.certFile!, tls.keyFile!];
+      for (const f of files) expect(volumeAt(s, f), `${name}: ${f}`).toBe(tlsVolume);
+      expect(files.map((f) => basename(f))).toEqual(["ca.crt", "client.crt", "client.key"]);
+    }
+  });
+
   it("deploy/prometheus.yml and its alert rules pass promtool, and name only exported metrics", () => {
     const r = spawnSync("promtool", ["check", "config", join(ROOT, "deploy/prometheus.yml")], { encoding: "utf8" });
     expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
@@ -359,6 +417,19 @@ describe("deployment files", () => {
       config = parseConfig(parseYaml(cmText), { ...cEnv, HTTP_HOST: "0.0.0.0" }, "configmap");
       const redisUrl = new URL(config.redis.url!);
       expect([redisUrl.username, redisUrl.password], name).toEqual([program, usersSecret[aclPasswordVariable(program)]]);
+      // TLS: the files redis.tls names are the keys of a mounted Secret.
+      expect(redisUrl.protocol).toBe("rediss:");
+      const tls = config.redis.tls!;
+      for (const f of [tls.caFile!, tls.certFile!, tls.keyFile!]) {
+        const m = arr(c["volumeMounts"])
+          .map(obj)
+          .find((vm) => f.startsWith(`${String(vm["mountPath"])}/`));
+        expect(m, `${name}: ${f} is mounted`).toBeDefined();
+        const v = arr(podSpec["volumes"])
+          .map(obj)
+          .find((vol) => vol["name"] === m!["name"]);
+        expect(Object.keys(obj(named("Secret", String(obj(v!["secret"])["secretName"]))?.["stringData"])), `${name}: ${f}`).toContain(basename(f));
+      }
       const image = String(c["image"]);
       expect(targets.has(/^vmcp-keepalive-([a-z]+):/.exec(image)?.[1] ?? ""), `${name}: image ${image} names a Dockerfile target`).toBe(true);
       const ports = arr(c["ports"]).map(obj);
@@ -401,6 +472,13 @@ describe("deployment files", () => {
     const targetEnv = containerEnv(obj(arr(obj(obj(obj(target["spec"])["template"])["spec"])["containers"])[0]));
     expect(Object.keys(secretEnv)).toContain(meta["addressFromEnv"]);
     expect([targetEnv[String(meta["usernameFromEnv"])], targetEnv[String(meta["passwordFromEnv"])]]).toEqual(["operator", usersSecret[aclPasswordVariable("operator")]]);
+    // …over TLS, with the programs' CA and client certificate.
+    expect(meta["enableTLS"]).toBe("true");
+    const auth = named("TriggerAuthentication", String(obj(trigger["authenticationRef"])["name"]));
+    expect(auth).toBeDefined();
+    const refs = arr(obj(auth!["spec"])["secretTargetRef"]).map(obj);
+    expect(refs.map((r) => r["parameter"]).sort()).toEqual(["ca", "cert", "key"]);
+    for (const r of refs) expect(Object.keys(obj(named("Secret", String(r["name"]))?.["stringData"]))).toContain(r["key"]);
     // …and that list really is where BullMQ puts due jobs (checked on a real queue).
     const redis = new Redis(redisUrl, { connectionName: "harness" });
     const q = new Queue(QUEUE_KEEPALIVE, { connection: redis, prefix });
