@@ -7,11 +7,13 @@ import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { parse as parseYaml, parseAllDocuments } from "yaml";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createLogger, ensureDefaultMetrics, parseConfig, type KeepaliveConfig } from "@vmcp-keepalive/runtime";
+import { createHash } from "node:crypto";
+import { ACL_ROLES, aclPasswordVariable, createLogger, ensureDefaultMetrics, parseConfig, type AclRole, type KeepaliveConfig } from "@vmcp-keepalive/runtime";
 import { QUEUE_KEEPALIVE } from "@vmcp-keepalive/shared";
 import { flushPrefix, testPrefix } from "@vmcp-keepalive/testkit";
 import { createScheduler } from "@vmcp-keepalive/scheduler";
 import { createWorker } from "@vmcp-keepalive/worker";
+import { runCli } from "./helpers/processes.js";
 
 /**
  * No Docker engine or cluster runs here, so the deployment files are
@@ -27,6 +29,22 @@ const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 /** `${VAR}` / `${VAR:-default}` / `${VAR:?msg}` names in a text. */
 const envRefs = (text: string) => [...text.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::[-?][^}]*)?\}/g)].map((m) => m[1]!);
+
+/** A compose file's value with its `${VAR}`, `${VAR:-default}` and `${VAR:?message}` filled from `env` (a `?` variable must be set). */
+function composeValue(value: unknown, env: Record<string, string>): string {
+  return String(value).replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([-?])([^}]*))?\}/g, (_m, name: string, kind: string | undefined, rest: string) => {
+    const set = env[name];
+    if (set) return set;
+    if (kind === "-") return rest;
+    throw new Error(`compose variable ${name} is not set${kind === "?" ? ` (${rest})` : ""}`);
+  });
+}
+
+/** The Redis users' passwords the deployment files are checked with. */
+const ACL_PASSWORDS: Record<string, string> = Object.fromEntries(ACL_ROLES.map((role) => [aclPasswordVariable(role), `${role}-password-for-the-test`]));
+
+/** The role of each program, by the Dockerfile target or service that runs it. */
+const ROLE_OF: Record<string, AclRole> = { scheduler: "scheduler", worker: "worker", "demo-vmcp": "vmcp" };
 
 interface DockerStage {
   name: string | undefined;
@@ -183,7 +201,7 @@ describe("deployment files", () => {
     expect(byTarget("demo").sort()).toEqual(["demo-backend", "demo-vmcp"]);
     expect(JSON.stringify(obj(services["redis"])["command"])).toMatch(/"--appendonly","yes"/);
 
-    const composeEnv = { ADMIN_PASSWORD: "a-test-password-long-enough" };
+    const composeEnv = { ADMIN_PASSWORD: "a-test-password-long-enough", ...ACL_PASSWORDS };
     const configs = new Map<string, KeepaliveConfig>();
     for (const [name, raw] of Object.entries(services)) {
       const s = obj(raw);
@@ -199,13 +217,16 @@ describe("deployment files", () => {
         const [src, dst] = String(v).split(":");
         if (src?.startsWith("./")) expect(existsSync(join(ROOT, src)), `${name}: ${src}`).toBe(true);
         if (dst === "/etc/vmcp-keepalive/config.yaml") {
-          const env = Object.fromEntries(Object.entries(obj(s["environment"])).map(([k, val]) => [k, String(val).replace(/^\$\{ADMIN_PASSWORD.*\}$/, composeEnv.ADMIN_PASSWORD)]));
+          const env = Object.fromEntries(Object.entries(obj(s["environment"])).map(([k, val]) => [k, composeValue(val, composeEnv)]));
           expect(obj(s["environment"])["KEEPALIVE_CONFIG"]).toBe(dst);
           configs.set(name, parseConfig(parseYaml(read(src!)), env, src));
         }
       }
       const entry = arr(s["entrypoint"]).map(String);
-      if (entry.length) expect(allBins).toContain(entry[1]);
+      // `node <bin> …`, or `sh -c "node <bin> …"`: the program run is a package bin.
+      const bin = entry[0] === "sh" ? /\bnode (\S+)/.exec(entry[2] ?? "")?.[1] : entry[1];
+      // (Services of our images only: a third-party image runs its own command.)
+      if (entry.length && build["target"] !== undefined) expect(allBins, `${name}: ${entry.join(" ")}`).toContain(bin);
     }
     for (const n of [...schedulers, ...workers]) expect(configs.has(n), `${n} mounts the config`).toBe(true);
 
@@ -231,6 +252,115 @@ describe("deployment files", () => {
     expect(published).toContain(`${portOf(config, "scheduler")}:${portOf(config, "scheduler")}`);
   });
 
+  it("docker-compose.yml: Redis loads the users `vmcp-keepalive acl` writes from the programs' config, and each program connects as its role's user", async () => {
+    const compose = obj(parseYaml(read("docker-compose.yml"), { merge: true }));
+    const services = obj(compose["services"]);
+    const composeEnv = { ADMIN_PASSWORD: "a-test-password-long-enough", ...ACL_PASSWORDS };
+    const redis = obj(services["redis"]);
+    const users = obj(services["redis-users"]);
+    // Redis reads the ACL file from a volume the users service writes, once that has run.
+    const command = arr(redis["command"]).map(String);
+    const aclFile = command[command.indexOf("--aclfile") + 1]!;
+    const mountOf = (s: Obj, path: string) =>
+      arr(s["volumes"])
+        .map(String)
+        .find((v) => path.startsWith(`${v.split(":")[1]}/`));
+    const redisMount = mountOf(redis, aclFile)!;
+    expect(redisMount, "Redis mounts the users' volume").toMatch(/:ro$/);
+    expect(mountOf(users, aclFile)?.split(":")[0]).toBe(redisMount.split(":")[0]);
+    expect(Object.keys(obj(compose["volumes"]))).toContain(redisMount.split(":")[0]);
+    expect(obj(obj(redis["depends_on"])["redis-users"])).toEqual({ condition: "service_completed_successfully" });
+    expect(obj(users["build"])["target"]).toBe("cli");
+    const script = arr(users["entrypoint"]).map(String)[2]!;
+    expect(script).toContain(`vmcp-keepalive.js acl > ${aclFile}`);
+    expect(script).toContain(`echo 'user default off' >> ${aclFile}`);
+    // The health check asks as the operator (the default user is off).
+    expect(JSON.stringify(obj(redis["healthcheck"])["test"])).toContain("--user operator");
+    expect(Object.keys(obj(redis["environment"]))).toContain(aclPasswordVariable("operator"));
+
+    // The users service's command, run here on its config and environment: each program's
+    // REDIS_URL names its role's user with the password whose SHA-256 that user has.
+    const usersEnv = Object.fromEntries(Object.entries(obj(users["environment"])).map(([k, v]) => [k, composeValue(v, composeEnv)]));
+    const config = arr(users["volumes"])
+      .map(String)
+      .find((v) => v.endsWith(`:${usersEnv["KEEPALIVE_CONFIG"]}:ro`))!
+      .split(":")[0]!;
+    const generated = await runCli(["acl", "--config", join(ROOT, config)], usersEnv);
+    expect(generated.code, generated.stderr).toBe(0);
+    const shaOf = new Map(
+      generated.stdout
+        .trimEnd()
+        .split("\n")
+        .map((l) => [l.split(" ")[1]!, l.split(" ")[3]!.slice(1)]),
+    );
+    const roleOf = (name: string, s: unknown) => ROLE_OF[name] ?? ROLE_OF[String(obj(obj(s)["build"])["target"])];
+    const connecting = Object.entries(services).filter(([name, s]) => roleOf(name, s));
+    expect(connecting.map(([n]) => n).sort()).toEqual(["demo-vmcp", "scheduler-1", "scheduler-2", "worker-1", "worker-2", "worker-3"]);
+    for (const [name, s] of connecting) {
+      const role = roleOf(name, s)!;
+      const url = new URL(composeValue(obj(obj(s)["environment"])["REDIS_URL"], composeEnv));
+      expect(url.username, name).toBe(role);
+      expect(createHash("sha256").update(decodeURIComponent(url.password)).digest("hex"), `${name}: the password of the ${role} user`).toBe(shaOf.get(role));
+    }
+  });
+
+  it("docker-compose.yml: Redis speaks TLS only, with the certificates its one-shot service makes, and every program and the demo vMCP present the stack's client certificate", () => {
+    const compose = obj(parseYaml(read("docker-compose.yml"), { merge: true }));
+    const services = obj(compose["services"]);
+    const redis = obj(services["redis"]);
+    const command = arr(redis["command"]).map(String);
+    const flag = (f: string) => command[command.indexOf(f) + 1];
+    expect(flag("--port")).toBe("0");
+    expect(flag("--tls-port")).toBe("6379");
+    expect(flag("--tls-auth-clients")).toBe("yes");
+    // The certificates come from the redis-tls service's volume, mounted where Redis reads them.
+    const volumeAt = (s: Obj, path: string) =>
+      arr(s["volumes"])
+        .map(String)
+        .find((v) => path.startsWith(`${v.split(":")[1]}/`))
+        ?.split(":")[0];
+    const certs = obj(services["redis-tls"]);
+    const tlsVolume = volumeAt(redis, flag("--tls-cert-file")!)!;
+    expect(Object.keys(obj(compose["volumes"]))).toContain(tlsVolume);
+    expect(arr(certs["volumes"]).map(String)).toContain(`${tlsVolume}:/tls`);
+    expect(obj(obj(redis["depends_on"])["redis-tls"])).toEqual({ condition: "service_completed_successfully" });
+    expect(JSON.stringify(obj(redis["healthcheck"])["test"])).toContain("--tls --cacert /tls/ca.crt --cert /tls/client.crt --key /tls/client.key");
+
+    // The script the service runs makes a CA, a server certificate for the host the programs
+    // connect to, and a client certificate, all verified under that CA.
+    const dir = mkdtempSync(join(tmpdir(), "vmk-compose-tls-"));
+    try {
+      const made = spawnSync("sh", [join(ROOT, "deploy/tls/make-certs.sh"), dir], { encoding: "utf8" });
+      expect(made.status, made.stderr).toBe(0);
+      expect(readdirSync(dir).sort()).toEqual(["ca.crt", "client.crt", "client.key", "redis.crt", "redis.key"]);
+      const verify = spawnSync("openssl", ["verify", "-CAfile", join(dir, "ca.crt"), join(dir, "redis.crt"), join(dir, "client.crt")], { encoding: "utf8" });
+      expect(verify.status, verify.stderr).toBe(0);
+      const san = spawnSync("openssl", ["x509", "-in", join(dir, "redis.crt"), "-noout", "-ext", "subjectAltName"], { encoding: "utf8" });
+      expect(san.stdout).toContain("DNS:redis");
+      // Run again: it keeps what it made.
+      const before = readFileSync(join(dir, "ca.crt"), "utf8");
+      expect(spawnSync("sh", [join(ROOT, "deploy/tls/make-certs.sh"), dir]).status).toBe(0);
+      expect(readFileSync(join(dir, "ca.crt"), "utf8")).toBe(before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+
+    // Each program: a rediss:// URL to that host, and its config's redis.tls files on the same volume.
+    const env = { ADMIN_PASSWORD: "a-test-password-long-enough", ...ACL_PASSWORDS };
+    const config = parseConfig(parseYaml(read("deploy/config/keepalive.yaml")), { ADMIN_PASSWORD: env.ADMIN_PASSWORD }, "deploy/config/keepalive.yaml");
+    const tls = config.redis.tls!;
+    for (const [name, raw] of Object.entries(services)) {
+      const s = obj(raw);
+      const target = String(obj(s["build"])["target"] ?? "");
+      if (target !== "scheduler" && target !== "worker" && name !== "demo-vmcp") continue;
+      const e = obj(s["environment"]);
+      expect(new URL(composeValue(e["REDIS_URL"], env)).protocol, name).toBe("rediss:");
+      const files = name === "demo-vmcp" ? [e["REDIS_TLS_CA_FILE"], e["REDIS_TLS_CERT_FILE"], e["REDIS_TLS_KEY_FILE"]].map(String) : [tls.caFile!, tls.certFile!, tls.keyFile!];
+      for (const f of files) expect(volumeAt(s, f), `${name}: ${f}`).toBe(tlsVolume);
+      expect(files.map((f) => basename(f))).toEqual(["ca.crt", "client.crt", "client.key"]);
+    }
+  });
+
   it("deploy/prometheus.yml and its alert rules pass promtool, and name only exported metrics", () => {
     const r = spawnSync("promtool", ["check", "config", join(ROOT, "deploy/prometheus.yml")], { encoding: "utf8" });
     expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
@@ -253,12 +383,24 @@ describe("deployment files", () => {
     expect(ofKind("Service")).toHaveLength(2);
     expect(ofKind("PodDisruptionBudget")).toHaveLength(2);
 
-    const secret = ofKind("Secret")[0]!;
-    const secretEnv = Object.fromEntries(Object.entries(obj(secret["stringData"])).map(([k, v]) => [k, String(v)]));
+    const secretData = (name: string) => Object.fromEntries(Object.entries(obj(named("Secret", name)?.["stringData"])).map(([k, v]) => [k, String(v)]));
+    const secretEnv = secretData("vmcp-keepalive-secrets");
+    // The Redis users' passwords, under the names `vmcp-keepalive acl` reads.
+    const usersSecret = secretData("vmcp-keepalive-redis-users");
+    expect(Object.keys(usersSecret).sort()).toEqual(ACL_ROLES.map(aclPasswordVariable).sort());
+    /** A container's environment as Kubernetes gives it: its Secrets (envFrom), then its own env, Secret references resolved. */
+    const containerEnv = (c: Obj): Record<string, string> => ({
+      ...Object.fromEntries(arr(c["envFrom"]).flatMap((ef) => Object.entries(secretData(String(obj(obj(ef)["secretRef"])["name"]))))),
+      ...Object.fromEntries(
+        arr(c["env"]).map((e) => {
+          const ref = obj(obj(obj(e)["valueFrom"])["secretKeyRef"]);
+          return [String(obj(e)["name"]), ref["key"] === undefined ? String(obj(e)["value"]) : (secretData(String(ref["name"]))[String(ref["key"])] ?? `missing ${String(ref["key"])}`)];
+        }),
+      ),
+    });
     const cm = ofKind("ConfigMap")[0]!;
     const cmText = String(obj(cm["data"])["config.yaml"]);
-    for (const v of envRefs(cmText)) expect(Object.keys(secretEnv), `\${${v}} of the ConfigMap is in the Secret`).toContain(v);
-    const config = parseConfig(parseYaml(cmText), { ...secretEnv, HTTP_HOST: "0.0.0.0" }, "configmap");
+    let config: KeepaliveConfig | undefined;
 
     for (const dep of ofKind("Deployment")) {
       const name = String(obj(dep["metadata"])["name"]);
@@ -269,6 +411,25 @@ describe("deployment files", () => {
       expect(labels).toMatchObject(obj(obj(spec["selector"])["matchLabels"]));
       const podSpec = obj(tpl["spec"]);
       const c = obj(arr(podSpec["containers"])[0]);
+      // The ConfigMap's ${VAR}s are in the container's environment; it connects as its role's Redis user.
+      const cEnv = containerEnv(c);
+      for (const v of envRefs(cmText)) expect(Object.keys(cEnv), `\${${v}} of the ConfigMap is in ${name}'s environment`).toContain(v);
+      config = parseConfig(parseYaml(cmText), { ...cEnv, HTTP_HOST: "0.0.0.0" }, "configmap");
+      const redisUrl = new URL(config.redis.url!);
+      expect([redisUrl.username, redisUrl.password], name).toEqual([program, usersSecret[aclPasswordVariable(program)]]);
+      // TLS: the files redis.tls names are the keys of a mounted Secret.
+      expect(redisUrl.protocol).toBe("rediss:");
+      const tls = config.redis.tls!;
+      for (const f of [tls.caFile!, tls.certFile!, tls.keyFile!]) {
+        const m = arr(c["volumeMounts"])
+          .map(obj)
+          .find((vm) => f.startsWith(`${String(vm["mountPath"])}/`));
+        expect(m, `${name}: ${f} is mounted`).toBeDefined();
+        const v = arr(podSpec["volumes"])
+          .map(obj)
+          .find((vol) => vol["name"] === m!["name"]);
+        expect(Object.keys(obj(named("Secret", String(obj(v!["secret"])["secretName"]))?.["stringData"])), `${name}: ${f}`).toContain(basename(f));
+      }
       const image = String(c["image"]);
       expect(targets.has(/^vmcp-keepalive-([a-z]+):/.exec(image)?.[1] ?? ""), `${name}: image ${image} names a Dockerfile target`).toBe(true);
       const ports = arr(c["ports"]).map(obj);
@@ -299,14 +460,25 @@ describe("deployment files", () => {
       expect(labels).toMatchObject(obj(obj(obj(pdb["spec"])["selector"])["matchLabels"]));
     }
 
-    // KEDA: scales the worker Deployment on the length of BullMQ's wait list of `keepalive`.
+    // KEDA: scales the worker Deployment on the length of BullMQ's wait list of `keepalive`, as
+    // the operator user, with what it reads from the worker container's environment.
     const so = ofKind("ScaledObject")[0]!;
-    expect(named("Deployment", String(obj(obj(so["spec"])["scaleTargetRef"])["name"]))).toBeDefined();
+    const target = named("Deployment", String(obj(obj(so["spec"])["scaleTargetRef"])["name"]))!;
+    expect(target).toBeDefined();
     const trigger = obj(arr(obj(so["spec"])["triggers"])[0]);
     expect(trigger["type"]).toBe("redis");
     const meta = obj(trigger["metadata"]);
-    expect(meta["listName"]).toBe(`${config.redis.prefix}:${QUEUE_KEEPALIVE}:wait`);
+    expect(meta["listName"]).toBe(`${config!.redis.prefix}:${QUEUE_KEEPALIVE}:wait`);
+    const targetEnv = containerEnv(obj(arr(obj(obj(obj(target["spec"])["template"])["spec"])["containers"])[0]));
     expect(Object.keys(secretEnv)).toContain(meta["addressFromEnv"]);
+    expect([targetEnv[String(meta["usernameFromEnv"])], targetEnv[String(meta["passwordFromEnv"])]]).toEqual(["operator", usersSecret[aclPasswordVariable("operator")]]);
+    // …over TLS, with the programs' CA and client certificate.
+    expect(meta["enableTLS"]).toBe("true");
+    const auth = named("TriggerAuthentication", String(obj(trigger["authenticationRef"])["name"]));
+    expect(auth).toBeDefined();
+    const refs = arr(obj(auth!["spec"])["secretTargetRef"]).map(obj);
+    expect(refs.map((r) => r["parameter"]).sort()).toEqual(["ca", "cert", "key"]);
+    for (const r of refs) expect(Object.keys(obj(named("Secret", String(r["name"]))?.["stringData"]))).toContain(r["key"]);
     // …and that list really is where BullMQ puts due jobs (checked on a real queue).
     const redis = new Redis(redisUrl, { connectionName: "harness" });
     const q = new Queue(QUEUE_KEEPALIVE, { connection: redis, prefix });
@@ -354,8 +526,15 @@ describe("deployment files", () => {
   });
 
   it("Kubernetes Redis Cluster and Sentinel variants: each ConfigMap is a valid config of its mode on the chart's Service, its secrets in the Secret", () => {
-    const secret = obj(parseYaml(read("deploy/kubernetes/secret.example.yaml")));
-    const secretEnv = Object.fromEntries(Object.entries(obj(secret["stringData"])).map(([k, v]) => [k, String(v)]));
+    const secret = parseAllDocuments(read("deploy/kubernetes/secret.example.yaml"))
+      .map((d) => obj(d.toJS()))
+      .find((d) => obj(d["metadata"])["name"] === "vmcp-keepalive-secrets")!;
+    // With what a Deployment adds (its Redis user, deploy/kubernetes/scheduler.yaml).
+    const secretEnv: Record<string, string> = {
+      ...Object.fromEntries(Object.entries(obj(secret["stringData"])).map(([k, v]) => [k, String(v)])),
+      REDIS_USERNAME: "scheduler",
+      REDIS_USER_PASSWORD: "scheduler-password",
+    };
     for (const [dir, mode] of [
       ["redis-cluster", "cluster"],
       ["redis-sentinel", "sentinel"],
@@ -364,12 +543,15 @@ describe("deployment files", () => {
       expect(obj(cm["metadata"])["name"]).toBe("vmcp-keepalive-config");
       const text = String(obj(cm["data"])["config.yaml"]);
       for (const v of envRefs(text)) expect(Object.keys(secretEnv), `\${${v}} of ${dir}/configmap.yaml is in the Secret`).toContain(v);
-      // The Deployments load the whole Secret as env (envFrom): these variants need a Secret
-      // without REDIS_URL, which would override redis.url (refused in cluster mode, naming it).
-      const { REDIS_URL: _standaloneOnly, ...variantEnv } = secretEnv;
+      // The Deployments load the whole Secret as env (envFrom): it holds no REDIS_URL, which would
+      // override redis.url (refused in cluster mode, naming it), and these variants say so.
+      expect(Object.keys(secretEnv)).not.toContain("REDIS_URL");
       expect(read(`deploy/kubernetes/${dir}/configmap.yaml`)).toMatch(/without\s+(#\s+)?REDIS_URL/);
-      if (mode === "cluster") expect(() => parseConfig(parseYaml(text), { ...secretEnv, HTTP_HOST: "0.0.0.0" }, dir)).toThrow(/REDIS_URL \(redis\.url\): not used when redis\.mode is cluster/);
-      const config = parseConfig(parseYaml(text), { ...variantEnv, HTTP_HOST: "0.0.0.0" }, dir);
+      if (mode === "cluster")
+        expect(() => parseConfig(parseYaml(text), { ...secretEnv, REDIS_URL: "redis://redis:6379", HTTP_HOST: "0.0.0.0" }, dir)).toThrow(
+          /REDIS_URL \(redis\.url\): not used when redis\.mode is cluster/,
+        );
+      const config = parseConfig(parseYaml(text), { ...secretEnv, HTTP_HOST: "0.0.0.0" }, dir);
       expect(config.redis.mode).toBe(mode);
       const values = obj(parseYaml(read(`deploy/kubernetes/${dir}/values.yaml`)));
       const auth = mode === "cluster" ? values : obj(values["auth"]);
@@ -379,9 +561,13 @@ describe("deployment files", () => {
         expect(obj(values["cluster"])).toMatchObject({ nodes: 6, replicas: 1 });
         expect(config.keepalive.shards).toBe(16);
         expect(new URL(config.redis.nodes[0]!).hostname).toMatch(/^vmk-redis-cluster\./);
+        // Each program as its own Redis user.
+        expect(new URL(config.redis.nodes[0]!).username).toBe(secretEnv["REDIS_USERNAME"]);
       } else {
         expect(obj(values["sentinel"])).toMatchObject({ enabled: true, masterSet: config.redis.sentinelName });
         expect(config.redis.sentinels[0]).toMatch(/^vmk-redis\..*:26379$/);
+        // The chart's password: the programs ask the Sentinels with the data nodes' password.
+        expect(new URL(config.redis.url!).password).toBe(secretEnv["REDIS_PASSWORD"]);
       }
     }
   });

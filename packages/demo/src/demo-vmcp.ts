@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { closeRedis, createKeys, createRedis, createSessionPublisher, keyLayout, type RedisTarget } from "@vmcp-keepalive/shared";
 import { parseDuration } from "@vmcp-keepalive/runtime";
@@ -31,7 +32,14 @@ async function main(): Promise<void> {
   const redisUrl = process.env["REDIS_URL"];
   if (!backendUrl) throw new Error("--backend-url (or DEMO_BACKEND_URL) is required");
   if (nodes.length === 0 && !redisUrl) throw new Error("REDIS_URL (or REDIS_NODES for a Redis Cluster) is required");
-  const target: RedisTarget = nodes.length > 0 ? { mode: "cluster", nodes } : { mode: "standalone", url: redisUrl! };
+  // TLS with a private CA and client certificate: REDIS_TLS_CA_FILE, REDIS_TLS_CERT_FILE, REDIS_TLS_KEY_FILE (PEM files).
+  const pem = (variable: string) => {
+    const path = process.env[variable];
+    return path ? readFileSync(path, "utf8") : undefined;
+  };
+  const tlsFiles = { ca: pem("REDIS_TLS_CA_FILE"), cert: pem("REDIS_TLS_CERT_FILE"), key: pem("REDIS_TLS_KEY_FILE") };
+  const tls = Object.values(tlsFiles).some((v) => v !== undefined) ? tlsFiles : undefined;
+  const target: RedisTarget = nodes.length > 0 ? { mode: "cluster", nodes, tls } : { mode: "standalone", url: redisUrl!, tls };
   const shards = values.shards === undefined ? undefined : Number(values.shards);
   if (shards !== undefined && !(Number.isInteger(shards) && shards >= 1 && shards <= 1_024)) throw new Error(`--shards ${values.shards} must be an integer from 1 to 1024`);
   const sessions = Number(values.sessions);

@@ -24,3 +24,17 @@ export {
   type MountedHandler,
 } from "./http/ops-http-server.js";
 export { runProgram, resolveConfig, exitOnStartupError, runUntilSignal, watchedStep, UsageError, EXIT_OK, EXIT_FAILURE, EXIT_USAGE, type ProgramSpec, type RunnableService } from "./program.js";
+export {
+  aclRules,
+  aclUserLine,
+  aclPasswordVariable,
+  ACL_ROLES,
+  CONNECTION_COMMANDS,
+  CLUSTER_COMMANDS,
+  BULLMQ_COMMANDS,
+  type AclRole,
+  type AclRoleRules,
+  type AclKeyGrant,
+  type KeyAccess,
+  type RedisMode,
+} from "./acl/acl-rules.js";

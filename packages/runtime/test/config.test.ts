@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, parseConfig } from "../src/config/load.js";
 import { parseDuration } from "../src/duration.js";
-import { keysOf, redisTargetOf } from "../src/config/redis-target.js";
+import { keysOf, lockTargetsOf, redisTargetOf } from "../src/config/redis-target.js";
 
 function problemsOf(fn: () => unknown): string[] {
   try {
@@ -40,39 +40,34 @@ describe("TLS and Sentinel credentials", () => {
     return path;
   };
 
-  it("reads the PEM files redis.tls names once, into the config, and gives the lock nodes the same unless lock.tls says otherwise", () => {
+  it("reads the PEM files redis.tls names when the program connects, and gives the lock nodes the same unless lock.tls says otherwise", () => {
     const c = parseConfig({
       redis: { url: "rediss://127.0.0.1:6380", tls: { ca_file: pem("ca.pem"), cert_file: pem("c.pem"), key_file: pem("k.pem"), servername: "redis.test" } },
       lock: { redis_urls: ["redis://127.0.0.1:7000"] },
       backends: [backend],
     });
-    expect(c.redis.tls).toEqual({ ca: expect.stringContaining("ca.pem"), cert: expect.stringContaining("c.pem"), key: expect.stringContaining("k.pem"), servername: "redis.test" });
-    expect(redisTargetOf(c)).toMatchObject({ mode: "standalone", tls: { servername: "redis.test" } });
-    expect(c.lock.tls).toEqual(c.redis.tls);
+    expect(redisTargetOf(c)).toMatchObject({
+      mode: "standalone",
+      tls: { ca: expect.stringContaining("ca.pem"), cert: expect.stringContaining("c.pem"), key: expect.stringContaining("k.pem"), servername: "redis.test" },
+    });
+    expect(lockTargetsOf(c)).toEqual([{ mode: "standalone", url: "redis://127.0.0.1:7000", tls: redisTargetOf(c)!.tls }]);
     const own = parseConfig({
       redis: { url: "redis://127.0.0.1:6379", tls: { ca_file: pem("ca.pem") } },
       lock: { redis_urls: ["rediss://127.0.0.1:7000"], tls: { ca_file: pem("lock-ca.pem") } },
       backends: [backend],
     });
-    expect(own.lock.tls?.ca).toContain("lock-ca.pem");
+    expect(lockTargetsOf(own)[0]!.tls?.ca).toContain("lock-ca.pem");
   });
 
   it("names the key of a TLS file that cannot be read or holds no PEM, and of a certificate without its key", () => {
     writeFileSync(join(dir, "not-pem.txt"), "hello");
-    const problems = problemsOf(() =>
-      parseConfig({
-        redis: { url: "rediss://127.0.0.1:6380", tls: { ca_file: join(dir, "missing.pem"), cert_file: join(dir, "not-pem.txt") } },
-        lock: { tls: { cert_file: pem("c.pem") } },
-        backends: [backend],
-      }),
-    );
-    expect(problems).toEqual(
-      expect.arrayContaining([
-        expect.stringMatching(/^redis\.tls\.ca_file: cannot read .*missing\.pem \(ENOENT\)/),
-        expect.stringMatching(/^redis\.tls\.cert_file: .*not a PEM file/),
-        expect.stringMatching(/^lock\.tls\.key_file: cert_file and key_file go together/),
-      ]),
-    );
+    const missing = parseConfig({ redis: { url: "rediss://127.0.0.1:6380", tls: { ca_file: join(dir, "missing.pem") } }, backends: [backend] });
+    expect(() => redisTargetOf(missing)).toThrow(/^redis\.tls\.ca_file: cannot read .*missing\.pem \(ENOENT\)$/);
+    const notPem = parseConfig({ redis: { url: "rediss://127.0.0.1:6380" }, lock: { redis_urls: ["rediss://127.0.0.1:7000"], tls: { ca_file: join(dir, "not-pem.txt") } }, backends: [backend] });
+    expect(() => lockTargetsOf(notPem)).toThrow(/^lock\.tls\.ca_file: .*not a PEM file/);
+    expect(problemsOf(() => parseConfig({ redis: { url: "rediss://127.0.0.1:6380" }, lock: { tls: { cert_file: pem("c.pem") } }, backends: [backend] }))).toEqual([
+      expect.stringMatching(/^lock\.tls\.key_file: cert_file and key_file go together/),
+    ]);
   });
 
   it("takes the Sentinels' own user and password in sentinel mode only", () => {

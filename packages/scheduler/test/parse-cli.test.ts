@@ -17,6 +17,7 @@ describe("admin CLI arguments", () => {
     });
     expect(parseCli(["status", "--json"])).toEqual({ command: "status", config: undefined, json: true });
     expect(parseCli(["end", "--session", "s1"])).toEqual({ command: "end", config: undefined, sessionId: "s1" });
+    expect(parseCli(["acl", "--config", "c.yaml"])).toEqual({ command: "acl", config: "c.yaml" });
   });
 
   it.each([
@@ -29,6 +30,7 @@ describe("admin CLI arguments", () => {
     [["register", "--session", "s1", "--backend", "pw=1", "--ttl", "soon"], /--ttl "soon" is not a duration/],
     [["register", "--session", "s1", "--backend", "pw=1", "--protocol-version", "v2"], /--protocol-version "v2"/],
     [["status", "--session", "s1"], /status: option --session does not apply/],
+    [["acl", "--json"], /acl: option --json does not apply/],
     [["end", "--sesion", "s1"], /end: Unknown option '--sesion'/],
   ])("rejects %j with a message naming the argument", (argv, message) => {
     expect(() => parseCli(argv)).toThrow(message);

@@ -82,7 +82,19 @@ export {
   type RedisTarget,
   type RedisTls,
 } from "./redis/connection.js";
-export { createKeys, keyLayout, shardOfSession, shardTag, CLUSTER_SLOTS, DEFAULT_CLUSTER_SHARDS, MAX_SHARDS, type Keys, type KeyLayoutOptions, type QueueLocation } from "./redis/keys.js";
+export {
+  createKeys,
+  keyLayout,
+  shardOfSession,
+  shardTag,
+  CLUSTER_SLOTS,
+  DEFAULT_CLUSTER_SHARDS,
+  MAX_SHARDS,
+  type Keys,
+  type KeyLayoutOptions,
+  type KeyPatterns,
+  type QueueLocation,
+} from "./redis/keys.js";
 export { hashSlot } from "./redis/hash-slot.js";
 export { redisErrorCause } from "./redis/redis-error-cause.js";
 export { LuaScript, loadLuaScript } from "./redis/lua-script.js";

@@ -81,3 +81,57 @@ describe("key layout", () => {
     expect(() => createKeys("vmk", { shards: 4 }).keepaliveQueue(4)).toThrow(RangeError);
   });
 });
+
+describe("key patterns", () => {
+  /** Redis glob matching for the patterns' only special character, `*`. */
+  const matches = (pattern: string, key: string) => new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`, "s").test(key);
+
+  it.each([
+    ["standalone", createKeys("vmk")],
+    ["standalone, a braced prefix", createKeys("{vmk}")],
+    ["cluster, one shard", createKeys("vmk", keyLayout(true, 1))],
+    ["16 shards", createKeys("vmk", keyLayout(true, 16))],
+  ])("%s: every key matches the pattern of its kind and no other", (_, k) => {
+    // Ids that look like the names of other kinds, and every shard.
+    const ids = ["s1", "pair", "lock", "session", "keepalive", "keepalive-1", "sessions", "wait", ...Array.from({ length: 40 }, (_, i) => `x${i}`)];
+    const kinds: [keyof typeof k.patterns, string][] = [];
+    const queueKeys = (q: { prefix: string; name: string }) =>
+      ["wait", "active", "meta", "events", "marker", "repeat", "repeat:ka:s1:b1", "1", "repeat:ka:pair:lock:1", ""].map((suffix) => `${q.prefix}:${q.name}:${suffix}`);
+    for (const s of ids) {
+      kinds.push(["session", k.session(s)], ["session", k.legacySessionBackends(s)], ["sessionMutex", k.sessionMutex(s)], ["backend", k.backend(s)]);
+      for (const b of ids.slice(0, 8)) kinds.push(["pair", k.pair(s, b)], ["pairLock", k.pairLock(s, b)]);
+    }
+    for (let shard = 0; shard < k.shards; shard++) {
+      kinds.push(["sessionsByExpiry", k.sessionsByExpiry(shard)]);
+      for (const key of queueKeys(k.keepaliveQueue(shard))) kinds.push([key.endsWith(":wait") ? "keepaliveWaitLists" : "keepaliveQueues", key]);
+    }
+    for (const key of queueKeys(k.sessionsQueue)) kinds.push(["sessionsQueue", key]);
+    for (const key of queueKeys(k.eventsQueue)) kinds.push(["eventsQueue", key]);
+    const streams = [k.sessionMessagesStream, k.sessionMessagesRejectedStream, k.sessionEventsStream];
+    for (const [kind, key] of kinds) {
+      const hits = Object.entries(k.patterns)
+        .filter(([, pattern]) => matches(pattern, key))
+        .map(([name]) => name);
+      // A keepalive queue's wait list is also one of its queue's keys.
+      expect(hits, key).toEqual(kind === "keepaliveWaitLists" ? ["keepaliveQueues", "keepaliveWaitLists"] : [kind]);
+    }
+    for (const key of streams)
+      expect(
+        Object.values(k.patterns).filter((p) => matches(p, key)),
+        key,
+      ).toEqual([]);
+    expect(k.pairPattern).toBe(k.patterns.pair);
+  });
+
+  it("tagged: a shard's `{*}` stands for its hash tag", () => {
+    const k = createKeys("vmk", keyLayout(true, 16));
+    expect(k.patterns).toMatchObject({
+      pair: "vmk:{*}:pair:*:*",
+      pairLock: "vmk:{*}:lock:*:*",
+      backend: "vmk:backend:{*}",
+      keepaliveQueues: "vmk:{*}:keepalive-*:*",
+      sessionsQueue: "vmk:{sessions}:vmcp-sessions:*",
+    });
+    expect(createKeys("vmk").patterns).toMatchObject({ pair: "vmk:pair:*:*", keepaliveQueues: "vmk:keepalive:*", keepaliveWaitLists: "vmk:keepalive:wait", eventsQueue: "vmk:vmcp-events:*" });
+  });
+});

@@ -26,6 +26,11 @@ export interface EmbeddedRedisOptions {
   binary?: string;
   /** Keep the data directory on stop. @defaultValue false */
   keepDir?: boolean;
+  /**
+   * Users from this ACL file (`--aclfile`). The harness checks readiness with an unauthenticated
+   * PING, so the file must leave the default user able to PING.
+   */
+  aclFile?: string;
 }
 
 /**
@@ -36,7 +41,7 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Pr
   const port = options.port ?? (await freePort());
   const ownDir = options.dir === undefined;
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), "vmk-redis-"));
-  const args = [...localServerArgs(port, dir, { appendOnly: options.appendOnly }), "--appendfsync", "everysec"];
+  const args = [...localServerArgs(port, dir, { appendOnly: options.appendOnly }), "--appendfsync", "everysec", ...(options.aclFile ? ["--aclfile", options.aclFile] : [])];
   const server = spawnRedisProcess(args, port, dir, options.binary);
   const removeDir = () => {
     if (ownDir && !options.keepDir) rmSync(dir, { recursive: true, force: true });

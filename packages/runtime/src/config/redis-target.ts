@@ -1,4 +1,5 @@
-import { createKeys, keyLayout, type Keys, type RedisTarget } from "@vmcp-keepalive/shared";
+import { readFileSync } from "node:fs";
+import { createKeys, keyLayout, type Keys, type RedisTarget, type RedisTls } from "@vmcp-keepalive/shared";
 import { UsageError } from "../usage-error.js";
 import type { KeepaliveConfig } from "./types.js";
 
@@ -8,16 +9,40 @@ import type { KeepaliveConfig } from "./types.js";
  */
 export function redisTargetOf(config: KeepaliveConfig): RedisTarget | undefined {
   const r = config.redis;
-  if (r.mode === "cluster") return { mode: "cluster", nodes: r.nodes, tls: r.tls };
+  const tls = readTls(r.tls, "redis.tls");
+  if (r.mode === "cluster") return { mode: "cluster", nodes: r.nodes, tls };
   if (r.mode === "sentinel") {
-    return { mode: "sentinel", sentinels: r.sentinels, name: r.sentinelName ?? "", url: r.url, tls: r.tls, sentinelUsername: r.sentinelUsername, sentinelPassword: r.sentinelPassword };
+    return { mode: "sentinel", sentinels: r.sentinels, name: r.sentinelName ?? "", url: r.url, tls, sentinelUsername: r.sentinelUsername, sentinelPassword: r.sentinelPassword };
   }
-  return r.url ? { mode: "standalone", url: r.url, tls: r.tls } : undefined;
+  return r.url ? { mode: "standalone", url: r.url, tls } : undefined;
 }
 
 /** The lock nodes of a config (`lock.redis_urls`), each with its TLS (`lock.tls`, else `redis.tls`). */
 export function lockTargetsOf(config: KeepaliveConfig): RedisTarget[] {
-  return config.lock.redisUrls.map((url) => ({ mode: "standalone", url, tls: config.lock.tls }));
+  const tls = readTls(config.lock.tls ?? config.redis.tls, config.lock.tls ? "lock.tls" : "redis.tls");
+  return config.lock.redisUrls.map((url) => ({ mode: "standalone", url, tls }));
+}
+
+type TlsFiles = KeepaliveConfig["redis"]["tls"];
+
+/**
+ * Reads the PEM files a `redis.tls` / `lock.tls` section names, when a program connects. A file
+ * that cannot be read, or holds no PEM, is a {@link UsageError} naming the key (exit 2).
+ */
+function readTls(files: TlsFiles, key: string): RedisTls | undefined {
+  if (!files) return undefined;
+  const read = (path: string | undefined, name: string): string | undefined => {
+    if (path === undefined) return undefined;
+    let pem: string;
+    try {
+      pem = readFileSync(path, "utf8");
+    } catch (err) {
+      throw new UsageError(`${key}.${name}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+    if (!pem.includes("-----BEGIN ")) throw new UsageError(`${key}.${name}: ${path} is not a PEM file (no -----BEGIN line)`);
+    return pem;
+  };
+  return { ca: read(files.caFile, "ca_file"), cert: read(files.certFile, "cert_file"), key: read(files.keyFile, "key_file"), servername: files.servername };
 }
 
 /** The main Redis of a config, or a {@link UsageError} naming the missing key. */

@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { parseDuration } from "../duration.js";
 import { createCredentialKeyRing, IdSchema, keyLayout, MAX_SHARDS } from "@vmcp-keepalive/shared";
@@ -34,20 +33,8 @@ function duration(min: number, what = "duration", max = MAX_TIMER_MS) {
 
 const redisUrl = z.string().refine((u) => /^rediss?:\/\/.+/.test(u), { message: "must be a redis:// or rediss:// URL" });
 
-/** A PEM file named by the config: read once, here; an unreadable one is a config error naming the key. */
-const pemFile = z.string().transform((path, ctx) => {
-  try {
-    const pem = readFileSync(path, "utf8");
-    if (!pem.includes("-----BEGIN ")) {
-      ctx.addIssue({ code: "custom", message: `${path} is not a PEM file (no -----BEGIN line)` });
-      return z.NEVER;
-    }
-    return pem;
-  } catch (err) {
-    ctx.addIssue({ code: "custom", message: `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` });
-    return z.NEVER;
-  }
-});
+/** A PEM file named by the config (read when the program connects: `redisTargetOf`). */
+const pemFile = z.string().min(1, "must be a file path");
 
 /**
  * TLS to Redis with your own CA or client certificates. Set, TLS is on for every connection it
@@ -72,7 +59,7 @@ const TlsSchema = z
       ctx.addIssue({ code: "custom", path: [t.cert_file === undefined ? "cert_file" : "key_file"], message: "cert_file and key_file go together (the client certificate and its key)" });
     }
   })
-  .transform((t) => ({ ca: t.ca_file, cert: t.cert_file, key: t.key_file, servername: t.servername }));
+  .transform((t) => ({ caFile: t.ca_file, certFile: t.cert_file, keyFile: t.key_file, servername: t.servername }));
 
 const KEEPALIVE_METHOD_RE = /^(ping|none|tool:[A-Za-z0-9._/-]{1,128})$/;
 
@@ -431,7 +418,7 @@ function toKeepaliveConfig(file: ConfigFile) {
       sentinelName: file.redis.sentinel_name,
       sentinelUsername: file.redis.sentinel_username,
       sentinelPassword: file.redis.sentinel_password,
-      /** PEM contents, read from the files `redis.tls` names. */
+      /** The files `redis.tls` names (read by `redisTargetOf`). */
       tls: file.redis.tls,
       prefix: file.redis.prefix,
     },

@@ -2,6 +2,7 @@ import { ZodError } from "zod";
 import { closeRedis, createRedis, createSessionPublisher, describeIssues, describeRedisTarget, redisErrorCause } from "@vmcp-keepalive/shared";
 import { createSessionStore } from "../store/session-store.js";
 import { exitOnStartupError, findBackend, keysOf, requireRedisTarget, resolveConfig, UsageError } from "@vmcp-keepalive/runtime";
+import { aclFileLines } from "./acl-file-lines.js";
 import { CLI_USAGE, parseCli } from "./parse-cli.js";
 import { formatStatusTable, statusRows } from "./status.js";
 
@@ -39,6 +40,10 @@ async function main(): Promise<void> {
     return;
   }
   const config = resolveConfig(cmd.config, process.env);
+  if (cmd.command === "acl") {
+    process.stdout.write(`${aclFileLines(config, process.env).join("\n")}\n`);
+    return;
+  }
   const target = requireRedisTarget(config);
   if (cmd.command === "register") {
     const unknown = cmd.backends.filter((b) => !findBackend(config, b.backendId));

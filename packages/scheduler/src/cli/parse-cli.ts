@@ -11,6 +11,9 @@ commands:
   touch --session ID        publish session.touched
   end --session ID          publish session.ended
   status [--json]           pairs with their last keepalive outcome
+  acl                       Redis ACL users (ACL file lines) for the config's prefix, mode and
+                            shards: vmcp, scheduler, worker, operator; each password from
+                            VMK_ACL_<ROLE>_PASSWORD (written only as its SHA-256)
 
 every command takes --config FILE (or KEEPALIVE_CONFIG=FILE)`;
 
@@ -26,6 +29,7 @@ export type CliCommand =
     }
   | { readonly command: "touch" | "end"; readonly config: string | undefined; readonly sessionId: string }
   | { readonly command: "status"; readonly config: string | undefined; readonly json: boolean }
+  | { readonly command: "acl"; readonly config: string | undefined }
   | { readonly command: "help" };
 
 function checkId(what: string, value: string): string {
@@ -64,9 +68,10 @@ export function parseCli(argv: readonly string[]): CliCommand {
     touch: ["config", "session"],
     end: ["config", "session"],
     status: ["config", "json"],
+    acl: ["config"],
   };
   const allow = allowed[command];
-  if (!allow) throw new UsageError(`unknown command ${JSON.stringify(command)} (expected register, touch, end or status)`);
+  if (!allow) throw new UsageError(`unknown command ${JSON.stringify(command)} (expected register, touch, end, status or acl)`);
   for (const key of Object.keys(values)) {
     if (!allow.includes(key)) throw new UsageError(`${command}: option --${key} does not apply to this command`);
   }
@@ -103,6 +108,8 @@ export function parseCli(argv: readonly string[]): CliCommand {
     case "touch":
     case "end":
       return { command, config: values.config, sessionId: needSession() };
+    case "acl":
+      return { command, config: values.config };
     default:
       return { command: "status", config: values.config, json: values.json ?? false };
   }

@@ -34,7 +34,9 @@ export function createBullBoardMount(queues: readonly Queue[], auth: BasicAuthCr
   createBullBoard({
     queues: queues.map((q) => new BullMQAdapter(q)),
     serverAdapter,
-    options: { uiConfig: { boardTitle: "vmcp-keepalive" } },
+    // No workers view: it runs CLIENT LIST (an admin command, which lists every connection of the
+    // Redis) on every poll, and the scheduler's Redis user may not (docs/operations.md, "Redis users").
+    options: { uiConfig: { boardTitle: "vmcp-keepalive", showWorkers: false } },
   });
   // The adapter's express app routes relative to its mount point, as `app.use(BULL_BOARD_PATH, …)` would.
   const app = serverAdapter.getRouter() as (req: IncomingMessage, res: ServerResponse) => void;

@@ -60,8 +60,14 @@ export interface Keys {
    * Tagged: in a slot of its own, so the breaker is one for the whole cluster.
    */
   backend(backendId: string): string;
-  /** SCAN pattern of every pair key of every shard. */
+  /** SCAN pattern of every pair key of every shard (`patterns.pair`). */
   readonly pairPattern: string;
+  /**
+   * Glob patterns (Redis `SCAN MATCH` and ACL `~` syntax) matching every key of each kind, in
+   * every shard: built by the same templates as the keys themselves, with `*` for each id and,
+   * when tagged, for the shard's hash tag. The ACL rules (`vmcp-keepalive acl`) are made of them.
+   */
+  readonly patterns: KeyPatterns;
   /** The pair a pair key names (any shard), or undefined for any other key. */
   parsePairKey(key: string): { sessionId: string; backendId: string } | undefined;
   /** The keepalive queue of one shard (`keepalive`, or `keepalive-<n>` when sharded). */
@@ -79,6 +85,32 @@ export interface Keys {
   readonly sessionMessagesRejectedStream: string;
   /** Stream: every event for vMCPs, field `event`, capped (`<events prefix>:session-events`). */
   readonly sessionEventsStream: string;
+}
+
+/**
+ * Glob patterns of the key kinds of {@link Keys}. Prefixes and ids hold none of the glob
+ * characters (`* ? [ ] \`), and ids no `{ }`; the only hash tags are `{<shard>.<k>}`,
+ * `{sessions}`, `{events}` and `{<backend id>}`. So the `{*}` of a tagged pattern stands for a
+ * shard tag and cannot reach into a key of another kind: a `*` matches any characters, but what
+ * follows it (`}:pair:`, `}:lock:`, …) occurs in no key of another kind.
+ */
+export interface KeyPatterns {
+  /** Session hashes (and the legacy backend sets of 0.1.0, `<session>:backends`). */
+  readonly session: string;
+  /** The reaper's sorted sets, one per shard. */
+  readonly sessionsByExpiry: string;
+  readonly pair: string;
+  readonly pairLock: string;
+  readonly sessionMutex: string;
+  readonly backend: string;
+  /** Every BullMQ key of every shard's keepalive queue. */
+  readonly keepaliveQueues: string;
+  /** BullMQ's wait list of every shard's keepalive queue: jobs due and not yet taken (the backlog). */
+  readonly keepaliveWaitLists: string;
+  /** Every BullMQ key of the `vmcp-sessions` queue. */
+  readonly sessionsQueue: string;
+  /** Every BullMQ key of the `vmcp-events` queue. */
+  readonly eventsQueue: string;
 }
 
 export interface KeyLayoutOptions {
@@ -132,35 +164,61 @@ export function createKeys(prefix: string, options: KeyLayoutOptions = {}): Keys
     if (p === undefined) throw new RangeError(`shard ${shard} out of range 0-${shards - 1}`);
     return p;
   };
+  // One template per key kind, used for the keys and, with `*` for ids and tags, for the patterns.
+  const anyShard = tagged ? `${prefix}:{*}` : prefix;
+  const sessionKey = (sp: string, s: string) => `${sp}:session:${s}`;
+  const sessionsKey = (sp: string) => `${sp}:sessions`;
+  const pairKeyOf = (sp: string, s: string, b: string) => `${sp}:pair:${s}:${b}`;
+  const lockKey = (sp: string, s: string, b: string) => `${sp}:lock:${s}:${b}`;
+  const mutexKey = (sp: string, s: string) => `${sp}:smutex:${s}`;
+  const backendKey = (b: string) => (tagged ? `${prefix}:backend:{${b}}` : `${prefix}:backend:${b}`);
+  const keepaliveName = (shard: number | "*") => (shards === 1 ? QUEUE_KEEPALIVE : `${QUEUE_KEEPALIVE}-${shard}`);
+  const queueKeys = (q: QueueLocation, suffix: string) => `${q.prefix}:${q.name}:${suffix}`;
   const escaped = prefix.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   const pairKey = new RegExp(`^${escaped}${tagged ? ":\\{[^}]*\\}" : ""}:pair:([^:]+):([^:]+)$`);
   const sessionsPrefix = tagged ? `${prefix}:{sessions}` : prefix;
   const eventsPrefix = tagged ? `${prefix}:{events}` : prefix;
-  const keepaliveQueues = shardPrefixes.map((p, i) => ({ name: shards === 1 ? QUEUE_KEEPALIVE : `${QUEUE_KEEPALIVE}-${i}`, prefix: p }));
+  const keepaliveQueues = shardPrefixes.map((p, i) => ({ name: keepaliveName(i), prefix: p }));
+  const sessionsQueue = { name: QUEUE_SESSIONS, prefix: sessionsPrefix };
+  const eventsQueue = { name: QUEUE_EVENTS, prefix: eventsPrefix };
+  const anyKeepaliveQueue = { name: keepaliveName("*"), prefix: anyShard };
+  const patterns: KeyPatterns = {
+    session: sessionKey(anyShard, "*"),
+    sessionsByExpiry: sessionsKey(anyShard),
+    pair: pairKeyOf(anyShard, "*", "*"),
+    pairLock: lockKey(anyShard, "*", "*"),
+    sessionMutex: mutexKey(anyShard, "*"),
+    backend: backendKey("*"),
+    keepaliveQueues: queueKeys(anyKeepaliveQueue, "*"),
+    keepaliveWaitLists: queueKeys(anyKeepaliveQueue, "wait"),
+    sessionsQueue: queueKeys(sessionsQueue, "*"),
+    eventsQueue: queueKeys(eventsQueue, "*"),
+  };
   return {
     prefix,
     shards,
     tagged,
     shardOf,
     shardPrefix,
-    session: (s) => `${of(s)}:session:${s}`,
-    legacySessionBackends: (s) => `${of(s)}:session:${s}:backends`,
-    sessionsByExpiry: (shard) => `${shardPrefix(shard)}:sessions`,
-    pair: (s, b) => `${of(s)}:pair:${s}:${b}`,
-    pairLock: (s, b) => `${of(s)}:lock:${s}:${b}`,
-    sessionMutex: (s) => `${of(s)}:smutex:${s}`,
-    pairPattern: tagged ? `${prefix}:{*}:pair:*` : `${prefix}:pair:*`,
+    session: (s) => sessionKey(of(s), s),
+    legacySessionBackends: (s) => `${sessionKey(of(s), s)}:backends`,
+    sessionsByExpiry: (shard) => sessionsKey(shardPrefix(shard)),
+    pair: (s, b) => pairKeyOf(of(s), s, b),
+    pairLock: (s, b) => lockKey(of(s), s, b),
+    sessionMutex: (s) => mutexKey(of(s), s),
+    pairPattern: patterns.pair,
+    patterns,
     parsePairKey: (key) => {
       const m = pairKey.exec(key);
       return m ? { sessionId: m[1]!, backendId: m[2]! } : undefined;
     },
-    backend: (b) => (tagged ? `${prefix}:backend:{${b}}` : `${prefix}:backend:${b}`),
+    backend: backendKey,
     keepaliveQueue: (shard) => {
       shardPrefix(shard);
       return keepaliveQueues[shard]!;
     },
-    sessionsQueue: { name: QUEUE_SESSIONS, prefix: sessionsPrefix },
-    eventsQueue: { name: QUEUE_EVENTS, prefix: eventsPrefix },
+    sessionsQueue,
+    eventsQueue,
     sessionMessagesStream: `${sessionsPrefix}:${STREAM_SESSION_MESSAGES}`,
     sessionMessagesRejectedStream: `${sessionsPrefix}:${STREAM_SESSION_MESSAGES}:rejected`,
     sessionEventsStream: `${eventsPrefix}:${STREAM_SESSION_EVENTS}`,
