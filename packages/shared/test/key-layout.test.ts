@@ -37,7 +37,7 @@ describe("key layout", () => {
       const q = k.keepaliveQueue(shard);
       const slot = hashSlot(k.pair(s, "b"));
       // BullMQ's keys are `<prefix>:<queue name>:<suffix>`.
-      for (const key of [k.session(s), k.legacySessionBackends(s), k.pairLock(s, "b"), k.sessionMutex(s), k.sessionsByExpiry(shard), `${q.prefix}:${q.name}:wait`]) expect(hashSlot(key)).toBe(slot);
+      for (const key of [k.session(s), k.pairLock(s, "b"), k.sessionMutex(s), k.sessionsByExpiry(shard), `${q.prefix}:${q.name}:wait`]) expect(hashSlot(key)).toBe(slot);
       expect(k.parsePairKey(k.pair(s, "b"))).toEqual({ sessionId: s, backendId: "b" });
     }
     expect(hashSlot(k.backend("b1"))).toBe(hashSlot("b1"));

@@ -39,11 +39,6 @@ export interface Keys {
   shardPrefix(shard: number): string;
   /** Hash: one vMCP session (sequence, TTLs, state, and a `b:<backendId>` field per registered backend). */
   session(sessionId: string): string;
-  /**
-   * Set: the backend ids of a session as 0.1.0 stored them; the scheduler's scripts move them
-   * into the session hash the first time they touch the session, and delete it.
-   */
-  legacySessionBackends(sessionId: string): string;
   /** Sorted set: session id → expiry time (ms) of one shard's sessions; the reaper's index. */
   sessionsByExpiry(shard: number): string;
   /** Hash: one session×backend pair (backend session id, protocol version, epoch, last outcome). */
@@ -144,7 +139,6 @@ export function createKeys(prefix: string, options: KeyLayoutOptions = {}): Keys
     shardOf,
     shardPrefix,
     session: (s) => `${of(s)}:session:${s}`,
-    legacySessionBackends: (s) => `${of(s)}:session:${s}:backends`,
     sessionsByExpiry: (shard) => `${shardPrefix(shard)}:sessions`,
     pair: (s, b) => `${of(s)}:pair:${s}:${b}`,
     pairLock: (s, b) => `${of(s)}:lock:${s}:${b}`,
