@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { createBackendClient, createPairLockStrategy, createTickStore, type KeepaliveEventMap } from "@vmcp-keepalive/worker";
+import { createBackendClient, createTickLockStrategy, createTickStore, type KeepaliveEventMap } from "@vmcp-keepalive/worker";
 import { closeRedis, createRedis, createVmcpClient, type RedisTarget, type VmcpEvent, type VmcpClient } from "@vmcp-keepalive/shared";
 import { createLogger, keysOf, parseConfig, redisTargetOf, TypedEmitter } from "@vmcp-keepalive/runtime";
 import { createSessionStore } from "@vmcp-keepalive/scheduler";
@@ -117,7 +117,7 @@ describe.each(TOPOLOGIES)("reinitializeBackend racing keepalive ticks on $name",
       config,
       keys,
       // The worker's default: the pair lock taken inside the tick's begin script.
-      lock: createPairLockStrategy(redis, []),
+      lock: createTickLockStrategy(redis, []),
       store: createTickStore(redis, keys),
       events,
       log: logger,

@@ -6,7 +6,7 @@
 export { createWorker, createTickRunner, jobTimings, type KeepaliveWorker, type TickRunner, type WorkerOptions } from "./create-worker.js";
 export { runKeepalive, lockTtlMs, trafficWindowMs, type KeepaliveDeps, type KeepaliveJobResult } from "./tick/run-tick.js";
 export { processKeepaliveJob, scheduledAt, planCatchUp, catchUpFraction, overdueAfterMs, type CatchUpInput, type CatchUpPlan } from "./tick/keepalive-job.js";
-export { createPairLockStrategy, inScriptPairLock, redlockPairLock, type PairLock, type PairLockStrategy, type ScriptLock, type LockSkip } from "./tick/pair-lock.js";
+export { createTickLockStrategy, inScriptTickLock, redlockTickLock, type TickLock, type TickLockStrategy, type ScriptLock, type LockSkip } from "./tick/tick-lock.js";
 export { nextCall, planRecord, hasFallback, type CallMethod, type CallResult, type TickState, type TickRecord, type BreakerOp, type MethodOp, type AuthMode } from "./tick/plan.js";
 export type { KeepaliveEventMap } from "./tick/keepalive-events.js";
 export { openPairCredentials, type UnopenedWhy } from "./tick/session-credentials.js";

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import type { Redis } from "ioredis";
 import { closeRedis, createKeys, createLocker, createRedis, readBackendState, type BackendState, type Keys, type SessionRegistered } from "@vmcp-keepalive/shared";
 import { createSessionStore, type SessionStore } from "@vmcp-keepalive/scheduler";
-import { combinedTickStore, inScriptPairLock, jittered, splitTickStore, type FinishInput, type TickStore } from "../src/index.js";
+import { combinedTickStore, inScriptTickLock, jittered, splitTickStore, type FinishInput, type TickStore } from "../src/index.js";
 import { expectNoLeakedConnections, flushPrefix, testPrefix } from "@vmcp-keepalive/testkit";
 
 /*
@@ -274,7 +274,7 @@ describe.each(VARIANTS)("pair lock inside the tick scripts, $name", (v) => {
     if (d.kind !== "call") return;
     await finishSuccess(breaker, d.pair, "t3");
     // Nor by a tick's lock whose token is not the holder's (compare-and-delete).
-    const lock = await inScriptPairLock(redis).acquire(lockKey, 5_000);
+    const lock = await inScriptTickLock(redis).acquire(lockKey, 5_000);
     if ("skip" in lock) throw new Error("in-script locks are prepared, never refused");
     lock.begun(true);
     await lock.release();

@@ -5,7 +5,7 @@ import type { BackendClient, McpCallResult } from "../protocol/backend-client.js
 import { jittered, type CredentialsNotice, type FinishResult, type TickStart, type TickStore } from "../store/tick-store.js";
 import type { KeepaliveEventMap } from "./keepalive-events.js";
 import { hasFallback, nextCall, planRecord, type CallMethod, type MethodOp } from "./plan.js";
-import type { PairLock, PairLockStrategy } from "./pair-lock.js";
+import type { TickLock, TickLockStrategy } from "./tick-lock.js";
 
 /** What a keepalive job returns (its BullMQ return value, visible in Bull Board). */
 export interface KeepaliveJobResult {
@@ -27,7 +27,7 @@ export interface KeepaliveDeps {
   readonly config: KeepaliveConfig;
   readonly keys: Keys;
   /** The pair lock, chosen once: in the tick's scripts (one Redis) or a Redlock quorum. */
-  readonly lock: PairLockStrategy;
+  readonly lock: TickLockStrategy;
   /** Pair + backend state in Redis: one script to begin a tick, one to finish it. */
   readonly store: TickStore;
   readonly events: TypedEmitter<KeepaliveEventMap>;
@@ -170,7 +170,7 @@ function openCredentials(deps: KeepaliveDeps, log: Logger, pair: CallStart["pair
 async function skipWithoutCall(
   deps: KeepaliveDeps,
   start: CallStart,
-  lock: PairLock,
+  lock: TickLock,
   reason: Extract<SkipReason, "no_credentials" | "credentials_undecryptable" | "credentials_unknown_key">,
   stopping?: { readonly stop: CredentialsStop; readonly log: Logger },
 ): Promise<KeepaliveJobResult> {
@@ -200,7 +200,7 @@ async function skipWithoutCall(
 }
 
 /** A stopped pair's job scheduler goes while our lock still holds (see the 404 case in callAndRecord). */
-async function removeStoppedScheduler(deps: KeepaliveDeps, log: Logger, lock: PairLock, sessionId: string, backendId: string): Promise<void> {
+async function removeStoppedScheduler(deps: KeepaliveDeps, log: Logger, lock: TickLock, sessionId: string, backendId: string): Promise<void> {
   if (lock.stillHeld()) await deps.removeScheduler(sessionId, backendId);
   else log.info("pair lock expired during the call; job scheduler left for the next tick to remove");
 }
@@ -220,7 +220,7 @@ async function announceExpiry(deps: KeepaliveDeps, log: Logger, sessionId: strin
   });
 }
 
-async function callAndRecord(deps: KeepaliveDeps, log: Logger, backend: BackendConfig, start: CallStart, lock: PairLock, headers: Readonly<Record<string, string>>): Promise<KeepaliveJobResult> {
+async function callAndRecord(deps: KeepaliveDeps, log: Logger, backend: BackendConfig, start: CallStart, lock: TickLock, headers: Readonly<Record<string, string>>): Promise<KeepaliveJobResult> {
   const { events, config } = deps;
   const { pair } = start;
   const { sessionId, backendId } = pair;

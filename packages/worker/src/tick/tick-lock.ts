@@ -20,7 +20,7 @@ export interface ScriptLock {
  * its record; the removal of a job scheduler). The scripts apply it and say whether they still
  * hold the lock; with Redlock the lock is held from `acquire` to `release` whatever they say.
  */
-export interface PairLock {
+export interface TickLock {
   readonly script: ScriptLock;
   /** The begin script's answer: whether its lock stays held for the rest of the tick. */
   begun(heldByScript: boolean): void;
@@ -38,11 +38,11 @@ export interface PairLock {
 }
 
 /** The pair lock strategy, chosen once when the worker starts. */
-export interface PairLockStrategy {
+export interface TickLockStrategy {
   /** `in-script`: taken by the tick's begin script on the main Redis; `redlock`: a quorum over `lock.redis_urls`. */
   readonly kind: "in-script" | "redlock";
   /** Takes (`redlock`) or prepares (`in-script`) the lock for one tick; a skip when it cannot. */
-  acquire(key: string, ttlMs: number): Promise<PairLock | { readonly skip: LockSkip; readonly error?: Error }>;
+  acquire(key: string, ttlMs: number): Promise<TickLock | { readonly skip: LockSkip; readonly error?: Error }>;
 }
 
 /** Redlock's allowance for clock drift, applied the same way to the in-script lock: TTL − 1 % − 2 ms. */
@@ -55,7 +55,7 @@ function validUntil(startedAt: number, ttlMs: number): number {
  * Redlock does, so it excludes a vMCP's Redlock on the same resource) and the finish script
  * releases it — no round trip of its own per keepalive.
  */
-export function inScriptPairLock(redis: RedisConnection, now: () => number = Date.now): PairLockStrategy {
+export function inScriptTickLock(redis: RedisConnection, now: () => number = Date.now): TickLockStrategy {
   return {
     kind: "in-script",
     acquire(key, ttlMs) {
@@ -63,7 +63,7 @@ export function inScriptPairLock(redis: RedisConnection, now: () => number = Dat
       const token = randomUUID();
       const expiresAt = validUntil(now(), ttl);
       let held = false;
-      const lock: PairLock = {
+      const lock: TickLock = {
         script: { key, token, ttlMs: ttl },
         begun: (heldByScript) => void (held = heldByScript),
         finished: (heldByScript) => void (held = heldByScript),
@@ -81,7 +81,7 @@ export function inScriptPairLock(redis: RedisConnection, now: () => number = Dat
 }
 
 /** Several independent lock nodes (`lock.redis_urls`): a Redlock quorum, taken before the scripts run. */
-export function redlockPairLock(locker: Locker): PairLockStrategy {
+export function redlockTickLock(locker: Locker): TickLockStrategy {
   return {
     kind: "redlock",
     async acquire(key, ttlMs) {
@@ -111,6 +111,6 @@ export function redlockPairLock(locker: Locker): PairLockStrategy {
  * `lock.redis_urls`), else Redlock over the lock nodes (their clients fail fast: a down node
  * votes against at once).
  */
-export function createPairLockStrategy(main: RedisConnection, lockNodes: readonly RedisConnection[], now: () => number = Date.now): PairLockStrategy {
-  return lockNodes.length === 0 ? inScriptPairLock(main, now) : redlockPairLock(createLocker(lockNodes));
+export function createTickLockStrategy(main: RedisConnection, lockNodes: readonly RedisConnection[], now: () => number = Date.now): TickLockStrategy {
+  return lockNodes.length === 0 ? inScriptTickLock(main, now) : redlockTickLock(createLocker(lockNodes));
 }
