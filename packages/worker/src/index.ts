@@ -6,7 +6,7 @@
 export { createWorker, createTickRunner, jobTimings, type KeepaliveWorker, type TickRunner, type WorkerOptions } from "./create-worker.js";
 export { runKeepalive, lockTtlMs, trafficWindowMs, type KeepaliveDeps, type KeepaliveJobResult } from "./tick/run-tick.js";
 export { processKeepaliveJob, scheduledAt, planCatchUp, catchUpFraction, overdueAfterMs, type CatchUpInput, type CatchUpPlan } from "./tick/keepalive-job.js";
-export { createTickLockStrategy, inScriptTickLock, redlockTickLock, type TickLock, type TickLockStrategy, type ScriptLock, type LockSkip } from "./tick/tick-lock.js";
+export { createTickLockStrategy, inScriptTickLock, redlockTickLock, type TickLock, type TickLockStrategy, type LockSkip } from "./tick/tick-lock.js";
 export { nextCall, planRecord, hasFallback, type CallMethod, type CallResult, type TickState, type TickRecord, type BreakerOp, type MethodOp, type AuthMode } from "./tick/plan.js";
 export type { KeepaliveEventMap } from "./tick/keepalive-events.js";
 export { openPairCredentials, type UnopenedWhy } from "./tick/session-credentials.js";
@@ -21,11 +21,9 @@ export {
   type BeginOptions,
   type FinishInput,
   type FinishResult,
-  type FinishRecord,
   type FinishAccounting,
-  type BreakerTransition,
-  type MethodTransition,
 } from "./store/tick-store.js";
+export type { ScriptLock, LockAfter, FinishRecord, BreakerTransition, MethodTransition } from "./store/scripts.js";
 export { createBackendClient, KEEPALIVE_ID_PREFIX, type BackendClient, type BackendClientOptions, type McpTarget, type McpRequest, type McpCallResult } from "./protocol/backend-client.js";
 export { classifyError, classifyHttpStatus, classifyHttpError, classifyRpcError, type Classified } from "./protocol/classify.js";
 export { createKeepaliveMetrics, attachKeepaliveMetrics, LATENCY_BUCKETS_MS, type KeepaliveMetrics } from "./metrics/keepalive-metrics.js";

@@ -1,35 +1,29 @@
 import { randomUUID } from "node:crypto";
 import { createLocker, releaseLock, type HeldLock, type Locker, type RedisConnection } from "@vmcp-keepalive/shared";
+import type { LockAfter, ScriptLock } from "../store/scripts.js";
 
 /** Why a tick could not have its pair lock: the skip reasons of the metrics and events. */
 export type LockSkip = "locked" | "lock_unavailable";
 
-/** How the tick's scripts see the lock (KEYS and ARGV of lua/begin-tick-3.lua and friends). */
-export interface ScriptLock {
-  /** The contract resource `<prefix>:lock:<sessionId>:<backendId>`. */
-  readonly key: string;
-  /** This tick's token: the lock's value when the scripts take it, and the probe-ownership proof. */
-  readonly token: string;
-  /** TTL for the begin script to take the lock with; 0 when the lock is already held outside the scripts. */
-  readonly ttlMs: number;
-}
-
 /**
  * One tick's pair lock. The rule for how long it stays held is written once, in
  * lua/includes/pair.lua (KEEPS_LOCK): only while the worker still has work under it (the call and
- * its record; the removal of a job scheduler). The scripts apply it and say whether they still
- * hold the lock; with Redlock the lock is held from `acquire` to `release` whatever they say.
+ * its record; the removal of a job scheduler). Each tick script applies it and answers what it
+ * left of its lock (`LockAfter`); the tick hands its last script's answer here, and each strategy
+ * acts on it in its own way: the in-script lock is held exactly while the scripts answer `kept`;
+ * a Redlock quorum is held from `acquire` to `release`, and the scripts never see it.
  */
 export interface TickLock {
-  readonly script: ScriptLock;
-  /** The begin script's answer: whether its lock stays held for the rest of the tick. */
-  begun(heldByScript: boolean): void;
-  /** The finish script's answer: whether its lock stays held (a pair it recorded as expired). */
-  finished(heldByScript: boolean): void;
-  /** False once the lock may belong to someone else: released, or its TTL (less clock drift) ran out. */
-  stillHeld(): boolean;
-  /** Releases what is still held (compare-and-delete); never throws: an unreleased lock expires. */
-  release(): Promise<void>;
+  /** The lock for the tick's scripts to take and release themselves; undefined when it is held outside them (Redlock). */
+  readonly script: ScriptLock | undefined;
+  /**
+   * Whether the tick may still act under the lock after a step whose script answered `after`
+   * (remove a stopped pair's job scheduler): false once the lock may belong to someone else —
+   * released, or its TTL (less clock drift) ran out.
+   */
+  holds(after: LockAfter): boolean;
+  /** Releases what the tick still holds after its last step, whose script answered `after` (compare-and-delete); never throws: an unreleased lock expires. */
+  release(after: LockAfter): Promise<void>;
   /**
    * A begin script that could not run (Redis unreachable): when the lock is taken in the script,
    * that is the lock being unavailable — a skip; otherwise the error is the tick's.
@@ -52,8 +46,8 @@ function validUntil(startedAt: number, ttlMs: number): number {
 
 /**
  * One lock node, the main Redis: the begin script takes the lock (`SET NX PX`, as a one-node
- * Redlock does, so it excludes a vMCP's Redlock on the same resource) and the finish script
- * releases it — no round trip of its own per keepalive.
+ * Redlock does, so it excludes a vMCP's Redlock on the same resource) and the script that ends
+ * the tick's work under it releases it — no round trip of its own per keepalive.
  */
 export function inScriptTickLock(redis: RedisConnection, now: () => number = Date.now): TickLockStrategy {
   return {
@@ -62,16 +56,11 @@ export function inScriptTickLock(redis: RedisConnection, now: () => number = Dat
       const ttl = Math.max(1, Math.round(ttlMs));
       const token = randomUUID();
       const expiresAt = validUntil(now(), ttl);
-      let held = false;
       const lock: TickLock = {
-        script: { key, token, ttlMs: ttl },
-        begun: (heldByScript) => void (held = heldByScript),
-        finished: (heldByScript) => void (held = heldByScript),
-        stillHeld: () => held && now() < expiresAt,
-        async release() {
-          if (!held) return;
-          held = false;
-          await releaseLock(redis, key, token).catch(() => {});
+        script: { token, ttlMs: ttl },
+        holds: (after) => after === "kept" && now() < expiresAt,
+        async release(after) {
+          if (after === "kept") await releaseLock(redis, key, token).catch(() => {});
         },
         unavailable: () => "lock_unavailable",
       };
@@ -80,7 +69,7 @@ export function inScriptTickLock(redis: RedisConnection, now: () => number = Dat
   };
 }
 
-/** Several independent lock nodes (`lock.redis_urls`): a Redlock quorum, taken before the scripts run. */
+/** Several independent lock nodes (`lock.redis_urls`): a Redlock quorum, taken before the scripts run and released after them. */
 export function redlockTickLock(locker: Locker): TickLockStrategy {
   return {
     kind: "redlock",
@@ -88,18 +77,10 @@ export function redlockTickLock(locker: Locker): TickLockStrategy {
       const result = await locker.tryLock(key, ttlMs);
       if (!result.acquired) return result.reason === "locked" ? { skip: "locked" } : { skip: "lock_unavailable", error: result.error };
       const held: HeldLock = result.lock;
-      let released = false;
       return {
-        // TTL 0: the scripts neither take it nor find this token on the main Redis to release.
-        script: { key, token: randomUUID(), ttlMs: 0 },
-        begun: () => {},
-        finished: () => {},
-        stillHeld: () => !released && held.isValid(),
-        async release() {
-          if (released) return;
-          released = true;
-          await held.release();
-        },
+        script: undefined,
+        holds: () => held.isValid(),
+        release: () => held.release(),
         unavailable: () => undefined,
       };
     },
