@@ -2,7 +2,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createKeys, type SessionRegistered } from "@vmcp-keepalive/shared";
 import { flushPrefix, testPrefix } from "@vmcp-keepalive/testkit";
-import { createSessionStore, type PairDecision } from "../src/index.js";
+import { createSessionStore, type PairDecision } from "../src/internal.js";
 
 const url = inject("redisUrl");
 let redis: Redis;

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, inject, it } from "vitest";
 import type { Redis } from "ioredis";
 import { closeRedis, createKeys, createLocker, createRedis, readBackendState, type BackendState, type Keys, type SessionRegistered } from "@vmcp-keepalive/shared";
-import { createSessionStore, type SessionStore } from "@vmcp-keepalive/scheduler";
-import { combinedTickStore, inScriptTickLock, jittered, redlockTickLock, splitTickStore, type FinishInput, type TickStore } from "../src/index.js";
+import { createSessionStore, type SessionStore } from "@vmcp-keepalive/scheduler/internal";
+import { combinedTickStore, inScriptTickLock, jittered, redlockTickLock, splitTickStore, type FinishInput, type TickStore } from "../src/internal.js";
 import { expectNoLeakedConnections, flushPrefix, testPrefix } from "@vmcp-keepalive/testkit";
 
 /*
