@@ -91,6 +91,5 @@ describe("orphaned sessions", () => {
     const tomb = await redis.hgetall(`${prefix}:session:s0`);
     expect(tomb).toMatchObject({ state: "ended", endReason: "expired" });
     expect(await redis.pttl(`${prefix}:session:s0`)).toBeGreaterThan(0);
-    expect(await countKeys(redis, `${prefix}:session:*:backends`)).toBe(0);
   }, 90_000);
 });

@@ -5,7 +5,12 @@ import { describe, expect, it } from "vitest";
 
 /* The dependency rules of the code map (README): production packages never lean on the test kit or on each other sideways. */
 const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
-const manifest = (pkg: string) => JSON.parse(readFileSync(join(root, "packages", pkg, "package.json"), "utf8")) as { dependencies?: Record<string, string>; devDependencies?: Record<string, string> };
+const manifest = (pkg: string) =>
+  JSON.parse(readFileSync(join(root, "packages", pkg, "package.json"), "utf8")) as {
+    dependencies?: Record<string, string>;
+    devDependencies?: Record<string, string>;
+    exports?: Record<string, unknown>;
+  };
 const deps = (pkg: string) => Object.keys(manifest(pkg).dependencies ?? {});
 
 describe("package layout", () => {
@@ -25,5 +30,27 @@ describe("package layout", () => {
       expect(deps(pkg)).toEqual(expect.arrayContaining(["@vmcp-keepalive/shared", "@vmcp-keepalive/runtime"]));
       expect(deps(pkg)).not.toContain(other);
     }
+  });
+
+  /*
+   * What `import("@vmcp-keepalive/worker")` and `…/scheduler` give: what an operator or embedder
+   * uses, as the README's code map lists it; the parts behind it (for this project's tests, bench
+   * and demo) are on the `./internal` subpath.
+   */
+  const ENTRIES = { worker: ["createWorker"], scheduler: ["createScheduler"] } as const;
+  const codeMapRow = (pkg: string) =>
+    readFileSync(join(root, "README.md"), "utf8")
+      .split("\n")
+      .find((line) => line.startsWith(`| \`packages/${pkg}\``)) ?? "";
+
+  it.each(Object.entries(ENTRIES))("the %s's entry point exports what the README's code map lists, no internals; those are on ./internal", async (pkg, names) => {
+    const entry = (await import(`@vmcp-keepalive/${pkg}`)) as Record<string, unknown>;
+    expect(Object.keys(entry).sort()).toEqual([...names].sort());
+    for (const name of names) expect(codeMapRow(pkg)).toContain(`\`${name}\``);
+    expect(codeMapRow(pkg)).toContain(`\`@vmcp-keepalive/${pkg}/internal\``);
+    expect(Object.keys(manifest(pkg).exports ?? {})).toEqual([".", "./internal", "./package.json"]);
+    const internal = (await import(`@vmcp-keepalive/${pkg}/internal`)) as Record<string, unknown>;
+    expect(Object.keys(internal).length).toBeGreaterThan(0);
+    expect(Object.keys(internal).filter((name) => name in entry)).toEqual([]);
   });
 });

@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { createBackendClient, createPairLockStrategy, createTickStore, type KeepaliveEventMap } from "@vmcp-keepalive/worker";
+import type { KeepaliveEventMap } from "@vmcp-keepalive/worker";
+import { createBackendClient, createTickLockStrategy, createTickStore, runKeepalive, type KeepaliveDeps, type KeepaliveJobResult } from "@vmcp-keepalive/worker/internal";
 import { closeRedis, createRedis, createVmcpClient, type RedisTarget, type VmcpEvent, type VmcpClient } from "@vmcp-keepalive/shared";
 import { createLogger, keysOf, parseConfig, redisTargetOf, TypedEmitter } from "@vmcp-keepalive/runtime";
-import { createSessionStore } from "@vmcp-keepalive/scheduler";
+import { createSessionStore } from "@vmcp-keepalive/scheduler/internal";
 import { expectNoLeakedConnections, flushPrefix, startMcpTestBackend, startRedisCluster, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
 import { createScheduler, type Scheduler } from "@vmcp-keepalive/scheduler";
-import { runKeepalive, type KeepaliveDeps, type KeepaliveJobResult } from "@vmcp-keepalive/worker";
 
 const redisUrl = inject("redisUrl");
 const logger = createLogger({ name: "race", level: "silent" });
@@ -117,7 +117,7 @@ describe.each(TOPOLOGIES)("reinitializeBackend racing keepalive ticks on $name",
       config,
       keys,
       // The worker's default: the pair lock taken inside the tick's begin script.
-      lock: createPairLockStrategy(redis, []),
+      lock: createTickLockStrategy(redis, []),
       store: createTickStore(redis, keys),
       events,
       log: logger,

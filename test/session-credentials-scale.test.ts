@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
-import { createSessionStore } from "@vmcp-keepalive/scheduler";
+import { createSessionStore } from "@vmcp-keepalive/scheduler/internal";
 import { createKeys, createVmcpClient, type CredentialKey, type VmcpClient, type VmcpEvent } from "@vmcp-keepalive/shared";
 import { flushPrefix, openBackendSession, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend, type OpenedSession } from "@vmcp-keepalive/testkit";
 import { get, sample } from "./helpers/ops.js";

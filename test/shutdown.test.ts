@@ -2,7 +2,7 @@ import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { createKeys, createSessionPublisher, QUEUE_KEEPALIVE } from "@vmcp-keepalive/shared";
-import { createSessionStore } from "@vmcp-keepalive/scheduler";
+import { createSessionStore } from "@vmcp-keepalive/scheduler/internal";
 import { flushPrefix, openBackendSession, sleep, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
 import { startProgram, waitForLog, writeConfig, type RunningProcess } from "./helpers/processes.js";
 

@@ -1,7 +1,7 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
-import { createSessionStore, type SessionStore } from "@vmcp-keepalive/scheduler";
+import { createSessionStore, type SessionStore } from "@vmcp-keepalive/scheduler/internal";
 import { closeRedis, createKeys, createLocker, createRedis, createVmcpClient, createVmcpEventPublisher, QUEUE_SESSIONS, type VmcpClient, type VmcpEvent } from "@vmcp-keepalive/shared";
 import { expectNoLeakedConnections, flushPrefix, freePort, sleep, startEmbeddedRedis, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
 import { recordOutcome } from "./helpers/worker-writes.js";

@@ -1,6 +1,6 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import { applyMessage, createPairScheduler } from "@vmcp-keepalive/scheduler";
+import { applyMessage, createPairScheduler } from "@vmcp-keepalive/scheduler/internal";
 import {
   closeRedis,
   createCredentialKeyRing,
@@ -15,7 +15,7 @@ import {
   type SessionRegistered,
 } from "@vmcp-keepalive/shared";
 import { createLogger } from "@vmcp-keepalive/runtime";
-import { createSessionStore } from "@vmcp-keepalive/scheduler";
+import { createSessionStore } from "@vmcp-keepalive/scheduler/internal";
 import { parsedConfig, type BenchAuth } from "./config.js";
 import { BACKEND_ID, benchRedisTarget, sleep, type BenchContext } from "./context.js";
 

@@ -1,7 +1,7 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterEach, expect } from "vitest";
-import { createSessionStore, type SessionStore } from "@vmcp-keepalive/scheduler";
+import { createSessionStore, type SessionStore } from "@vmcp-keepalive/scheduler/internal";
 import { closeRedis, createKeys, createRedis, createVmcpClient, QUEUE_KEEPALIVE, type VmcpClient } from "@vmcp-keepalive/shared";
 import { expectNoLeakedConnections, flushPrefix, openBackendSession, startMcpTestBackend, testPrefix, type McpTestBackend, type OpenedSession } from "@vmcp-keepalive/testkit";
 import { startSchedulerAndWorker, writeConfig, type RunningProcess } from "./processes.js";

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import type { Keys, KeepaliveOutcome, PairState, PairStatus } from "@vmcp-keepalive/shared";
-import { createTickStore } from "@vmcp-keepalive/worker";
+import { createTickStore } from "@vmcp-keepalive/worker/internal";
 
 /**
  * A worker's outcome write, exactly as a tick makes it (the tick store's finish script, fenced on

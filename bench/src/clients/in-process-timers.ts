@@ -5,7 +5,7 @@
  * difference to the worker is exactly what the queue, the lock and the shared state cost.
  * Runs until SIGTERM.
  */
-import { createBackendClient } from "@vmcp-keepalive/worker";
+import { createBackendClient } from "@vmcp-keepalive/worker/internal";
 import { parseClientArgs } from "./sdk-clients.js";
 
 const args = parseClientArgs(process.argv);

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createCredentialKeyRing, decodePair, type CredentialKey } from "@vmcp-keepalive/shared";
-import { openPairCredentials } from "@vmcp-keepalive/worker";
+import { openPairCredentials } from "@vmcp-keepalive/worker/internal";
 import type { BenchAuth } from "../config.js";
 import type { BenchContext } from "../context.js";
 import { percentile } from "../measure/stats.js";

@@ -1,4 +1,4 @@
-import { createSessionStore } from "@vmcp-keepalive/scheduler";
+import { createSessionStore } from "@vmcp-keepalive/scheduler/internal";
 import { closeRedis, createKeys, createRedis } from "@vmcp-keepalive/shared";
 import { configDocument } from "../config.js";
 import { BACKEND_ID, mark, sleep, type BenchContext } from "../context.js";

@@ -5,7 +5,7 @@ import { constants as osConstants } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { closeRedis, createKeys, createRedis, createSessionPublisher, type RedisConnection, type SessionPublisher } from "@vmcp-keepalive/shared";
-import { createSessionStore } from "@vmcp-keepalive/scheduler";
+import { createSessionStore } from "@vmcp-keepalive/scheduler/internal";
 import { parseDuration } from "@vmcp-keepalive/runtime";
 import { freePort, startEmbeddedRedis, type EmbeddedRedis } from "@vmcp-keepalive/testkit";
 import { startDemoMcpServer, type DemoMcpServer } from "./demo-mcp-server.js";

@@ -4,7 +4,8 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import { createKeys, createSessionPublisher, QUEUE_KEEPALIVE, schedulerId, type SessionRegistered } from "@vmcp-keepalive/shared";
 import { createLogger, parseConfig, type Logger } from "@vmcp-keepalive/runtime";
 import { captureLines, expectNoLeakedConnections, flushPrefix, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
-import { createScheduler, createSessionStore, decidePair, type Scheduler } from "../src/index.js";
+import { createScheduler, type Scheduler } from "../src/index.js";
+import { createSessionStore, decidePair } from "../src/internal.js";
 
 /*
  * Convergence: a redelivered message completes what its first delivery started, and

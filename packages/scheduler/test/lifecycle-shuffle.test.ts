@@ -4,7 +4,8 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import { closeRedis, createRedis, QUEUE_SESSIONS, SESSION_MESSAGE_JOB_OPTIONS, SessionMessageSchema, type SessionMessageInput } from "@vmcp-keepalive/shared";
 import { createLogger, parseConfig } from "@vmcp-keepalive/runtime";
 import { expectNoLeakedConnections, flushPrefix, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
-import { applyMessage, createScheduler, type Scheduler } from "../src/index.js";
+import { createScheduler, type Scheduler } from "../src/index.js";
+import { applyMessage } from "../src/internal.js";
 
 /*
  * Registration messages reach the schedulers duplicated (BullMQ redelivers, vMCP replicas retry)

@@ -2,7 +2,7 @@ import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { createKeys, createSessionPublisher, QUEUE_SESSIONS, schedulerId } from "@vmcp-keepalive/shared";
-import { createSessionStore } from "../src/index.js";
+import { createSessionStore } from "../src/internal.js";
 import { createLogger, parseConfig } from "@vmcp-keepalive/runtime";
 import { captureLines, expectNoLeakedConnections, flushPrefix, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
 import { createScheduler, type Scheduler } from "../src/create-scheduler.js";

@@ -2,7 +2,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createKeys, type SessionRegistered } from "@vmcp-keepalive/shared";
 import { flushPrefix, testPrefix } from "@vmcp-keepalive/testkit";
-import { createSessionStore, type PairDecision } from "../src/index.js";
+import { createSessionStore, type PairDecision } from "../src/internal.js";
 
 const url = inject("redisUrl");
 let redis: Redis;
@@ -106,7 +106,7 @@ describe("state store", () => {
     const sessionFields = await redis.hkeys(keys.session("s1"));
     expect(sessionFields.filter((f) => f.startsWith("b:"))).toEqual(["b:pw", "b:other", "b:st"]);
     expect(sessionFields).not.toContain("sid");
-    expect(await redis.exists(keys.legacySessionBackends("s1"))).toBe(0);
+    expect(await redis.keys(`${prefix}:session:*`)).toEqual([keys.session("s1")]);
     // Decoded, the defaults are back.
     expect(await store.readPair("s1", "pw")).toMatchObject({ sessionId: "s1", backendId: "pw", status: "active", offReason: undefined, consecutiveFailures: 0 });
     // Dropping a backend drops its field; a touch naming it is then refused.
@@ -115,38 +115,6 @@ describe("state store", () => {
     const touch = { type: "session.touched" as const, v: 1 as const, sessionId: "s1", occurredAt: new Date().toISOString(), sequence: 3 };
     expect(await store.applyTouched({ ...touch, backendIds: ["other"] }, 10)).toEqual({ status: "unknown_backends", unknownBackends: ["other"], revivedBackends: [] });
     expect(await store.applyTouched({ ...touch, backendIds: ["pw"] }, 10)).toEqual({ status: "applied", unknownBackends: [], revivedBackends: [] });
-    await flushPrefix(url, prefix);
-  });
-
-  it("takes over a session and pairs written in the 0.1.0 layout (backend set key, ids and defaults stored as fields)", async () => {
-    const prefix = testPrefix();
-    const keys = createKeys(prefix);
-    const store = createSessionStore(redis, keys);
-    const old = async (sessionId: string) => {
-      await redis.hset(keys.session(sessionId), { sid: sessionId, seq: 1, regSeq: 1, state: "active", replica: "r1", ttl: 60_000, createdAt: 0, activeAt: 0, expiresAt: 60_000 });
-      await redis.zadd(keys.sessionsByExpiry(0), 60_000, sessionId);
-      await redis.sadd(keys.legacySessionBackends(sessionId), "pw", "other");
-      for (const [bid, bsid] of [
-        ["pw", "b-1"],
-        ["other", "x-1"],
-      ] as const)
-        await redis.hset(keys.pair(sessionId, bid), { sid: sessionId, bid, bsid, pv: "2025-06-18", status: "active", off: "", epoch: 1, fails: 0, regAt: 0 });
-    };
-    // A touch finds the backends the set lists, and moves them into the session hash.
-    await old("s1");
-    expect(await store.readPair("s1", "other")).toMatchObject({ sessionId: "s1", backendId: "other", backendSessionId: "x-1", status: "active", epoch: 1 });
-    const touch = { type: "session.touched" as const, v: 1 as const, sessionId: "s1", occurredAt: new Date().toISOString(), sequence: 2, backendIds: ["other"] };
-    expect(await store.applyTouched(touch, 10)).toEqual({ status: "applied", unknownBackends: [], revivedBackends: [] });
-    expect(await redis.exists(keys.legacySessionBackends("s1"))).toBe(0);
-    expect((await redis.hkeys(keys.session("s1"))).filter((f) => f.startsWith("b:")).sort()).toEqual(["b:other", "b:pw"]);
-    // A registration without "other" removes it, as it would have with the set.
-    expect(await store.applyRegistered(reg("s1", 3), [active("b-1")], 20)).toEqual({ status: "applied", removedBackends: ["other"], activeBackends: ["pw"], offBackends: {} });
-    expect(await store.readPair("s1", "other")).toBeUndefined();
-    expect((await store.readPair("s1", "pw"))?.epoch).toBe(1);
-    // An end reports every backend of a session still in the old layout.
-    await old("s2");
-    expect(await store.applyEnded({ sessionId: "s2", sequence: 2, reason: "closed" }, 30)).toEqual({ status: "applied", backends: expect.arrayContaining(["pw", "other"]) as string[] });
-    expect(await redis.exists(keys.legacySessionBackends("s2"), keys.pair("s2", "pw"), keys.pair("s2", "other"))).toBe(0);
     await flushPrefix(url, prefix);
   });
 

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import { createKeys, STREAM_SCHEDULER_GROUP } from "@vmcp-keepalive/shared";
 import { createLogger, parseConfig } from "@vmcp-keepalive/runtime";
 import { captureLines, expectNoLeakedConnections, flushPrefix, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
-import { createSessionStore } from "../src/index.js";
+import { createSessionStore } from "../src/internal.js";
 import { createScheduler, type Scheduler } from "../src/create-scheduler.js";
 
 /*

@@ -1,7 +1,7 @@
 --[[
   Releases a lock if `token` still holds it (compare-and-delete, as Redlock releases): the
   single-node locker's release (src/lock/locker.ts) and the worker's release of a pair lock its
-  tick took in its begin script (packages/worker/src/tick/pair-lock.ts).
+  tick took in its begin script (packages/worker/src/tick/tick-lock.ts).
   Input:
     KEYS[1] the lock, e.g. the pair lock <shard prefix>:lock:<sessionId>:<backendId>
     ARGV[1] the holder's token

@@ -37,7 +37,7 @@ describe("key layout", () => {
       const q = k.keepaliveQueue(shard);
       const slot = hashSlot(k.pair(s, "b"));
       // BullMQ's keys are `<prefix>:<queue name>:<suffix>`.
-      for (const key of [k.session(s), k.legacySessionBackends(s), k.pairLock(s, "b"), k.sessionMutex(s), k.sessionsByExpiry(shard), `${q.prefix}:${q.name}:wait`]) expect(hashSlot(key)).toBe(slot);
+      for (const key of [k.session(s), k.pairLock(s, "b"), k.sessionMutex(s), k.sessionsByExpiry(shard), `${q.prefix}:${q.name}:wait`]) expect(hashSlot(key)).toBe(slot);
       expect(k.parsePairKey(k.pair(s, "b"))).toEqual({ sessionId: s, backendId: "b" });
     }
     expect(hashSlot(k.backend("b1"))).toBe(hashSlot("b1"));
@@ -98,7 +98,7 @@ describe("key patterns", () => {
     const queueKeys = (q: { prefix: string; name: string }) =>
       ["wait", "active", "meta", "events", "marker", "repeat", "repeat:ka:s1:b1", "1", "repeat:ka:pair:lock:1", ""].map((suffix) => `${q.prefix}:${q.name}:${suffix}`);
     for (const s of ids) {
-      kinds.push(["session", k.session(s)], ["session", k.legacySessionBackends(s)], ["sessionMutex", k.sessionMutex(s)], ["backend", k.backend(s)]);
+      kinds.push(["session", k.session(s)], ["sessionMutex", k.sessionMutex(s)], ["backend", k.backend(s)]);
       for (const b of ids.slice(0, 8)) kinds.push(["pair", k.pair(s, b)], ["pairLock", k.pairLock(s, b)]);
     }
     for (let shard = 0; shard < k.shards; shard++) {

@@ -5,17 +5,13 @@
   Input:
     KEYS[1] pair hash      <shard prefix>:pair:<sessionId>:<backendId>
     KEYS[2] pair lock      <shard prefix>:lock:<sessionId>:<backendId>
-    ARGV[1] now (ms)
-    ARGV[2] traffic window (ms), as begin-tick-3.lua
-    ARGV[3] tick token
-    ARGV[4] lock TTL (ms); 0 when the lock is held outside the scripts (Redlock quorum)
-    ARGV[5] credentials margin, ARGV[6] credentials.refresh_before (ms), as begin-tick-3.lua
-  Output: { decision, lockHeld (0|1), pairHashFlat, notice }
+    ARGV[1] the begin input, JSON, as begin-tick-3.lua
+  Output: JSON { decision, lock, pair, notice }, as begin-tick-3.lua without `backend`
     decision: 'locked' | 'ended' | 'disabled' | 'credentials_expired' | 'recent_traffic' | 'go'
-    notice: as begin-tick-3.lua
 ]]
 --- @include "pair"
-local token, ttl = ARGV[3], tonumber(ARGV[4])
-if not take_lock(KEYS[2], token, ttl) then return {'locked', 0, {}, ''} end
-local p = begin_pair(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[5]), tonumber(ARGV[6]))
-return {p[1], keep_lock(KEYS[2], token, p[1]), p[2], p[3]}
+local t = cjson.decode(ARGV[1])
+if not take_lock(KEYS[2], t.lock) then return cjson.encode({decision = 'locked', lock = 'none'}) end
+local r = begin_pair(KEYS[1], t)
+r.lock = keep_lock(KEYS[2], t.lock, r.decision)
+return cjson.encode(r)

@@ -3,8 +3,9 @@
   and fallback accounting, cluster-wide.
   Input:
     KEYS[1] backend hash   <prefix>:backend:{<backendId>}
-    ARGV[1] the finish record, JSON (as finish-tick-3.lua)
-  Output: { breakerTransition, breakerFailures, methodTransition } (finish_breaker in includes/backend.lua)
+    ARGV[1] the finish input, JSON, as finish-tick-3.lua
+  Output: JSON { breakerTransition, breakerFailures, methodTransition }: finish-tick-3.lua's
+    `backend` (finish_breaker in includes/backend.lua)
 ]]
 --- @include "backend"
-return finish_breaker(KEYS[1], cjson.decode(ARGV[1]))
+return cjson.encode(finish_breaker(KEYS[1], cjson.decode(ARGV[1])))

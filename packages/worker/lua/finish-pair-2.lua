@@ -4,14 +4,12 @@
   finish-breaker-1.lua does the backend half.
   Input:
     KEYS[1] pair hash, KEYS[2] pair lock (as begin-pair-2.lua)
-    ARGV[1] the finish record, JSON (as finish-tick-3.lua; kind may also be 'skipped': the
-      backend half said 'breaker_open' after the pair half started)
-    ARGV[2] tick token
-  Output: { pairReply, lockHeld (0|1), stopped (0|1) }
-    pairReply: consecutive pair failures, -1 fenced, -2 gone; stopped: this write stopped the
-      pair (record_pair in includes/pair.lua)
+    ARGV[1] the finish input, JSON, as finish-tick-3.lua (kind 'skipped' also when the backend
+      half of the start said 'breaker_open' after the pair half said 'go')
+  Output: JSON { record, stopped, lock }, as finish-tick-3.lua without `backend`
 ]]
 --- @include "pair"
 local t = cjson.decode(ARGV[1])
-local rec, stopped = record_pair(KEYS[1], t)
-return {rec, keep_lock(KEYS[2], ARGV[2], stopped == 1 and 'stopped' or 'finished'), stopped}
+local r = record_pair(KEYS[1], t)
+r.lock = keep_lock(KEYS[2], t.lock, r.stopped and 'stopped' or 'finished')
+return cjson.encode(r)

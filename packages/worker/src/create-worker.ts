@@ -37,7 +37,7 @@ import { createBackendClient } from "./protocol/backend-client.js";
 import { createTickStore } from "./store/tick-store.js";
 import type { KeepaliveEventMap } from "./tick/keepalive-events.js";
 import { processKeepaliveJob } from "./tick/keepalive-job.js";
-import { createPairLockStrategy } from "./tick/pair-lock.js";
+import { createTickLockStrategy } from "./tick/tick-lock.js";
 import { runKeepalive, type KeepaliveDeps, type KeepaliveJobResult } from "./tick/run-tick.js";
 
 export interface WorkerOptions {
@@ -154,7 +154,7 @@ export function createTickRunner(options: Omit<WorkerOptions, "http"> & { readon
   const deps: KeepaliveDeps = {
     config,
     keys,
-    lock: createPairLockStrategy(clientRedis, lockRedis, now),
+    lock: createTickLockStrategy(clientRedis, lockRedis, now),
     store: createTickStore(clientRedis, keys),
     events,
     log,

@@ -1,31 +1,8 @@
 /*
- * @vmcp-keepalive/worker — one keepalive from start to end: the queue consumer, the tick (plan,
- * run, transitions), its Redis store and Lua scripts (lua/), MCP calls and their classification,
- * and the keepalive metrics.
+ * @vmcp-keepalive/worker — what an operator or embedder uses: createWorker (the worker program is
+ * `main.ts` around it), its options, the worker it returns and the events it emits. The parts
+ * behind it are on the `./internal` subpath, for this project's own tests and bench only.
+ * test/package-layout.test.ts keeps this list and the README's code map in step.
  */
-export { createWorker, createTickRunner, jobTimings, type KeepaliveWorker, type TickRunner, type WorkerOptions } from "./create-worker.js";
-export { runKeepalive, lockTtlMs, trafficWindowMs, type KeepaliveDeps, type KeepaliveJobResult } from "./tick/run-tick.js";
-export { processKeepaliveJob, scheduledAt, planCatchUp, catchUpFraction, overdueAfterMs, type CatchUpInput, type CatchUpPlan } from "./tick/keepalive-job.js";
-export { createPairLockStrategy, inScriptPairLock, redlockPairLock, type PairLock, type PairLockStrategy, type ScriptLock, type LockSkip } from "./tick/pair-lock.js";
-export { nextCall, planRecord, hasFallback, type CallMethod, type CallResult, type TickState, type TickRecord, type BreakerOp, type MethodOp, type AuthMode } from "./tick/plan.js";
+export { createWorker, type KeepaliveWorker, type WorkerOptions } from "./create-worker.js";
 export type { KeepaliveEventMap } from "./tick/keepalive-events.js";
-export { openPairCredentials, type UnopenedWhy } from "./tick/session-credentials.js";
-export {
-  createTickStore,
-  combinedTickStore,
-  splitTickStore,
-  jittered,
-  type TickStore,
-  type TickStart,
-  type StartSkip,
-  type BeginOptions,
-  type FinishInput,
-  type FinishResult,
-  type FinishRecord,
-  type FinishAccounting,
-  type BreakerTransition,
-  type MethodTransition,
-} from "./store/tick-store.js";
-export { createBackendClient, KEEPALIVE_ID_PREFIX, type BackendClient, type BackendClientOptions, type McpTarget, type McpRequest, type McpCallResult } from "./protocol/backend-client.js";
-export { classifyError, classifyHttpStatus, classifyHttpError, classifyRpcError, type Classified } from "./protocol/classify.js";
-export { createKeepaliveMetrics, attachKeepaliveMetrics, LATENCY_BUCKETS_MS, type KeepaliveMetrics } from "./metrics/keepalive-metrics.js";

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { createBackendClient, type BackendClient } from "../src/index.js";
+import { createBackendClient, type BackendClient } from "../src/internal.js";
 
 /*
  * What a hostile or broken backend (or a proxy in front of it) can send back: bodies of any size,

@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { createBackendClient, KEEPALIVE_ID_PREFIX, type BackendClient } from "../src/index.js";
+import { createBackendClient, KEEPALIVE_ID_PREFIX, type BackendClient } from "../src/internal.js";
 import { callToolOnSession, openBackendSession, startMcpTestBackend, type McpTestBackend } from "@vmcp-keepalive/testkit";
 
 let backend: McpTestBackend;

@@ -1,5 +1,5 @@
 import { inject, describe, expect, it } from "vitest";
-import { createPairScheduler } from "@vmcp-keepalive/scheduler";
+import { createPairScheduler } from "@vmcp-keepalive/scheduler/internal";
 import { createKeys } from "@vmcp-keepalive/shared";
 import { openBackendSession, sleep, waitFor } from "@vmcp-keepalive/testkit";
 import { overdueAfterMs } from "../src/tick/keepalive-job.js";

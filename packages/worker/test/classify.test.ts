@@ -2,7 +2,7 @@ import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { errors } from "undici";
-import { classifyError, classifyHttpStatus, createBackendClient, KEEPALIVE_ID_PREFIX, type McpCallResult } from "../src/index.js";
+import { classifyError, classifyHttpStatus, createBackendClient, KEEPALIVE_ID_PREFIX, type McpCallResult } from "../src/internal.js";
 import { freePort, openBackendSession, startMcpTestBackend, type McpTestBackend, type OpenedSession } from "@vmcp-keepalive/testkit";
 
 /*

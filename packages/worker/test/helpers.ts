@@ -1,11 +1,12 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { createLogger, findBackend, parseConfig, type KeepaliveConfig } from "@vmcp-keepalive/runtime";
-import { createPairScheduler, createSessionStore, decidePair, type SessionStore } from "@vmcp-keepalive/scheduler";
+import { createPairScheduler, createSessionStore, decidePair, type SessionStore } from "@vmcp-keepalive/scheduler/internal";
 import { closeRedis, createKeys, createRedis, queueOptions, QUEUE_EVENTS, QUEUE_KEEPALIVE, readBackendState, type BackendState } from "@vmcp-keepalive/shared";
 import { afterEach } from "vitest";
 import { captureLines, expectNoLeakedConnections, flushPrefix, startMcpTestBackend, testPrefix, type McpTestBackend, type McpTestBackendOptions } from "@vmcp-keepalive/testkit";
-import { createTickRunner, createWorker, type KeepaliveWorker, type TickRunner } from "../src/index.js";
+import { createWorker, type KeepaliveWorker } from "../src/index.js";
+import { createTickRunner, type TickRunner } from "../src/internal.js";
 
 /**
  * The test's view of one prefix on the shared redis-server: config, state store, the keepalive

@@ -2,7 +2,7 @@ import { Queue, QueueEvents } from "bullmq";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { createKeys, createLocker, KEEPALIVE_JOB_NAME, QUEUE_KEEPALIVE, schedulerId, type SessionRegistered } from "@vmcp-keepalive/shared";
-import { createPairScheduler, createSessionStore } from "@vmcp-keepalive/scheduler";
+import { createPairScheduler, createSessionStore } from "@vmcp-keepalive/scheduler/internal";
 import { createLogger, parseConfig } from "@vmcp-keepalive/runtime";
 import { captureLines, expectNoLeakedConnections, flushPrefix, openBackendSession, sleep, startMcpTestBackend, testPrefix, waitFor } from "@vmcp-keepalive/testkit";
 import { createTickRunner, createWorker } from "../src/create-worker.js";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseConfig } from "@vmcp-keepalive/runtime";
-import { lockTtlMs } from "../src/index.js";
+import { lockTtlMs } from "../src/internal.js";
 
 describe("worker pair-lock TTL (lock.ttl)", () => {
   const base = { redis: { url: "redis://127.0.0.1:6379" }, keepalive: { interval: "1m", timeout: "5s" } };

@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { describe, expect, inject, it } from "vitest";
 import { FAILURE_REASONS } from "@vmcp-keepalive/shared";
-import { LATENCY_BUCKETS_MS } from "../src/index.js";
+import { LATENCY_BUCKETS_MS } from "../src/internal.js";
 import { freePort, openBackendSession, type McpTestBackend, type McpTestBackendOptions } from "@vmcp-keepalive/testkit";
 import { closeAfterEach, createHarness, startBackend, type Harness } from "./helpers.js";
 

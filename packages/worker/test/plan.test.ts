@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { KeepaliveMethod } from "@vmcp-keepalive/runtime";
-import { nextCall, planRecord, type AuthMode, type CallMethod, type CallResult, type TickState } from "../src/index.js";
+import { nextCall, planRecord, type AuthMode, type CallMethod, type CallResult, type TickState } from "../src/internal.js";
 
 /* The tick's plan is a pure function of the method, the state read, and the calls made: no Redis. */
 const ping: KeepaliveMethod = { kind: "ping" };

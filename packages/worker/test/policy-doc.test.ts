@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { BACKEND_FIELDS, FAILURE_REASONS, OFF_REASONS, SKIP_REASONS, VmcpEventSchema } from "@vmcp-keepalive/shared";
-import { createKeepaliveMetrics, LATENCY_BUCKETS_MS } from "../src/index.js";
+import { createKeepaliveMetrics, LATENCY_BUCKETS_MS } from "../src/internal.js";
 
 /*
  * docs/keepalive-policy.md and the code's closed unions must not drift: the reason unions are

@@ -3,8 +3,8 @@ import type { Redis } from "ioredis";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { closeRedis, createKeys, createRedis, KEEPALIVE_JOB_NAME, queueOptions, QUEUE_KEEPALIVE, schedulerId } from "@vmcp-keepalive/shared";
 import { createLogger, parseConfig } from "@vmcp-keepalive/runtime";
-import { createSessionStore } from "@vmcp-keepalive/scheduler";
-import { KEEPALIVE_ID_PREFIX } from "../src/index.js";
+import { createSessionStore } from "@vmcp-keepalive/scheduler/internal";
+import { KEEPALIVE_ID_PREFIX } from "../src/internal.js";
 import { expectNoLeakedConnections, flushPrefix, openBackendSession, startMcpTestBackend, testPrefix, waitFor, type McpTestBackend } from "@vmcp-keepalive/testkit";
 import { createWorker, type KeepaliveWorker } from "../src/index.js";
 

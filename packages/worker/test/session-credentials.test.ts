@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { createCredentialKeyRing, decodePair } from "@vmcp-keepalive/shared";
-import { openPairCredentials } from "../src/index.js";
+import { openPairCredentials } from "../src/internal.js";
 
 /* What a worker makes of a pair's stored credentials: pure, no Redis (the e2e suites cover the rest). */
 const k1 = { id: "k1", key: randomBytes(32).toString("base64") };

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, inject, it } from "vitest";
 import type { Redis } from "ioredis";
 import { closeRedis, createKeys, createLocker, createRedis, readBackendState, type BackendState, type Keys, type SessionRegistered } from "@vmcp-keepalive/shared";
-import { createSessionStore, type SessionStore } from "@vmcp-keepalive/scheduler";
-import { combinedTickStore, inScriptPairLock, jittered, splitTickStore, type FinishInput, type TickStore } from "../src/index.js";
+import { createSessionStore, type SessionStore } from "@vmcp-keepalive/scheduler/internal";
+import { combinedTickStore, inScriptTickLock, jittered, redlockTickLock, splitTickStore, type FinishInput, type TickStore } from "../src/internal.js";
 import { expectNoLeakedConnections, flushPrefix, testPrefix } from "@vmcp-keepalive/testkit";
 
 /*
@@ -57,7 +57,8 @@ async function setup(v: Variant, n: number, pairs: number): Promise<{ breakers: 
   return { breakers: conns.map((c) => storeOf(v)(c, keys)), store, readBackend: (id) => readBackendState(conns[0]!, keys, id) };
 }
 
-const begin = (b: TickStore, i: number, now = Date.now()) => b.begin(`s${i}`, "b", now, { token: `tok-${i}`, lockTtlMs: 0, probeLeaseMs: 5_000, pingRetryDelayMs: 60_000, fallback: false });
+/** A begin with the lock held outside the scripts (no `lock`), as under Redlock. */
+const begin = (b: TickStore, i: number, now = Date.now()) => b.begin(`s${i}`, "b", now, { probeToken: `tok-${i}`, probeLeaseMs: 5_000, pingRetryDelayMs: 60_000, fallback: false });
 
 function finish(b: TickStore, i: number, epoch: number, over: Partial<FinishInput>): Promise<Awaited<ReturnType<TickStore["finish"]>>> {
   return b.finish({
@@ -125,8 +126,11 @@ describe.each(VARIANTS)("tick store, $name: breaker, probe, outcome fence", (v) 
     const { breakers, readBackend } = await setup(v, 4, 1_000);
     const t0 = Date.now();
     const span = { minFailureSpanMs: 30_000 };
-    // A 5-second blip: every one of 1,000 pairs fails, spread over 5 s, from 4 workers.
-    const blip = await Promise.all(Array.from({ length: 1_000 }, (_, i) => finish(breakers[i % 4]!, i, 1, { ...span, now: t0 + Math.floor((i * 5_000) / 1_000) })));
+    // A 5-second blip: every one of 1,000 pairs fails, spread over 5 s, from 4 workers. The first
+    // failure goes alone: which of several concurrent ones reaches Redis first is a race, and the
+    // run's start is the first to arrive.
+    const fail = (i: number) => finish(breakers[i % 4]!, i, 1, { ...span, now: t0 + Math.floor((i * 5_000) / 1_000) });
+    const blip = [await fail(0), ...(await Promise.all(Array.from({ length: 999 }, (_, i) => fail(i + 1))))];
     expect(blip.filter((r) => r.breakerTransition === "opened")).toHaveLength(0);
     expect(await readBackend("b")).toMatchObject({ state: "closed", consecutiveFailures: 1_000, failingSince: t0 });
     // A success ends the run: the span starts again at the next failure.
@@ -211,7 +215,7 @@ async function setupLocked(v: Variant): Promise<{ redis: Redis; keys: Keys; brea
   return { redis, keys, breaker: storeOf(v)(redis, keys) };
 }
 
-/** A finish by the tick holding `token` (a success unless `over` says otherwise). */
+/** A finish by the tick whose scripts hold the lock with `token` (a success unless `over` says otherwise). */
 const finishWith = (store: TickStore, pair: FinishInput["pair"], token: string, over: Partial<FinishInput> = {}) =>
   store.finish({
     pair,
@@ -223,12 +227,12 @@ const finishWith = (store: TickStore, pair: FinishInput["pair"], token: string, 
     probeDelayMs: 1_000,
     afterFailures: 3,
     pingRetryDelayMs: 60_000,
-    token,
+    lock: { token },
     ...over,
   });
 const finishSuccess = (store: TickStore, pair: FinishInput["pair"], token: string) => finishWith(store, pair, token);
 
-const opts = (token: string) => ({ token, probeLeaseMs: 5_000, pingRetryDelayMs: 60_000, fallback: false, lockTtlMs: 5_000 });
+const opts = (token: string, ttlMs = 5_000) => ({ probeToken: `probe-${token}`, lock: { token, ttlMs }, probeLeaseMs: 5_000, pingRetryDelayMs: 60_000, fallback: false });
 
 describe.each(VARIANTS)("pair lock inside the tick scripts, $name", (v) => {
   it("takes the contract lock resource, excludes a Redlock holder both ways, and releases in FINISH", async () => {
@@ -240,7 +244,7 @@ describe.each(VARIANTS)("pair lock inside the tick scripts, $name", (v) => {
 
     const held = await redlock.tryLock(keys.pairLock("s1", "b"), 5_000);
     expect(held.acquired).toBe(true);
-    expect(await breaker.begin("s1", "b", Date.now(), opts("t1"))).toEqual({ kind: "skip", reason: "locked", lockHeld: false });
+    expect(await breaker.begin("s1", "b", Date.now(), opts("t1"))).toEqual({ kind: "skip", reason: "locked", lock: "none" });
     if (held.acquired) await held.lock.release();
 
     const d = await breaker.begin("s1", "b", Date.now(), opts("t2"));
@@ -258,26 +262,25 @@ describe.each(VARIANTS)("pair lock inside the tick scripts, $name", (v) => {
     const { redis, keys, breaker } = await setupLocked(v);
     const lockKey = keys.pairLock("s1", "b");
     // No pair: the lock is not left behind.
-    expect(await breaker.begin("gone", "b", Date.now(), opts("t1"))).toEqual({ kind: "skip", reason: "ended", lockHeld: false });
+    expect(await breaker.begin("gone", "b", Date.now(), opts("t1"))).toEqual({ kind: "skip", reason: "ended", lock: "released" });
     expect(await redis.exists(keys.pairLock("gone", "b"))).toBe(0);
     // Breaker open: skipped, lock released.
     await redis.hset(keys.backend("b"), "state", "open", "probeAt", Date.now() + 60_000);
-    expect(await breaker.begin("s1", "b", Date.now(), opts("t2"))).toEqual({ kind: "skip", reason: "breaker_open", lockHeld: false });
+    expect(await breaker.begin("s1", "b", Date.now(), opts("t2"))).toEqual({ kind: "skip", reason: "breaker_open", lock: "released" });
     expect(await redis.exists(lockKey)).toBe(0);
     expect(await redis.hget(keys.pair("s1", "b"), "last")).toBe("skipped:breaker_open");
     await redis.del(keys.backend("b"));
     // A lock that expired and was taken by someone else is not ours to delete.
-    const d = await breaker.begin("s1", "b", Date.now(), { ...opts("t3"), lockTtlMs: 50 });
+    const d = await breaker.begin("s1", "b", Date.now(), opts("t3", 50));
     expect(d.kind).toBe("call");
     await new Promise((r) => setTimeout(r, 120));
     await redis.set(lockKey, "someone-else", "PX", 5_000);
     if (d.kind !== "call") return;
-    await finishSuccess(breaker, d.pair, "t3");
+    expect(await finishSuccess(breaker, d.pair, "t3")).toMatchObject({ recorded: true, lock: "none" });
     // Nor by a tick's lock whose token is not the holder's (compare-and-delete).
-    const lock = await inScriptPairLock(redis).acquire(lockKey, 5_000);
+    const lock = await inScriptTickLock(redis).acquire(lockKey, 5_000);
     if ("skip" in lock) throw new Error("in-script locks are prepared, never refused");
-    lock.begun(true);
-    await lock.release();
+    await lock.release("kept");
     expect(await redis.get(lockKey)).toBe("someone-else");
   });
 
@@ -286,16 +289,36 @@ describe.each(VARIANTS)("pair lock inside the tick scripts, $name", (v) => {
     const lockKey = keys.pairLock("s1", "b");
     // An off pair: its job scheduler is still to be removed under the lock.
     await redis.hset(keys.pair("s1", "b"), "status", "off");
-    expect(await breaker.begin("s1", "b", Date.now(), opts("t1"))).toEqual({ kind: "skip", reason: "disabled", lockHeld: true });
+    expect(await breaker.begin("s1", "b", Date.now(), opts("t1"))).toEqual({ kind: "skip", reason: "disabled", lock: "kept" });
     expect(await redis.get(lockKey)).toBe("t1");
     await redis.del(lockKey);
     await redis.hdel(keys.pair("s1", "b"), "status");
     // A 404 recorded as expired: the job scheduler is still to be removed under the lock.
     const d = await breaker.begin("s1", "b", Date.now(), opts("t2"));
     if (d.kind !== "call") throw new Error(`expected a call, got ${d.kind}`);
-    expect(d.lockHeld).toBe(true);
+    expect(d.lock).toBe("kept");
     const expired = await finishWith(breaker, d.pair, "t2", { outcome: { kind: "failure", reason: "session_not_found" }, pairStatus: "expired", breakerOp: "none" });
-    expect(expired).toMatchObject({ recorded: true, lockHeld: true });
+    expect(expired).toMatchObject({ recorded: true, stopped: true, lock: "kept" });
     expect(await redis.get(lockKey)).toBe("t2");
+  });
+
+  it("with the lock held outside the scripts (a Redlock quorum), neither takes, keeps nor releases the lock key", async () => {
+    const { redis, keys, breaker } = await setupLocked(v);
+    const lockKey = keys.pairLock("s1", "b");
+    const tick = await redlockTickLock(createLocker([redis])).acquire(lockKey, 5_000);
+    if ("skip" in tick) throw new Error(`expected the lock, got ${tick.skip}`);
+    // The scripts get no lock and no made-up token: the quorum's value is left as it is.
+    expect(tick.script).toBeUndefined();
+    const value = await redis.get(lockKey);
+    const d = await breaker.begin("s1", "b", Date.now(), { probeToken: "p1", lock: tick.script, probeLeaseMs: 5_000, pingRetryDelayMs: 60_000, fallback: false });
+    if (d.kind !== "call") throw new Error(`expected a call, got ${d.kind}`);
+    expect(d.lock).toBe("none");
+    const expired = await finishWith(breaker, d.pair, "unused", { lock: tick.script, outcome: { kind: "failure", reason: "session_not_found" }, pairStatus: "expired", breakerOp: "none" });
+    expect(expired).toMatchObject({ recorded: true, stopped: true, lock: "none" });
+    expect(await redis.get(lockKey)).toBe(value);
+    // The quorum is held from acquire to release, whatever the scripts answered.
+    expect(tick.holds(expired.lock)).toBe(true);
+    await tick.release(expired.lock);
+    expect(await redis.exists(lockKey)).toBe(0);
   });
 });

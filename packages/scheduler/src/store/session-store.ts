@@ -96,12 +96,7 @@ export function createSessionStore(redis: RedisConnection, keys: Keys, options: 
         args.push(p.backendId, p.backendSessionId ?? "", p.protocolVersion ?? "", p.status, p.offReason ?? "");
         args.push(p.credentials ? JSON.stringify(p.credentials) : "", p.credentials?.expiresAt ?? "", p.needsCredentials ? "1" : "0");
       }
-      const reply = (await APPLY_REGISTERED.run(redis, [keys.session(m.sessionId), keys.legacySessionBackends(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId))], args)) as [
-        string,
-        string[]?,
-        string[]?,
-        string[]?,
-      ];
+      const reply = (await APPLY_REGISTERED.run(redis, [keys.session(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId))], args)) as [string, string[]?, string[]?, string[]?];
       const [status, removed = [], active = [], offs = []] = reply;
       const offBackends: Record<string, OffReason> = {};
       for (let i = 0; i + 1 < offs.length; i += 2) offBackends[offs[i]!] = offs[i + 1] as OffReason;
@@ -113,14 +108,14 @@ export function createSessionStore(redis: RedisConnection, keys: Keys, options: 
       const credentials = touch ? Object.entries(m.credentials ?? {}) : [[m.backendId, m.credentials] as const];
       const args: (string | number)[] = [m.sessionId, m.sequence, now, pairPrefix(m.sessionId), Date.parse(m.occurredAt) || now, touch ? "1" : "0", traffic.length, ...traffic];
       for (const [backendId, sealed] of credentials) args.push(backendId, JSON.stringify(sealed), sealed.expiresAt ?? "");
-      const reply = (await APPLY_TOUCHED.run(redis, [keys.session(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId)), keys.legacySessionBackends(m.sessionId)], args)) as string[];
+      const reply = (await APPLY_TOUCHED.run(redis, [keys.session(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId))], args)) as string[];
       if (reply[0] === "unknown_backends") return { status: "unknown_backends", unknownBackends: reply.slice(1), revivedBackends: [] };
       return { status: reply[0] as ApplyStatus, unknownBackends: [], revivedBackends: reply[0] === "applied" ? reply.slice(1) : [] };
     },
     async applyEnded(m, now) {
       const reply = (await APPLY_ENDED.run(
         redis,
-        [keys.session(m.sessionId), keys.legacySessionBackends(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId))],
+        [keys.session(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId))],
         [m.sessionId, m.sequence, now, pairPrefix(m.sessionId), tombstoneMs, m.reason ?? ""],
       )) as string[];
       return { status: reply[0] as ApplyStatus, backends: reply.slice(1) };
@@ -131,11 +126,7 @@ export function createSessionStore(redis: RedisConnection, keys: Keys, options: 
       return perShard.flat();
     },
     async reapSession(sessionId, now) {
-      const reply = (await REAP_SESSION.run(
-        redis,
-        [keys.session(sessionId), keys.legacySessionBackends(sessionId), keys.sessionsByExpiry(keys.shardOf(sessionId))],
-        [sessionId, now, pairPrefix(sessionId), tombstoneMs],
-      )) as string[];
+      const reply = (await REAP_SESSION.run(redis, [keys.session(sessionId), keys.sessionsByExpiry(keys.shardOf(sessionId))], [sessionId, now, pairPrefix(sessionId), tombstoneMs])) as string[];
       if (reply[0] === "applied") return { status: "applied", backends: reply.slice(1) };
       return { status: reply[0] === "alive" ? "alive" : "gone" };
     },

@@ -7,7 +7,7 @@ import { createKeys, keyLayout } from "../redis/keys.js";
 import { reinitializePair } from "../state/reinitialize-pair.js";
 import { createDebouncedTouch } from "./debounced-touch.js";
 import { createEventSubscription, type VmcpEventHandler } from "./event-subscription.js";
-import { openPairLock } from "./pair-lock.js";
+import { openClientPairLock } from "./client-pair-lock.js";
 import { createPublishGuard, type PublishResult } from "./publish-guard.js";
 import { createReinitializeBackend, type ReinitializedBackend, type ReinitializeResult } from "./reinitialize-backend.js";
 import { createSessionPublisher, type SessionTransport } from "./session-publisher.js";
@@ -193,7 +193,7 @@ export function createVmcpClient(options: VmcpClientOptions): VmcpClient {
 
   const owned = options.connection ? undefined : createRedis(target!, "client", `vmk-vmcp-client@${prefix}`);
   const connection = options.connection ?? owned!;
-  const pairLock = openPairLock({
+  const pairLock = openClientPairLock({
     main: options.connection ? { connection: options.connection } : { target: target! },
     lockRedisUrls: options.lockRedisUrls ?? [],
     lockTls: options.tls,

@@ -39,11 +39,6 @@ export interface Keys {
   shardPrefix(shard: number): string;
   /** Hash: one vMCP session (sequence, TTLs, state, and a `b:<backendId>` field per registered backend). */
   session(sessionId: string): string;
-  /**
-   * Set: the backend ids of a session as 0.1.0 stored them; the scheduler's scripts move them
-   * into the session hash the first time they touch the session, and delete it.
-   */
-  legacySessionBackends(sessionId: string): string;
   /** Sorted set: session id → expiry time (ms) of one shard's sessions; the reaper's index. */
   sessionsByExpiry(shard: number): string;
   /** Hash: one session×backend pair (backend session id, protocol version, epoch, last outcome). */
@@ -201,7 +196,6 @@ export function createKeys(prefix: string, options: KeyLayoutOptions = {}): Keys
     shardOf,
     shardPrefix,
     session: (s) => sessionKey(of(s), s),
-    legacySessionBackends: (s) => `${sessionKey(of(s), s)}:backends`,
     sessionsByExpiry: (shard) => sessionsKey(shardPrefix(shard)),
     pair: (s, b) => pairKeyOf(of(s), s, b),
     pairLock: (s, b) => lockKey(of(s), s, b),

@@ -7,20 +7,25 @@
 ]]
 
 --[[
-  begin_breaker(bk, now, token, lease, pingRetryDelay, fallback): decides, against the backend's
-  breaker, whether this tick calls the backend.
-  Returns { decision, breakerState, learnedMethod, pingRetry (0|1) }
+  begin_breaker(bk, t): decides, against the backend's breaker, whether this tick calls the backend.
+  `t` is the begin input (BeginRecord in src/store/scripts.ts); it reads now, probeToken,
+  probeLeaseMs, pingRetryDelayMs and fallback (the backend may switch between ping and its tool).
+  Returns the begin reply's `backend`: { decision, breaker, method, pingRetry }
     decision: 'breaker_open' | 'call' | 'probe'
-    'probe': this tick claimed the backend's one probe (state -> probing, lease until now + lease).
-    pingRetry = 1: this tick claimed the ping retry of a backend that learned its tool (the next
-    retry is pushed out by pingRetryDelay), so one worker in the cluster retries ping per window.
+    'probe': this tick claimed the backend's one probe (state -> probing, with probeToken, lease
+      until now + probeLeaseMs).
+    breaker: the breaker state read ('closed' | 'open' | 'probing'); method: 'ping' | 'tool'
+    pingRetry = true: this tick claimed the ping retry of a backend that learned its tool (the
+      next retry is pushed out by pingRetryDelayMs), so one worker in the cluster retries ping per
+      window.
 ]]
-local function begin_breaker(bk, now, token, lease, pingRetryDelay, fallback)
+local function begin_breaker(bk, t)
+  local now = t.now
   local b = redis.call('HMGET', bk, 'state', 'probeAt', 'probeUntil', 'method', 'pingRetryAt')
   local state = b[1] or 'closed'
   local decision = 'call'
   local function claim()
-    redis.call('HSET', bk, 'state', 'probing', 'probeToken', token, 'probeUntil', now + lease)
+    redis.call('HSET', bk, 'state', 'probing', 'probeToken', t.probeToken, 'probeUntil', now + t.probeLeaseMs)
     decision = 'probe'
   end
   if state == 'open' then
@@ -30,27 +35,28 @@ local function begin_breaker(bk, now, token, lease, pingRetryDelay, fallback)
     if now >= tonumber(b[3] or '0') then claim() else decision = 'breaker_open' end
   end
   local method = b[4] or 'ping'
-  if decision == 'breaker_open' then return {decision, state, method, 0} end
-  local pingRetry = 0
-  if fallback == '1' and method == 'tool' and now >= tonumber(b[5] or '0') then
-    redis.call('HSET', bk, 'pingRetryAt', now + pingRetryDelay)
-    pingRetry = 1
+  local pingRetry = false
+  if decision ~= 'breaker_open' and t.fallback and method == 'tool' and now >= tonumber(b[5] or '0') then
+    redis.call('HSET', bk, 'pingRetryAt', now + t.pingRetryDelayMs)
+    pingRetry = true
   end
-  return {decision, state, method, pingRetry}
+  return {decision = decision, breaker = state, method = method, pingRetry = pingRetry}
 end
 
 --[[
-  finish_breaker(bk, t): the breaker and fallback accounting of the finish record `t`.
-  Returns { breakerTransition, breakerFailures, methodTransition }
-    breakerTransition: '' | 'opened' | 'closed' | 'reopened' | 'released' (a probe whose pair gave
-      no verdict, session_not_found, hands the probe back, due at once)
-    methodTransition: '' | 'to_tool' | 'to_ping'
+  finish_breaker(bk, t): the breaker and fallback accounting of the finish input `t` (FinishRecord
+  in src/store/scripts.ts).
+  Returns the finish reply's `backend`: { breakerTransition, breakerFailures, methodTransition }
+    breakerTransition: absent | 'opened' | 'closed' | 'reopened' | 'released' (a probe whose pair
+      gave no verdict, session_not_found, hands the probe back, due at once)
+    breakerFailures: the backend's consecutive failures after this tick
+    methodTransition: absent | 'to_tool' | 'to_ping'
 ]]
 local function finish_breaker(bk, t)
   local now = t.now
   local b = redis.call('HMGET', bk, 'state', 'probeToken', 'fails')
   local state = b[1] or 'closed'
-  local bt, bfails = '', tonumber(b[3] or '0')
+  local bt, bfails = nil, tonumber(b[3] or '0')
   if t.probeToken and state == 'probing' and b[2] == t.probeToken then
     redis.call('HDEL', bk, 'probeToken', 'probeUntil')
     if t.breakerOp == 'reset' then
@@ -90,7 +96,7 @@ local function finish_breaker(bk, t)
   end
   -- Open, or probing by another tick: the late result of a call that started before the breaker
   -- opened changes nothing; only the probe decides.
-  local mop, mt = t.methodOp, ''
+  local mop, mt = t.methodOp, nil
   if mop then
     local m = redis.call('HMGET', bk, 'method', 'pingFails')
     local pf = tonumber(m[2] or '0')
@@ -117,5 +123,5 @@ local function finish_breaker(bk, t)
       redis.call('HSET', bk, 'pingFails', 0)
     end
   end
-  return {bt, bfails, mt}
+  return {breakerTransition = bt, breakerFailures = bfails, methodTransition = mt}
 end

@@ -5,8 +5,9 @@
   The pair lock is the contract resource <prefix>:lock:<sessionId>:<backendId>, taken with
   SET NX PX and a random token and released by compare-and-delete, exactly as a one-node Redlock
   does, so it excludes and is excluded by a vMCP's reinitializeBackend on the same resource. The
-  tick's scripts take it themselves when the lock lives on the main Redis (lock TTL > 0); with a
-  Redlock quorum over lock.redis_urls the worker holds it before the scripts run (lock TTL 0).
+  tick's scripts take it themselves when the lock lives on the main Redis (their input carries
+  `lock`: { token, ttlMs }); with a Redlock quorum over lock.redis_urls the worker holds it before
+  the scripts run, and their input carries no `lock`: they leave the lock key alone.
 ]]
 
 -- The one rule for the lock: after each step of a tick, the script's lock stays held only when
@@ -19,103 +20,109 @@
 -- releases the lock.
 local KEEPS_LOCK = { go = true, call = true, probe = true, disabled = true, stopped = true }
 
--- take_lock(key, token, ttl): true when the lock is ours; ttl 0: held outside the scripts.
-local function take_lock(key, token, ttl)
-  if ttl == 0 then return true end
-  return redis.call('SET', key, token, 'NX', 'PX', ttl) ~= false
+-- take_lock(key, lock): true when the tick has the lock. `lock` is the input's { token, ttlMs }
+-- when the scripts hold the lock; absent, the lock is held outside the scripts (a Redlock quorum).
+local function take_lock(key, lock)
+  if not lock then return true end
+  return redis.call('SET', key, lock.token, 'NX', 'PX', lock.ttlMs) ~= false
 end
 
--- release_lock(key, token): compare-and-delete; 1 when deleted, 0 when not ours (or held elsewhere).
-local function release_lock(key, token)
-  if redis.call('GET', key) == token then return redis.call('DEL', key) end
-  return 0
-end
-
--- keep_lock(key, token, step): applies KEEPS_LOCK after a step (a start decision, or 'stopped' /
--- 'finished'). Returns 1 when the script's lock stays held, 0 when it was released here or is
--- not the script's (held outside the scripts, or expired and taken by someone else).
-local function keep_lock(key, token, step)
-  if redis.call('GET', key) ~= token then return 0 end
-  if KEEPS_LOCK[step] then return 1 end
+-- keep_lock(key, lock, step): applies KEEPS_LOCK after a step (a start decision, or 'stopped' /
+-- 'finished'). Returns the reply's `lock`: 'kept' (the script's lock stays held for the worker's
+-- remaining work), 'released' (deleted here), or 'none' (the scripts hold no lock: it is held
+-- outside them, or its TTL ran out and it may be someone else's). The worker acts on it in one
+-- place (src/tick/tick-lock.ts).
+local function keep_lock(key, lock, step)
+  if not lock or redis.call('GET', key) ~= lock.token then return 'none' end
+  if KEEPS_LOCK[step] then return 'kept' end
   redis.call('DEL', key)
-  return 0
+  return 'released'
 end
 
 --[[
-  begin_pair(pk, now, trafficWindow, credMargin, refreshBefore): reads the pair and decides
-  whether the tick goes on to the backend's breaker.
-  credMargin: for an `auth: session` backend, the call timeout (ms): credentials that expire
-  within it are not used; -1 for other backends (their pairs' credentials are not checked).
-  refreshBefore: `credentials.refresh_before` (ms), 0 when unset.
-  Returns { decision, pairHashFlat, notice }
+  begin_pair(pk, t): reads the pair and decides whether the tick goes on to the backend's breaker.
+  `t` is the begin input (BeginRecord in src/store/scripts.ts); it reads:
+    now
+    trafficWindowMs      a pair that carried traffic less than this long ago is skipped; 0 = never
+    credentialsMarginMs  for an `auth: session` backend, the call timeout: credentials that
+                         expire within it are not used; absent for other backends (their pairs'
+                         credentials are not checked)
+    refreshBeforeMs      `credentials.refresh_before`, 0 when unset
+  Returns { decision, pair, notice } (the begin reply's fields of the same names):
     decision: 'ended' (no pair: the session ended or was reaped) | 'disabled' (off, expired, or
       no backend session) | 'credentials_expired' (recorded as `skipped:credentials_expired`) |
-      'recent_traffic' (traffic less than trafficWindow ms ago; recorded as
-      `skipped:recent_traffic`) | 'go'
-    notice: '' | 'expiring' | 'expired' — the credentials notice this tick publishes: each one
-      once per credentials (`credNote`; new credentials clear it).
+      'recent_traffic' (recorded as `skipped:recent_traffic`) | 'go'
+    pair: the pair hash as read (field -> value), absent when there is no pair
+    notice: absent | 'expiring' | 'expired' — the credentials notice this tick publishes: each
+      one once per credentials (`credNote`; new credentials clear it).
 ]]
-local function begin_pair(pk, now, trafficWindow, credMargin, refreshBefore)
-  local pair = redis.call('HGETALL', pk)
-  if #pair == 0 then return {'ended', pair, ''} end
+local function begin_pair(pk, t)
+  local now = t.now
+  local flat = redis.call('HGETALL', pk)
+  if #flat == 0 then return {decision = 'ended'} end
   -- The fields this decision needs, from the HGETALL above (not read a second time).
   local f = {}
-  for i = 1, #pair, 2 do f[pair[i]] = pair[i + 1] end
-  if (f.status and f.status ~= 'active') or not f.bsid or f.bsid == '' then return {'disabled', pair, ''} end
-  local notice = ''
-  if credMargin >= 0 and f.credExp then
+  for i = 1, #flat, 2 do f[flat[i]] = flat[i + 1] end
+  if (f.status and f.status ~= 'active') or not f.bsid or f.bsid == '' then return {decision = 'disabled', pair = f} end
+  local notice
+  local margin = t.credentialsMarginMs
+  if margin and f.credExp then
     local exp = tonumber(f.credExp)
-    if now + credMargin >= exp then
+    if now + margin >= exp then
       if f.credNote ~= 'expired' then
         redis.call('HSET', pk, 'credNote', 'expired')
         notice = 'expired'
       end
       redis.call('HSET', pk, 'lastAt', now, 'last', 'skipped:credentials_expired')
-      return {'credentials_expired', pair, notice}
+      return {decision = 'credentials_expired', pair = f, notice = notice}
     end
+    local refreshBefore = t.refreshBeforeMs
     if refreshBefore > 0 and now + refreshBefore >= exp and not f.credNote then
       redis.call('HSET', pk, 'credNote', 'expiring')
       notice = 'expiring'
     end
   end
-  if trafficWindow > 0 and f.trafficAt and now - tonumber(f.trafficAt) < trafficWindow then
+  local window = t.trafficWindowMs
+  if window > 0 and f.trafficAt and now - tonumber(f.trafficAt) < window then
     redis.call('HSET', pk, 'lastAt', now, 'last', 'skipped:recent_traffic')
-    return {'recent_traffic', pair, notice}
+    return {decision = 'recent_traffic', pair = f, notice = notice}
   end
-  return {'go', pair, notice}
+  return {decision = 'go', pair = f, notice = notice}
 end
 
 --[[
   record_pair(pk, t): records one keepalive outcome on a pair, fenced on the epoch the worker read
   under its lock, so a worker whose lock expired mid-call cannot overwrite state written after a
-  re-initialize. `t` is the finish record (FinishRecord in src/store/tick-store.ts); kind
+  re-initialize. `t` is the finish input (FinishRecord in src/store/scripts.ts); kind
   'skipped' records only `lastAt` and `last` (a tick that made no call) — and its stop, if any.
   `t.stop` ({ off, credSeq }) turns keepalive off for the pair's credentials, fenced also on the
   credentials the worker read (`credSeq`, -1 for none): newer ones that came meanwhile win.
-  Returns consecutive failures after the write (-1 when fenced: epoch moved, -2 when the pair is
-  gone), and 1 when this write stopped the pair (expired, or off for its credentials), else 0.
+  Returns { record, stopped } (the finish reply's fields of the same names):
+    record: 'recorded' | 'fenced' (the epoch moved on) | 'gone' (no pair)
+    stopped: true when this write stopped the pair (expired, or off for its credentials)
 ]]
 local function record_pair(pk, t)
   local epoch = redis.call('HGET', pk, 'epoch')
-  if not epoch then return -2, 0 end
-  if tonumber(epoch) ~= t.epoch then return -1, 0 end
+  if not epoch then return {record = 'gone', stopped = false} end
+  if tonumber(epoch) ~= t.epoch then return {record = 'fenced', stopped = false} end
   redis.call('HSET', pk, 'lastAt', t.now, 'last', t.label)
-  local stopped = 0
+  local stopped = false
   if t.stop and tonumber(redis.call('HGET', pk, 'credSeq') or '-1') == t.stop.credSeq then
     redis.call('HSET', pk, 'status', 'off', 'off', t.stop.off)
-    stopped = 1
+    stopped = true
   end
-  if t.kind == 'skipped' then return 0, stopped end
+  if t.kind == 'skipped' then return {record = 'recorded', stopped = stopped} end
   if t.latencyMs then redis.call('HSET', pk, 'latMs', t.latencyMs) end
   if t.pairStatus then
     redis.call('HSET', pk, 'status', t.pairStatus)
-    stopped = 1
+    stopped = true
   end
   if t.kind == 'success' then
     redis.call('HSET', pk, 'okAt', t.now)
     redis.call('HDEL', pk, 'fails')
-    return 0, stopped
+  else
+    redis.call('HSET', pk, 'failAt', t.now, 'failReason', t.reason)
+    redis.call('HINCRBY', pk, 'fails', 1)
   end
-  redis.call('HSET', pk, 'failAt', t.now, 'failReason', t.reason)
-  return redis.call('HINCRBY', pk, 'fails', 1), stopped
+  return {record = 'recorded', stopped = stopped}
 end

@@ -1,11 +1,13 @@
+import { randomUUID } from "node:crypto";
 import type { CredentialKeyRing, KeepaliveOutcome, Keys, SkipReason, VmcpEvent } from "@vmcp-keepalive/shared";
 import { openPairCredentials, type CredentialsStop, type OpenedCredentials } from "./session-credentials.js";
 import { findBackend, type BackendConfig, type KeepaliveConfig, type Logger, type TypedEmitter } from "@vmcp-keepalive/runtime";
 import type { BackendClient, McpCallResult } from "../protocol/backend-client.js";
+import type { LockAfter } from "../store/scripts.js";
 import { jittered, type CredentialsNotice, type FinishResult, type TickStart, type TickStore } from "../store/tick-store.js";
 import type { KeepaliveEventMap } from "./keepalive-events.js";
 import { hasFallback, nextCall, planRecord, type CallMethod, type MethodOp } from "./plan.js";
-import type { PairLock, PairLockStrategy } from "./pair-lock.js";
+import type { TickLock, TickLockStrategy } from "./tick-lock.js";
 
 /** What a keepalive job returns (its BullMQ return value, visible in Bull Board). */
 export interface KeepaliveJobResult {
@@ -27,7 +29,7 @@ export interface KeepaliveDeps {
   readonly config: KeepaliveConfig;
   readonly keys: Keys;
   /** The pair lock, chosen once: in the tick's scripts (one Redis) or a Redlock quorum. */
-  readonly lock: PairLockStrategy;
+  readonly lock: TickLockStrategy;
   /** Pair + backend state in Redis: one script to begin a tick, one to finish it. */
   readonly store: TickStore;
   readonly events: TypedEmitter<KeepaliveEventMap>;
@@ -76,6 +78,10 @@ export function trafficWindowMs(backend: BackendConfig): number {
  * session → finish (record the outcome, breaker and fallback accounting, fenced on the epoch read
  * under the lock; one script) → act on transitions → release. Backend problems become outcomes;
  * nothing a backend does is thrown.
+ *
+ * The lock is let go of in one place, at the end, as the tick's last script left it (its
+ * `lock` answer): after a begin or finish that released it nothing is left to do; after one that
+ * kept it (work remained under it), or an error, the lock is released here.
  */
 export async function runKeepalive(deps: KeepaliveDeps, sessionId: string, backendId: string): Promise<KeepaliveJobResult> {
   const { config, events } = deps;
@@ -99,12 +105,16 @@ export async function runKeepalive(deps: KeepaliveDeps, sessionId: string, backe
     if (lock.error) log.warn({ err: lock.error }, "pair lock unavailable (no quorum); tick skipped");
     return skip(lock.skip);
   }
+  // What the tick's last script left of its lock: nothing is taken before begin.
+  let last: LockAfter = "none";
+  // The token this tick would claim the backend's probe with, and prove the claim with at the finish.
+  const probeToken = randomUUID();
   try {
     let start: TickStart;
     try {
       start = await deps.store.begin(sessionId, backendId, deps.now(), {
-        token: lock.script.token,
-        lockTtlMs: lock.script.ttlMs,
+        probeToken,
+        lock: lock.script,
         // A claim outlives the longest tick, so only a dead worker's probe is taken over.
         probeLeaseMs: ttl + 1_000,
         pingRetryDelayMs: jittered(config.breaker.probeAfterMs, deps.random),
@@ -118,22 +128,42 @@ export async function runKeepalive(deps: KeepaliveDeps, sessionId: string, backe
       log.warn({ err }, "pair lock unavailable (Redis unreachable); tick skipped");
       return skip(reason);
     }
-    lock.begun(start.lockHeld);
+    last = start.lock;
     if (start.notice) await announceExpiry(deps, log, sessionId, backendId, start.notice);
     if (start.kind === "call") {
-      if (backend.auth !== "session") return await callAndRecord(deps, log, backend, start, lock, backend.headers);
-      const opened = openCredentials(deps, log, start.pair);
-      if ("headers" in opened) return await callAndRecord(deps, log, backend, start, lock, { ...backend.headers, ...opened.headers });
-      if ("wait" in opened) return await skipWithoutCall(deps, start, lock, opened.wait);
-      return await skipWithoutCall(deps, start, lock, opened.stop.off, { stop: opened.stop, log });
+      const done = await callOrSkip(deps, log, backend, start, lock, probeToken);
+      last = done.lock;
+      return done.result;
     }
     // A pair that ended or is off no longer needs its job scheduler (an off pair's is removed
     // under the lock, so that a re-initialize cannot bring the pair back in between).
     if (start.reason === "ended" || start.reason === "disabled") await deps.removeScheduler(sessionId, backendId);
     return skip(start.reason);
   } finally {
-    await lock.release();
+    await lock.release(last);
   }
+}
+
+/** How a tick that started a call ended: its job's result, and what its finish left of the lock. */
+interface TickEnd {
+  readonly result: KeepaliveJobResult;
+  readonly lock: LockAfter;
+}
+
+/** Calls the backend with the pair's headers, or skips the call for the pair's credentials. */
+async function callOrSkip(deps: KeepaliveDeps, log: Logger, backend: BackendConfig, start: CallStart, lock: TickLock, probeToken: string): Promise<TickEnd> {
+  const held = { lock, probeToken };
+  if (backend.auth !== "session") return callAndRecord(deps, log, backend, start, held, backend.headers);
+  const opened = openCredentials(deps, log, start.pair);
+  if ("headers" in opened) return callAndRecord(deps, log, backend, start, held, { ...backend.headers, ...opened.headers });
+  if ("wait" in opened) return skipWithoutCall(deps, start, held, opened.wait);
+  return skipWithoutCall(deps, start, held, opened.stop.off, { stop: opened.stop, log });
+}
+
+/** What a tick that starts a call holds: its pair lock, and the token of its probe claim. */
+interface Held {
+  readonly lock: TickLock;
+  readonly probeToken: string;
 }
 
 type CallStart = Extract<TickStart, { kind: "call" }>;
@@ -170,10 +200,10 @@ function openCredentials(deps: KeepaliveDeps, log: Logger, pair: CallStart["pair
 async function skipWithoutCall(
   deps: KeepaliveDeps,
   start: CallStart,
-  lock: PairLock,
+  { lock, probeToken }: Held,
   reason: Extract<SkipReason, "no_credentials" | "credentials_undecryptable" | "credentials_unknown_key">,
   stopping?: { readonly stop: CredentialsStop; readonly log: Logger },
-): Promise<KeepaliveJobResult> {
+): Promise<TickEnd> {
   const { sessionId, backendId } = start.pair;
   const res = await deps.store.finish({
     pair: start.pair,
@@ -185,23 +215,22 @@ async function skipWithoutCall(
     failureThreshold: deps.config.breaker.failureThreshold,
     minFailureSpanMs: deps.config.breaker.minFailureSpanMs,
     probeDelayMs: 0,
-    ...(start.probe ? { probeToken: lock.script.token } : {}),
+    ...(start.probe ? { probeToken } : {}),
     afterFailures: deps.config.fallback.afterFailures,
     pingRetryDelayMs: 0,
-    token: lock.script.token,
+    lock: lock.script,
   });
-  lock.finished(res.lockHeld);
   if (stopping && res.stopped) {
     if (stopping.stop.off === "no_credentials") stopping.log.info("auth: session pair without credentials: keepalive off until the vMCP sends some");
-    await removeStoppedScheduler(deps, stopping.log, lock, sessionId, backendId);
+    await removeStoppedScheduler(deps, stopping.log, lock, res, sessionId, backendId);
   }
   deps.events.emit("skipped", { backendId, sessionId, reason });
-  return { outcome: "skipped", reason, recorded: res.recorded };
+  return { result: { outcome: "skipped", reason, recorded: res.recorded }, lock: res.lock };
 }
 
-/** A stopped pair's job scheduler goes while our lock still holds (see the 404 case in callAndRecord). */
-async function removeStoppedScheduler(deps: KeepaliveDeps, log: Logger, lock: PairLock, sessionId: string, backendId: string): Promise<void> {
-  if (lock.stillHeld()) await deps.removeScheduler(sessionId, backendId);
+/** A stopped pair's job scheduler goes while our lock still holds after the finish (see the 404 case in callAndRecord). */
+async function removeStoppedScheduler(deps: KeepaliveDeps, log: Logger, lock: TickLock, finished: FinishResult, sessionId: string, backendId: string): Promise<void> {
+  if (lock.holds(finished.lock)) await deps.removeScheduler(sessionId, backendId);
   else log.info("pair lock expired during the call; job scheduler left for the next tick to remove");
 }
 
@@ -220,7 +249,7 @@ async function announceExpiry(deps: KeepaliveDeps, log: Logger, sessionId: strin
   });
 }
 
-async function callAndRecord(deps: KeepaliveDeps, log: Logger, backend: BackendConfig, start: CallStart, lock: PairLock, headers: Readonly<Record<string, string>>): Promise<KeepaliveJobResult> {
+async function callAndRecord(deps: KeepaliveDeps, log: Logger, backend: BackendConfig, start: CallStart, { lock, probeToken }: Held, headers: Readonly<Record<string, string>>): Promise<TickEnd> {
   const { events, config } = deps;
   const { pair } = start;
   const { sessionId, backendId } = pair;
@@ -255,13 +284,12 @@ async function callAndRecord(deps: KeepaliveDeps, log: Logger, backend: BackendC
     failureThreshold: config.breaker.failureThreshold,
     minFailureSpanMs: config.breaker.minFailureSpanMs,
     probeDelayMs,
-    ...(start.probe ? { probeToken: lock.script.token } : {}),
+    ...(start.probe ? { probeToken } : {}),
     ...(plan.methodOp ? { methodOp: plan.methodOp } : {}),
     afterFailures: config.fallback.afterFailures,
     pingRetryDelayMs: jittered(config.breaker.probeAfterMs, deps.random),
-    token: lock.script.token,
+    lock: lock.script,
   });
-  lock.finished(res.lockHeld);
 
   if (!res.recorded) {
     log.info({ why: res.why, outcome: outcome.kind, ...(final.ok ? {} : { reason: final.reason }) }, "keepalive outcome not recorded: the pair moved on");
@@ -273,7 +301,7 @@ async function callAndRecord(deps: KeepaliveDeps, log: Logger, backend: BackendC
     // re-initialize may already have taken the lock, brought the pair back to active and had the
     // scheduler restore the job scheduler; removing it now would stop keepalive for good. Left in
     // place, the next tick removes it under a fresh lock if the pair is still expired.
-    await removeStoppedScheduler(deps, log, lock, sessionId, backendId);
+    await removeStoppedScheduler(deps, log, lock, res, sessionId, backendId);
     await publish(deps, log, {
       type: "backend.session_expired",
       v: 1,
@@ -286,19 +314,22 @@ async function callAndRecord(deps: KeepaliveDeps, log: Logger, backend: BackendC
   if (plan.unauthorized && res.stopped) {
     const status = !final.ok && final.httpStatus === 403 ? 403 : 401;
     log.warn({ status }, `backend refused this session's credentials (HTTP ${status}): keepalive off for the pair until the vMCP sends new ones; vMCP notified`);
-    await removeStoppedScheduler(deps, log, lock, sessionId, backendId);
+    await removeStoppedScheduler(deps, log, lock, res, sessionId, backendId);
     await publish(deps, log, { type: "backend.unauthorized", v: 1, occurredAt: new Date(now).toISOString(), sessionId, backendId, status });
   }
   await onTransitions(deps, log, backend, res, { now, probeDelayMs, method: plan.method, final, methodOp: plan.methodOp });
 
   return {
-    outcome: outcome.kind,
-    ...(final.ok ? {} : { reason: final.reason }),
-    method: plan.method,
-    calls: made.map((m) => m.method),
-    latencyMs: final.latencyMs,
-    ...(start.probe ? { probe: true } : {}),
-    recorded: res.recorded,
+    result: {
+      outcome: outcome.kind,
+      ...(final.ok ? {} : { reason: final.reason }),
+      method: plan.method,
+      calls: made.map((m) => m.method),
+      latencyMs: final.latencyMs,
+      ...(start.probe ? { probe: true } : {}),
+      recorded: res.recorded,
+    },
+    lock: res.lock,
   };
 }
 

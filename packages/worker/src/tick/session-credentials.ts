@@ -1,5 +1,5 @@
 import type { CredentialKeyRing, PairState, SealedCredentials } from "@vmcp-keepalive/shared";
-import type { PairStop } from "../store/tick-store.js";
+import type { PairStop } from "../store/scripts.js";
 
 /** The stop of a pair whose credentials give no headers: off until new ones come. */
 export type CredentialsStop = PairStop & { readonly off: "no_credentials" | "credentials_undecryptable" };

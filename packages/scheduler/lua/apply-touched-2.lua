@@ -4,7 +4,7 @@
   worker skips a tick whose pair carried traffic within its window). Both store the credentials
   they carry (includes/credentials.lua); a pair that was off for its credentials is active again.
   Input:
-    KEYS[1] session hash, KEYS[2] sessions by expiry, KEYS[3] the 0.1.0 layout's session backends set
+    KEYS[1] session hash, KEYS[2] sessions by expiry
     ARGV[1] sessionId    ARGV[2] sequence    ARGV[3] now (ms)
     ARGV[4] pair key prefix (<prefix>:pair:<sessionId>:)
     ARGV[5] when the traffic happened (ms, the message's occurredAt, at most now)
@@ -21,7 +21,7 @@
 --- @include "expiry"
 --- @include "session-backends"
 --- @include "credentials"
-local sessionKey, zkey, backendsKey = KEYS[1], KEYS[2], KEYS[3]
+local sessionKey, zkey = KEYS[1], KEYS[2]
 local sid, seq, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local s = redis.call('HMGET', sessionKey, 'state', 'seq', 'ttl', 'createdAt', 'maxLife')
 if s[1] == false then return {'unknown'} end
@@ -33,7 +33,7 @@ for i = 8 + nTraffic, #ARGV, 3 do table.insert(creds, {ARGV[i], ARGV[i + 1], ARG
 local unknown = {'unknown_backends'}
 if #traffic + #creds > 0 then
   local registered = {}
-  for _, bid in ipairs(session_backends(sessionKey, backendsKey)) do registered[bid] = true end
+  for _, bid in ipairs(session_backends(sessionKey)) do registered[bid] = true end
   for _, bid in ipairs(traffic) do
     if not registered[bid] then table.insert(unknown, bid) end
   end

@@ -4,8 +4,7 @@
   its outcome fields reset; backends no longer listed lose their pair.
   Input:
     KEYS[1] session hash            <prefix>:session:<sessionId>
-    KEYS[2] the 0.1.0 layout's session backends set (read once and deleted: includes/session-backends.lua)
-    KEYS[3] sessions by expiry      <prefix>:sessions
+    KEYS[2] sessions by expiry      <prefix>:sessions
     ARGV[1] sessionId    ARGV[2] sequence    ARGV[3] now (ms)    ARGV[4] replicaId
     ARGV[5] ttlMs        ARGV[6] maxLifetimeMs or ''
     ARGV[7] pair key prefix (<prefix>:pair:<sessionId>:)
@@ -22,7 +21,7 @@
 --- @include "expiry"
 --- @include "session-backends"
 --- @include "credentials"
-local sessionKey, backendsKey, zkey = KEYS[1], KEYS[2], KEYS[3]
+local sessionKey, zkey = KEYS[1], KEYS[2]
 local sid, seq, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local state = redis.call('HGET', sessionKey, 'state')
 if state == 'ended' then return {'ended'} end
@@ -34,7 +33,7 @@ local regSeq = tonumber(s[1] or s[2] or '-1')
 local pairPrefix = ARGV[7]
 if regSeq == seq and s[1] then
   local active = {}
-  for _, bid in ipairs(session_backends(sessionKey, backendsKey)) do
+  for _, bid in ipairs(session_backends(sessionKey)) do
     local p = redis.call('HMGET', pairPrefix .. bid, 'status', 'bsid')
     if (p[1] or 'active') == 'active' and p[2] and p[2] ~= '' then table.insert(active, bid) end
   end
@@ -46,7 +45,7 @@ local created = tonumber(redis.call('HGET', sessionKey, 'createdAt') or ARGV[3])
 local ttl = tonumber(ARGV[5])
 local maxLife = tonumber(ARGV[6])
 local expires = expiry(now, ttl, created, maxLife)
-local before = session_backends(sessionKey, backendsKey)
+local before = session_backends(sessionKey)
 redis.call('HSET', sessionKey, 'seq', maxSeq, 'regSeq', seq, 'state', 'active', 'replica', ARGV[4], 'ttl', ttl,
   'createdAt', created, 'activeAt', now, 'expiresAt', expires)
 if maxLife then redis.call('HSET', sessionKey, 'maxLife', maxLife) else redis.call('HDEL', sessionKey, 'maxLife') end

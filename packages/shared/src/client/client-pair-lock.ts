@@ -6,7 +6,7 @@ import { closeRedis, createRedis, describeRedisTarget, type RedisConnection, typ
 /** No offline queue, no retries: a command to a Redis that is away fails at once instead of waiting for it to come back. */
 const FAIL_FAST = { enableOfflineQueue: false, maxRetriesPerRequest: 0 } as const;
 
-export interface PairLockOptions {
+export interface ClientPairLockOptions {
   /** The main Redis: a target to connect to, or the caller's connection to copy. */
   readonly main: { readonly target: RedisTarget } | { readonly connection: RedisConnection };
   /** Independent lock nodes (a Redlock quorum); empty: the lock lives on the main Redis. */
@@ -28,7 +28,7 @@ export interface PairLockOptions {
  * `connectWaitMs` (`tryLock`) or `waitMs` (`lock`); one that is reconnecting counts as down.
  * Fewer reachable lock nodes than a quorum answers `lock_unavailable` with an error naming them.
  */
-export interface PairLock {
+export interface ClientPairLock {
   readonly locker: Locker;
   /** The main Redis, failing fast, for the writes made under the lock. */
   readonly connection: RedisConnection;
@@ -41,7 +41,7 @@ interface Node {
   readonly label: string;
 }
 
-export function openPairLock(options: PairLockOptions): PairLock {
+export function openClientPairLock(options: ClientPairLockOptions): ClientPairLock {
   const { prefix } = options;
   const main: Node =
     "target" in options.main

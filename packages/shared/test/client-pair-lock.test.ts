@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, inject, it } from "vitest";
 import { expectNoLeakedConnections, flushPrefix, freePort, openVmkConnections, sleep, startEmbeddedRedis, testPrefix } from "@vmcp-keepalive/testkit";
-import { openPairLock } from "../src/client/pair-lock.js";
+import { openClientPairLock } from "../src/client/client-pair-lock.js";
 import { createVmcpClient } from "../src/client/vmcp-client.js";
 import type { ClientLogger } from "../src/logger.js";
 import { closeRedis, createRedis, type RedisConnection } from "../src/redis/connection.js";
@@ -33,7 +33,7 @@ describe("the pair lock fails fast", () => {
   });
 
   it("waits for a connection still making its first connection, so a client just created gets the lock", async () => {
-    const lock = openPairLock({ main: { target: { mode: "standalone", url: redisUrl } }, lockRedisUrls: [], prefix, connectWaitMs: 5_000 });
+    const lock = openClientPairLock({ main: { target: { mode: "standalone", url: redisUrl } }, lockRedisUrls: [], prefix, connectWaitMs: 5_000 });
     try {
       const taken = await lock.locker.tryLock(createKeys(prefix).pairLock("s1", "b1"), 1_000);
       expect(taken.acquired).toBe(true);
@@ -45,7 +45,7 @@ describe("the pair lock fails fast", () => {
 
   it("answers lock_unavailable at once, naming the nodes, when fewer than a quorum of lock nodes are reachable", async () => {
     const ports = [await freePort(), await freePort(), await freePort()];
-    const lock = openPairLock({ main: { target: { mode: "standalone", url: redisUrl } }, lockRedisUrls: ports.map((p) => `redis://127.0.0.1:${p}`), prefix, connectWaitMs: 10_000 });
+    const lock = openClientPairLock({ main: { target: { mode: "standalone", url: redisUrl } }, lockRedisUrls: ports.map((p) => `redis://127.0.0.1:${p}`), prefix, connectWaitMs: 10_000 });
     try {
       const started = Date.now();
       const result = await lock.locker.tryLock(createKeys(prefix).pairLock("s1", "b1"), 1_000);
@@ -62,7 +62,7 @@ describe("the pair lock fails fast", () => {
 
   it("copies a caller's connection without an offline queue or retries, and leaves the caller's open on close", async () => {
     const callers: RedisConnection = createRedis(redisUrl, "client", `vmk-test@${prefix}`);
-    const lock = openPairLock({ main: { connection: callers }, lockRedisUrls: [], prefix, connectWaitMs: 5_000 });
+    const lock = openClientPairLock({ main: { connection: callers }, lockRedisUrls: [], prefix, connectWaitMs: 5_000 });
     expect((lock.connection as Redis).options).toMatchObject({ enableOfflineQueue: false, maxRetriesPerRequest: 0, connectionName: `vmk-vmcp-lock@${prefix}` });
     const taken = await lock.locker.tryLock(createKeys(prefix).pairLock("s1", "b1"), 1_000);
     expect(taken.acquired).toBe(true);
