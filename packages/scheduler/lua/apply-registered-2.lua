@@ -3,11 +3,11 @@
   the status the scheduler decided. A pair whose backend session id changed gets epoch + 1 and
   its outcome fields reset; backends no longer listed lose their pair.
   Input:
-    KEYS[1] session hash            <prefix>:session:<sessionId>
-    KEYS[2] sessions by expiry      <prefix>:sessions
+    KEYS[1] session hash            <shard prefix>:session:<sessionId>
+    KEYS[2] sessions by expiry      <shard prefix>:sessions
     ARGV[1] sessionId    ARGV[2] sequence    ARGV[3] now (ms)    ARGV[4] replicaId
     ARGV[5] ttlMs        ARGV[6] maxLifetimeMs or ''
-    ARGV[7] pair key prefix (<prefix>:pair:<sessionId>:)
+    ARGV[7] pair key prefix (<shard prefix>:pair:<sessionId>:)
     ARGV[8] n, then n x (backendId, backendSessionId|'', protocolVersion|'', status, offReason|'',
       credentials|'' (sealed envelope JSON), credentials expiresAt|'', needsCredentials '1'|'0')
   Output: { 'applied', {removedBackendId...}, {activeBackendId...}, {offBackendId, offReason, ...} }

@@ -6,7 +6,7 @@
   Input:
     KEYS[1] session hash, KEYS[2] sessions by expiry
     ARGV[1] sessionId    ARGV[2] sequence    ARGV[3] now (ms)
-    ARGV[4] pair key prefix (<prefix>:pair:<sessionId>:)
+    ARGV[4] pair key prefix (<shard prefix>:pair:<sessionId>:)
     ARGV[5] when the traffic happened (ms, the message's occurredAt, at most now)
     ARGV[6] '1': slide the session's expiry (a touch); '0': do not (a credentials update)
     ARGV[7] n, then n backend ids the session called

@@ -3,9 +3,9 @@
   takes the pair lock (when the scripts hold it), reads the pair, decides against the backend's
   breaker.
   Input:
-    KEYS[1] pair hash      <prefix>:pair:<sessionId>:<backendId>
+    KEYS[1] pair hash      <shard prefix>:pair:<sessionId>:<backendId>
     KEYS[2] backend hash   <prefix>:backend:<backendId>
-    KEYS[3] pair lock      <prefix>:lock:<sessionId>:<backendId>
+    KEYS[3] pair lock      <shard prefix>:lock:<sessionId>:<backendId>
     ARGV[1] the begin input, JSON (BeginRecord in src/store/scripts.ts), the same for
       begin-pair-2.lua and begin-breaker-1.lua:
       now                  ms

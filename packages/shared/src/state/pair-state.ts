@@ -5,7 +5,7 @@ export type PairStatus = "active" | "off" | "expired";
 
 export type KeepaliveOutcome = { readonly kind: "success" } | { readonly kind: "failure"; readonly reason: FailureReason } | { readonly kind: "skipped"; readonly reason: SkipReason };
 
-/** One session×backend pair as stored in Redis (hash `<prefix>:pair:<sessionId>:<backendId>`). */
+/** One session×backend pair as stored in Redis (hash `<shard prefix>:pair:<sessionId>:<backendId>`). */
 export interface PairState {
   readonly sessionId: string;
   readonly backendId: string;

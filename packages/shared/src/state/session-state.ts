@@ -1,5 +1,5 @@
 /**
- * Field names of the session hash `<prefix>:session:<sessionId>` (docs/contract.md), written by
+ * Field names of the session hash `<shard prefix>:session:<sessionId>` (docs/contract.md), written by
  * the scheduler's scripts; a live session, or the tombstone of an ended one. A live session's
  * registered backends are fields too, `b:<backendId>` with an empty value each
  * (scheduler/lua/includes/session-backends.lua).

@@ -2,7 +2,7 @@
   The pair half of a tick: the pair lock, the start decision on the pair, the outcome record.
   Field names: PAIR_FIELDS in packages/shared (a test keeps them in step).
 
-  The pair lock is the contract resource <prefix>:lock:<sessionId>:<backendId>, taken with
+  The pair lock is the contract resource <shard prefix>:lock:<sessionId>:<backendId>, taken with
   SET NX PX and a random token and released by compare-and-delete, exactly as a one-node Redlock
   does, so it excludes and is excluded by a vMCP's reinitializeBackend on the same resource. The
   tick's scripts take it themselves when the lock lives on the main Redis (their input carries
