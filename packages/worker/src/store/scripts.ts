@@ -92,18 +92,26 @@ export interface PairFinishRecord {
   readonly lock?: Pick<ScriptLock, "token">;
 }
 
-/** ARGV[1] of lua/finish-tick-3.lua, finish-pair-2.lua and finish-breaker-1.lua, as JSON: the pair half's fields and the backend half's. */
-export interface FinishRecord extends PairFinishRecord {
+/** The breaker and method accounting of a finished tick: the plan's operations and the policy's numbers. */
+export interface FinishAccounting {
   readonly breakerOp: BreakerOp;
+  /** `breaker.failure_threshold`. */
   readonly failureThreshold: number;
+  /** `breaker.min_failure_span`: the consecutive failures must also span this long to open the breaker. */
   readonly minFailureSpanMs: number;
+  /** Time from now to the next probe if this tick opens or re-opens the breaker (jittered). */
   readonly probeDelayMs: number;
   /** Present when this tick holds the probe: the token it claimed it with. */
   readonly probeToken?: string;
   readonly methodOp?: MethodOp;
+  /** `fallback.after_failures` (K). */
   readonly afterFailures: number;
+  /** Time from now to the next ping retry if this tick switches to the tool (jittered). */
   readonly pingRetryDelayMs: number;
 }
+
+/** ARGV[1] of lua/finish-tick-3.lua, finish-pair-2.lua and finish-breaker-1.lua, as JSON: the pair half's fields and the backend half's. */
+export interface FinishRecord extends PairFinishRecord, FinishAccounting {}
 
 export type BreakerTransition = "opened" | "closed" | "reopened" | "released";
 export type MethodTransition = "to_tool" | "to_ping";

@@ -11,7 +11,6 @@ import {
   type RedisConnection,
   type SkipReason,
 } from "@vmcp-keepalive/shared";
-import type { BreakerOp, MethodOp } from "../tick/plan.js";
 import { Cluster } from "ioredis";
 import {
   BEGIN_BREAKER,
@@ -23,6 +22,7 @@ import {
   type BeginRecord,
   type BeginReply,
   type BreakerTransition,
+  type FinishAccounting,
   type FinishRecord,
   type FinishReply,
   type LockAfter,
@@ -85,24 +85,6 @@ export interface BeginOptions {
   readonly credentialsMarginMs?: number;
   /** `credentials.refresh_before`: the `expiring` notice this long before expiry. @defaultValue 0 (none) */
   readonly refreshBeforeMs?: number;
-}
-
-/** The breaker and method accounting of a finished tick: the plan's operations and the policy's numbers. */
-export interface FinishAccounting {
-  readonly breakerOp: BreakerOp;
-  /** `breaker.failure_threshold`. */
-  readonly failureThreshold: number;
-  /** `breaker.min_failure_span`: the consecutive failures must also span this long to open the breaker. */
-  readonly minFailureSpanMs: number;
-  /** Time from now to the next probe if this tick opens or re-opens the breaker (jittered). */
-  readonly probeDelayMs: number;
-  /** The token of a tick that holds the probe (its {@link BeginOptions.probeToken}). */
-  readonly probeToken?: string;
-  readonly methodOp?: MethodOp;
-  /** `fallback.after_failures` (K). */
-  readonly afterFailures: number;
-  /** Time from now to the next ping retry if this tick switches to the tool (jittered). */
-  readonly pingRetryDelayMs: number;
 }
 
 export interface FinishInput extends FinishAccounting {
