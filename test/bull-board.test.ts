@@ -51,6 +51,8 @@ describe("Bull Board on the scheduler", () => {
       redis: { url: redisUrl, prefix },
       // A long interval: the job scheduler sits in Bull Board, no worker needed.
       keepalive: { interval: "5m", timeout: "5s" },
+      // "session message applied" is a debug line.
+      log: { level: "debug" },
       admin: { username: "ops", password: "${VMK_BOARD_PASSWORD}" },
       http: { host: "127.0.0.1", port: 0 },
       backends: [{ id: "playwright", url: "http://127.0.0.1:9/mcp" }],

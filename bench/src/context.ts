@@ -28,6 +28,8 @@ export interface Sizes {
   readonly flatPairs: number;
   readonly flatIntervalMs: number;
   readonly flatIntervals: number;
+  /** Intervals of `flatIntervalMs` the plain BullMQ floor's steady window lasts. */
+  readonly floorIntervals: number;
   /** Pairs on each server of the TLS phase (one plain, one TLS-only), at `tlsIntervalMs`: a steady rate, below saturation. */
   readonly tlsPairs: number;
   readonly tlsIntervalMs: number;
@@ -53,6 +55,7 @@ export const FULL: Sizes = {
   flatPairs: 10_000,
   flatIntervalMs: 20_000,
   flatIntervals: 3,
+  floorIntervals: 2,
   tlsPairs: 2_500,
   tlsIntervalMs: 10_000,
   tlsWindows: 5,
@@ -75,6 +78,7 @@ export const SMOKE: Sizes = {
   flatPairs: 150,
   flatIntervalMs: 1_500,
   flatIntervals: 2,
+  floorIntervals: 1,
   tlsPairs: 100,
   tlsIntervalMs: 1_500,
   tlsWindows: 1,

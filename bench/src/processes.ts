@@ -15,6 +15,7 @@ export const PROGRAMS = {
   scheduler: join(dirname(require.resolve("@vmcp-keepalive/scheduler/package.json")), "bin/vmcp-keepalive-scheduler.js"),
   plainLoop: join(HERE, "clients/plain-loop.js"),
   inProcess: join(HERE, "clients/in-process-timers.js"),
+  plainBullmq: join(HERE, "clients/plain-bullmq-worker.js"),
 } as const;
 
 export interface Child {

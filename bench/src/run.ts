@@ -9,8 +9,8 @@
  * --smoke (or BENCH_SMOKE=1): tiny sizes, for CI (about a minute); the figures are not meaningful.
  * --sse: the backend answers POSTs with SSE streams (the SDK's default) instead of JSON bodies.
  * --profile-throughput: only the saturation run (a development aid for profiling the worker).
- * --only-flatness, --only-refresh, --only-memory, --only-credentials, --only-registration, --only-tls:
- *   only that phase (development aids).
+ * --only-flatness, --only-refresh, --only-memory, --only-credentials, --only-registration, --only-tls,
+ * --only-floor: only that phase (development aids).
  * --compare-worker PATH: only worker CPU per keepalive of this checkout's worker against the
  *   worker entry at PATH (another build, e.g. a `git worktree` of an earlier commit), in
  *   alternating rounds at saturation, with the ratio (docs/benchmarks.md, "Comparing two codes").
@@ -30,9 +30,9 @@ import { openBenchBackend, type BenchBackend } from "./backend-process.js";
 import { FULL, SMOKE, type BenchContext } from "./context.js";
 import { runClusterBench } from "./phases/cluster.js";
 import { runCredentialsCompare } from "./phases/credentials.js";
-import type { MemoryPart } from "./measure/memory-breakdown.js";
 import type { CommandTime } from "./measure/script-profile.js";
 import { runFlatness } from "./phases/flatness.js";
+import { runFloor, type FloorResult } from "./phases/floor.js";
 import { runMemory } from "./phases/memory.js";
 import { runInProcessTimers, runPlainLoop } from "./phases/plain.js";
 import { runRefresh } from "./phases/refresh.js";
@@ -76,6 +76,7 @@ async function main(): Promise<void> {
       "only-registration": { type: "boolean" },
       "only-credentials": { type: "boolean" },
       "only-tls": { type: "boolean" },
+      "only-floor": { type: "boolean" },
       "compare-worker": { type: "string" },
       cluster: { type: "boolean" },
     },
@@ -162,6 +163,12 @@ async function main(): Promise<void> {
       process.stdout.write(`${tlsSummary(tls)}\n`);
       return;
     }
+    if (values["only-floor"]) {
+      // Development aid: only plain BullMQ's floor.
+      const floor = await runFloor(ctx);
+      process.stdout.write(`${JSON.stringify(floor, null, 1)}\n${floorSummary(floor)}\n`);
+      return;
+    }
     if (values["compare-worker"]) {
       const cmp = await runWorkerCompare(ctx, resolve(values["compare-worker"]));
       process.stdout.write(`${JSON.stringify(cmp, null, 1)}\n`);
@@ -198,6 +205,8 @@ async function main(): Promise<void> {
     const traffic = await runTraffic((ctx = await freshBackend()));
     log("flatness and lag");
     const flat = await runFlatness((ctx = await freshBackend()));
+    log("plain BullMQ on the same job schedulers: the floor");
+    const floor = await runFloor(ctx);
 
     const redisCpuMs = Math.max(tp.redisCpuMsPerKeepalive, 1e-9);
     const perCore = 1000 / redisCpuMs;
@@ -237,12 +246,18 @@ async function main(): Promise<void> {
         "µs",
         ownerUs(flat.steadyProfile, "bullmq") + ownerUs(flat.steadyProfile, "other"),
       ),
+      figure("floor.redis_cpu_us_per_job_steady", `plain BullMQ: Redis CPU per job (${Math.round(floor.steady.perSecond)}/s)`, "µs", floor.steady.redisCpuUsPerJob),
+      figure("floor.redis_cpu_ratio_steady", "Redis CPU per keepalive ÷ plain BullMQ's per job (steady)", "", (flat.redisCpuMsPerKeepalive * 1000) / floor.steady.redisCpuUsPerJob, { op: "<=", value: 1.5 }),
+      figure("floor.redis_cpu_us_per_job_saturated", `plain BullMQ: Redis CPU per job (saturated, ${Math.round(floor.saturated.perSecond)}/s)`, "µs", floor.saturated.redisCpuUsPerJob),
+      figure("floor.redis_cpu_ratio_saturated", "Redis CPU per keepalive ÷ plain BullMQ's per job (saturated)", "", (tp.redisCpuMsPerKeepalive * 1000) / floor.saturated.redisCpuUsPerJob),
       figure("redis.keepalives_per_s_per_core", "keepalives/s one Redis core serves", "/s", perCore),
       figure("redis.pairs_per_core_at_5min", "pairs one Redis core serves at a 5 min interval", "pairs", perCore * 300),
       figure("memory.bytes_per_pair_small", `Redis bytes per pair at ${sizes.memoryPairsSmall.toLocaleString("en-US")} (via scheduler)`, "B", mem.bytesPerPairSmall, { op: "<=", value: 1500 }),
       figure("memory.bytes_per_pair_large", `Redis bytes per pair at ${sizes.memoryPairsLarge.toLocaleString("en-US")} (in-process)`, "B", mem.bytesPerPairLarge, { op: "<=", value: 1500 }),
-      figure("memory.bullmq_bytes_per_pair", "of which BullMQ's (job scheduler, pending job, their index entries)", "B", sumOwner(mem.breakdown, "bullmq")),
-      figure("memory.our_bytes_per_pair", "of which ours (pair, session, expiry entry)", "B", sumOwner(mem.breakdown, "ours"), { op: "<=", value: 300 }),
+      figure("memory.bullmq_bytes_per_pair", "of which BullMQ's (job scheduler, pending job, their index entries)", "B", mem.bytesPerPairLarge - mem.ourBytesPerPairLarge),
+      figure("memory.our_bytes_per_pair", "of which ours (pair, session, expiry entry)", "B", mem.ourBytesPerPairLarge, { op: "<=", value: 300 }),
+      figure("floor.bytes_per_pair", `plain BullMQ: Redis bytes per job scheduler at ${sizes.memoryPairsLarge.toLocaleString("en-US")}`, "B", floor.bytesPerPair),
+      figure("floor.bytes_ratio", "Redis bytes per pair ÷ plain BullMQ's (large size)", "", mem.bytesPerPairLarge / floor.bytesPerPair, { op: "<=", value: 1.3 }),
       figure(
         "memory.bytes_per_pair_listpack_1024",
         `Redis bytes per pair, hash-max-listpack-value 1024 (${sizes.memoryPairsSmall.toLocaleString("en-US")}, in-process)`,
@@ -254,6 +269,8 @@ async function main(): Promise<void> {
       figure("registration.in_process_pairs_per_s", "registration in-process (no queue hop)", "pairs/s", mem.inProcessPairsPerSecond),
       figure("registration.queue_pairs_per_s_side_by_side", "registration, queue → job scheduler (beside the stream)", "pairs/s", reg.queuePairsPerSecond),
       figure("registration.stream_pairs_per_s", "registration, ingress stream → job scheduler", "pairs/s", reg.streamPairsPerSecond, { op: ">=", value: 5000 }),
+      figure("floor.upserts_per_s", "plain BullMQ: job schedulers upserted per second, in-process", "/s", floor.upsertsPerSecond),
+      figure("floor.stream_registration_ratio", "registration through the ingress stream ÷ plain BullMQ's upserts", "", reg.streamPairsPerSecond / floor.upsertsPerSecond),
       figure("refresh.per_s", `refresh of ${refresh.sessions.toLocaleString("en-US")} live sessions, one scheduler`, "msgs/s", refresh.perSecond),
       figure("refresh.redis_cpu_us_per_message", "Redis CPU per refresh message", "µs", refresh.redisCpuUsPerRefresh),
       figure("refresh.scheduler_cpu_us_per_message", "scheduler CPU per refresh message", "µs", refresh.schedulerCpuUsPerRefresh),
@@ -288,7 +305,7 @@ async function main(): Promise<void> {
       backend: { response: responseMode, sessions: sizes.backendSessions },
       sizes,
       figures: Object.fromEntries(figures.map((f) => [f.key, { label: f.label, value: f.value, unit: f.unit, goal: f.goal, met: f.met }])),
-      details: { plain1, plain2, inProcess, throughput: tp, credentials: cred, tls: tlsCmp, memory: mem, registration: reg, flatness: flat },
+      details: { plain1, plain2, inProcess, throughput: tp, credentials: cred, tls: tlsCmp, memory: mem, registration: reg, flatness: flat, floor },
     };
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
@@ -311,14 +328,17 @@ function tlsSummary(r: TlsCompareResult): string {
   );
 }
 
+/** Plain BullMQ's floor in one line. */
+function floorSummary(f: FloorResult): string {
+  return (
+    `plain BullMQ: ${Math.round(f.upsertsPerSecond)} upserts/s, ${Math.round(f.bytesPerPair)} B per job scheduler; ` +
+    `Redis CPU per job ${f.steady.redisCpuUsPerJob.toFixed(0)} µs steady (${Math.round(f.steady.perSecond)}/s), ${f.saturated.redisCpuUsPerJob.toFixed(0)} µs saturated (${Math.round(f.saturated.perSecond)}/s)`
+  );
+}
+
 /** Server µs per keepalive of one owner's commands in a SLOWLOG profile. */
 function ownerUs(rows: readonly CommandTime[], owner: CommandTime["owner"]): number {
   return rows.filter((r) => r.owner === owner).reduce((n, r) => n + r.usPerKeepalive, 0);
-}
-
-/** Bytes per pair of one owner's objects in a memory breakdown. */
-function sumOwner(parts: readonly MemoryPart[], owner: MemoryPart["owner"]): number {
-  return parts.filter((p) => p.owner === owner).reduce((n, p) => n + p.bytesPerPair, 0);
 }
 
 /** `--cluster`: the cluster phase alone, its figures printed and written beside the others. */

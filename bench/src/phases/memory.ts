@@ -1,5 +1,5 @@
 import { Queue } from "bullmq";
-import { closeRedis, createRedis, queueOptions, QUEUE_SESSIONS } from "@vmcp-keepalive/shared";
+import { closeRedis, createKeys, createRedis, queueOptions, QUEUE_SESSIONS } from "@vmcp-keepalive/shared";
 import { configDocument } from "../config.js";
 import { BACKEND_ID, sleep, type BenchContext } from "../context.js";
 import { usedMemory } from "../measure/redis-info.js";
@@ -17,6 +17,11 @@ export interface MemoryResult {
   readonly inProcessPairsPerSecond: number;
   /** Small size again, in-process, with Redis `hash-max-listpack-value 1024` (a deployment lever). */
   readonly bytesPerPairListpack: number;
+  /**
+   * Of `bytesPerPairLarge`, ours (pair and session hashes, expiry index entries): the `used_memory`
+   * drop when they are deleted, the same method as the total and as plain BullMQ's bytes per pair.
+   */
+  readonly ourBytesPerPairLarge: number;
   /** Where a pair's bytes go at the large size (MEMORY USAGE of a sample of pairs' keys). */
   readonly breakdown: readonly MemoryPart[];
 }
@@ -70,6 +75,9 @@ export async function runMemory(ctx: BenchContext): Promise<MemoryResult> {
     (_, k) => registeredMessage(ctx, Math.floor((k * sizes.memoryPairsLarge) / Math.min(500, sizes.memoryPairsLarge)), "mem").sessionId,
   );
   const breakdown = await memoryBreakdown(ctx.redis, prefix, sample, BACKEND_ID);
+  const withOurs = await usedMemory(ctx.redis);
+  await deleteOurKeys(ctx, prefix);
+  const ourBytesPerPairLarge = (withOurs - (await usedMemory(ctx.redis))) / sizes.memoryPairsLarge;
   await ctx.redis.flushall();
 
   // The same layout with hashes whose values reach 1 KB kept as listpacks (Redis' default
@@ -91,7 +99,21 @@ export async function runMemory(ctx: BenchContext): Promise<MemoryResult> {
     registrationMs: small.ms,
     bytesPerPairSmall,
     bytesPerPairLarge,
+    ourBytesPerPairLarge,
     inProcessPairsPerSecond: large.pairsPerSecond,
     breakdown,
   };
+}
+
+/** Deletes this project's own keys under `prefix` (unsharded): pair and session hashes, the expiry index. BullMQ's stay. */
+async function deleteOurKeys(ctx: BenchContext, prefix: string): Promise<void> {
+  for (const pattern of [`${prefix}:pair:*`, `${prefix}:session:*`]) {
+    let cursor = "0";
+    do {
+      const [next, keys] = await ctx.redis.scan(cursor, "MATCH", pattern, "COUNT", 1_000);
+      if (keys.length > 0) await ctx.redis.del(...keys);
+      cursor = next;
+    } while (cursor !== "0");
+  }
+  await ctx.redis.del(createKeys(prefix).sessionsByExpiry(0));
 }

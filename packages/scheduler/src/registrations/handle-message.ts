@@ -57,7 +57,9 @@ export function createMessageHandler(deps: MessageHandlerDeps): MessageHandler {
     try {
       const result = await withSessionMutex(deps.locker, deps.store.keys, message.sessionId, () => applyMessage(deps, message));
       events.emit("applied", { type: message.type, sessionId: message.sessionId, status: result.status, pairs: result.scheduled, source: ref.source });
-      log.info(
+      // Debug, not info: one line per message costs the scheduler a measurable share of its
+      // registration rate (docs/benchmarks.md); vmk_registration_messages_total counts them.
+      log.debug(
         {
           ...where(ref),
           type: message.type,
