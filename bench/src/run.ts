@@ -247,7 +247,10 @@ async function main(): Promise<void> {
         ownerUs(flat.steadyProfile, "bullmq") + ownerUs(flat.steadyProfile, "other"),
       ),
       figure("floor.redis_cpu_us_per_job_steady", `plain BullMQ: Redis CPU per job (${Math.round(floor.steady.perSecond)}/s)`, "µs", floor.steady.redisCpuUsPerJob),
-      figure("floor.redis_cpu_ratio_steady", "Redis CPU per keepalive ÷ plain BullMQ's per job (steady)", "", (flat.redisCpuMsPerKeepalive * 1000) / floor.steady.redisCpuUsPerJob, { op: "<=", value: 1.5 }),
+      figure("floor.redis_cpu_ratio_steady", "Redis CPU per keepalive ÷ plain BullMQ's per job (steady)", "", (flat.redisCpuMsPerKeepalive * 1000) / floor.steady.redisCpuUsPerJob, {
+        op: "<=",
+        value: 1.5,
+      }),
       figure("floor.redis_cpu_us_per_job_saturated", `plain BullMQ: Redis CPU per job (saturated, ${Math.round(floor.saturated.perSecond)}/s)`, "µs", floor.saturated.redisCpuUsPerJob),
       figure("floor.redis_cpu_ratio_saturated", "Redis CPU per keepalive ÷ plain BullMQ's per job (saturated)", "", (tp.redisCpuMsPerKeepalive * 1000) / floor.saturated.redisCpuUsPerJob),
       figure("redis.keepalives_per_s_per_core", "keepalives/s one Redis core serves", "/s", perCore),

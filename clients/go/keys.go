@@ -110,9 +110,6 @@ func (k *Keys) of(sessionID string) string { return k.shardPrefixes[k.ShardOf(se
 // Session is the hash of one vMCP session (written by the scheduler).
 func (k *Keys) Session(sessionID string) string { return k.of(sessionID) + ":session:" + sessionID }
 
-// SessionsByExpiry is the reaper's sorted set of one shard.
-func (k *Keys) SessionsByExpiry(shard int) string { return k.ShardPrefix(shard) + ":sessions" }
-
 // Pair is the hash of one session×backend pair.
 func (k *Keys) Pair(sessionID, backendID string) string {
 	return k.of(sessionID) + ":pair:" + sessionID + ":" + backendID

@@ -32,6 +32,5 @@ export async function memoryBreakdown(redis: Redis, prefix: string, sessionIds: 
     { what: "delayed index entry (delayed zset)", owner: "bullmq", bytesPerPair: await perEntry(`${q}:delayed`) },
     { what: "pair hash", owner: "ours", bytesPerPair: await mean(sessionIds.map((s) => keys.pair(s, backendId))) },
     { what: "session hash (with its backend fields)", owner: "ours", bytesPerPair: await mean(sessionIds.map((s) => keys.session(s))) },
-    { what: "expiry index entry (zset)", owner: "ours", bytesPerPair: await perEntry(keys.sessionsByExpiry(0)) },
   ].map((p) => ({ ...p, bytesPerPair: Math.round(p.bytesPerPair) }) as MemoryPart);
 }

@@ -1,5 +1,5 @@
 import { Queue } from "bullmq";
-import { closeRedis, createKeys, createRedis, queueOptions, QUEUE_SESSIONS } from "@vmcp-keepalive/shared";
+import { closeRedis, createRedis, queueOptions, QUEUE_SESSIONS } from "@vmcp-keepalive/shared";
 import { configDocument } from "../config.js";
 import { BACKEND_ID, sleep, type BenchContext } from "../context.js";
 import { usedMemory } from "../measure/redis-info.js";
@@ -18,7 +18,7 @@ export interface MemoryResult {
   /** Small size again, in-process, with Redis `hash-max-listpack-value 1024` (a deployment lever). */
   readonly bytesPerPairListpack: number;
   /**
-   * Of `bytesPerPairLarge`, ours (pair and session hashes, expiry index entries): the `used_memory`
+   * Of `bytesPerPairLarge`, ours (pair and session hashes): the `used_memory`
    * drop when they are deleted, the same method as the total and as plain BullMQ's bytes per pair.
    */
   readonly ourBytesPerPairLarge: number;
@@ -105,7 +105,7 @@ export async function runMemory(ctx: BenchContext): Promise<MemoryResult> {
   };
 }
 
-/** Deletes this project's own keys under `prefix` (unsharded): pair and session hashes, the expiry index. BullMQ's stay. */
+/** Deletes this project's own keys under `prefix` (unsharded): pair and session hashes. BullMQ's stay. */
 async function deleteOurKeys(ctx: BenchContext, prefix: string): Promise<void> {
   for (const pattern of [`${prefix}:pair:*`, `${prefix}:session:*`]) {
     let cursor = "0";
@@ -115,5 +115,4 @@ async function deleteOurKeys(ctx: BenchContext, prefix: string): Promise<void> {
       cursor = next;
     } while (cursor !== "0");
   }
-  await ctx.redis.del(createKeys(prefix).sessionsByExpiry(0));
 }

@@ -17,7 +17,6 @@ function keysOf({ prefix, shards, tagged, sessions, backends }) {
     })),
     backends: backends.map((b) => k.backend(b)),
     shardPrefixes: Array.from({ length: shards }, (_, i) => k.shardPrefix(i)),
-    sessionsByExpiry: Array.from({ length: shards }, (_, i) => k.sessionsByExpiry(i)),
     sessionsPrefix: k.sessionsQueue.prefix,
     eventsPrefix: k.eventsQueue.prefix,
     sessionMessages: k.sessionMessagesStream,

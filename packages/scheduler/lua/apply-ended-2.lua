@@ -1,7 +1,7 @@
 --[[
   Applies `session.ended`: terminal whatever the sequence (see includes/end-session.lua).
   Input:
-    KEYS[1] session hash, KEYS[2] sessions by expiry
+    KEYS[1] session hash, KEYS[2] live-session count
     ARGV[1] sessionId    ARGV[2] sequence    ARGV[3] now (ms)
     ARGV[4] pair key prefix    ARGV[5] tombstone TTL (ms)    ARGV[6] reason
   Output: { 'applied', backendId... } | { 'duplicate', backendId... } (already ended: the backends
@@ -15,4 +15,4 @@ if s[1] == 'ended' then
   return result
 end
 local seq = math.max(tonumber(s[2] or '-1'), tonumber(ARGV[2]))
-return end_session(KEYS[1], KEYS[2], ARGV[1], ARGV[4], seq, tonumber(ARGV[3]), ARGV[6], tonumber(ARGV[5]))
+return end_session(KEYS[1], KEYS[2], ARGV[4], seq, tonumber(ARGV[3]), ARGV[6], tonumber(ARGV[5]))

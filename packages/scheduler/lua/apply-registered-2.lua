@@ -1,14 +1,14 @@
 --[[
   Applies `session.registered`: the session's TTLs and expiry, and one pair hash per backend with
-  the status the scheduler decided. A pair whose backend session id changed gets epoch + 1 and
+  the status the scheduler decided; a session new here counts in its shard's live-session count. A pair whose backend session id changed gets epoch + 1 and
   its outcome fields reset; backends no longer listed lose their pair.
   Input:
     KEYS[1] session hash            <shard prefix>:session:<sessionId>
-    KEYS[2] sessions by expiry      <shard prefix>:sessions
-    ARGV[1] sessionId    ARGV[2] sequence    ARGV[3] now (ms)    ARGV[4] replicaId
-    ARGV[5] ttlMs        ARGV[6] maxLifetimeMs or ''
-    ARGV[7] pair key prefix (<shard prefix>:pair:<sessionId>:)
-    ARGV[8] n, then n x (backendId, backendSessionId|'', protocolVersion|'', status, offReason|'',
+    KEYS[2] live-session count      <shard prefix>:session-count
+    ARGV[1] sessionId    ARGV[2] sequence    ARGV[3] now (ms)
+    ARGV[4] ttlMs        ARGV[5] maxLifetimeMs or ''
+    ARGV[6] pair key prefix (<shard prefix>:pair:<sessionId>:)
+    ARGV[7] n, then n x (backendId, backendSessionId|'', protocolVersion|'', status, offReason|'',
       credentials|'' (sealed envelope JSON), credentials expiresAt|'', needsCredentials '1'|'0')
   Output: { 'applied', {removedBackendId...}, {activeBackendId...}, {offBackendId, offReason, ...} }
     | { 'duplicate', {}, {activeBackendId...}, {} } | { 'stale' } | { 'ended' }
@@ -21,16 +21,16 @@
 --- @include "expiry"
 --- @include "session-backends"
 --- @include "credentials"
-local sessionKey, zkey = KEYS[1], KEYS[2]
-local sid, seq, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local sessionKey, countKey = KEYS[1], KEYS[2]
+local seq, now = tonumber(ARGV[2]), tonumber(ARGV[3])
 local state = redis.call('HGET', sessionKey, 'state')
 if state == 'ended' then return {'ended'} end
 -- A registration is stale only against the last applied REGISTRATION ('regSeq'), not against a
 -- touch: touch(4) overtaking registered(3) must not discard the newer backend list of
 -- registered(3). 'seq' is the highest sequence applied.
-local s = redis.call('HMGET', sessionKey, 'regSeq', 'seq')
+local s = redis.call('HMGET', sessionKey, 'regSeq', 'seq', 'createdAt')
 local regSeq = tonumber(s[1] or s[2] or '-1')
-local pairPrefix = ARGV[7]
+local pairPrefix = ARGV[6]
 if regSeq == seq and s[1] then
   local active = {}
   for _, bid in ipairs(session_backends(sessionKey)) do
@@ -41,20 +41,21 @@ if regSeq == seq and s[1] then
 end
 if regSeq >= seq then return {'stale'} end
 local maxSeq = math.max(tonumber(s[2] or '-1'), seq)
-local created = tonumber(redis.call('HGET', sessionKey, 'createdAt') or ARGV[3])
-local ttl = tonumber(ARGV[5])
-local maxLife = tonumber(ARGV[6])
+-- A live session's hash holds only what its expiry needs (bytes per pair): no `state` (absent =
+-- active), and `createdAt` only beside a maximum lifetime, the one thing it bounds.
+local created = tonumber(s[3] or ARGV[3])
+local ttl = tonumber(ARGV[4])
+local maxLife = tonumber(ARGV[5])
 local expires = expiry(now, ttl, created, maxLife)
 local before = session_backends(sessionKey)
-redis.call('HSET', sessionKey, 'seq', maxSeq, 'regSeq', seq, 'state', 'active', 'replica', ARGV[4], 'ttl', ttl,
-  'createdAt', created, 'activeAt', now, 'expiresAt', expires)
-if maxLife then redis.call('HSET', sessionKey, 'maxLife', maxLife) else redis.call('HDEL', sessionKey, 'maxLife') end
-redis.call('ZADD', zkey, expires, sid)
-local n = tonumber(ARGV[8])
+if s[2] == false then redis.call('INCR', countKey) end
+redis.call('HSET', sessionKey, 'seq', maxSeq, 'regSeq', seq, 'ttl', ttl, 'expiresAt', expires)
+if maxLife then redis.call('HSET', sessionKey, 'maxLife', maxLife, 'createdAt', created) else redis.call('HDEL', sessionKey, 'maxLife', 'createdAt') end
+local n = tonumber(ARGV[7])
 local keep = {}
 local active, offs = {}, {}
 for i = 0, n - 1 do
-  local base = 9 + i * 8
+  local base = 8 + i * 8
   local bid, bsid, pv, status, off = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
   keep[bid] = true
   local pk = pairPrefix .. bid

@@ -64,7 +64,7 @@ describe("state store", () => {
     await store.applyRegistered(reg("s1", 1), [active("b-1")], 0);
     expect(await store.applyEnded({ sessionId: "s1", sequence: 2, reason: "closed" }, 10)).toEqual({ status: "applied", backends: ["pw"] });
     expect(await store.readPair("s1", "pw")).toBeUndefined();
-    expect(await redis.zscore(keys.sessionsByExpiry(0), "s1")).toBeNull();
+    expect(await redis.get(keys.sessionCount(0))).toBe("0");
     expect((await store.applyRegistered(reg("s1", 9), [active("b-1")], 20)).status).toBe("ended");
     expect((await store.applyTouched({ type: "session.touched", v: 1, sessionId: "s1", occurredAt: new Date().toISOString(), sequence: 10 }, 30)).status).toBe("ended");
     expect(await store.readPair("s1", "pw")).toBeUndefined();
@@ -91,7 +91,42 @@ describe("state store", () => {
     expect((await store.readPair("s1", "pw"))?.lastTrafficAt).toBe(96_000);
     expect(await store.applyTouched({ ...touch(5), backendIds: ["pw", "db"] }, 98_000)).toEqual({ status: "unknown_backends", unknownBackends: ["db"], revivedBackends: [] });
     expect((await store.readSession("s1"))?.sequence).toBe(4);
-    expect(Number(await redis.zscore(keys.sessionsByExpiry(0), "s1"))).toBe(100_000);
+    const found = async (now: number) => {
+      const ids: string[] = [];
+      for await (const batch of store.expiredSessions(now)) ids.push(...batch);
+      return ids;
+    };
+    expect(await found(99_999)).toEqual([]);
+    expect(await found(100_000)).toEqual(["s1"]);
+    await flushPrefix(url, prefix);
+  });
+
+  it("counts live sessions per shard as they are registered, ended and reaped; finds expired ones by SCAN, not tombstones", async () => {
+    const prefix = testPrefix();
+    const keys = createKeys(prefix);
+    const store = createSessionStore(redis, keys);
+    const count = async () => Number((await redis.get(keys.sessionCount(0))) ?? 0);
+    await store.applyRegistered(reg("s1", 1), [active("b-1")], 0);
+    await store.applyRegistered(reg("s2", 1), [active("b-2")], 0);
+    await store.applyRegistered(reg("s1", 2), [active("b-1")], 0);
+    await store.applyRegistered(reg("s1", 2), [active("b-1")], 0);
+    expect(await count()).toBe(2);
+    // Ending a session never registered here leaves a tombstone and the count alone.
+    expect((await store.applyEnded({ sessionId: "never", sequence: 1, reason: "closed" }, 10)).status).toBe("applied");
+    expect(await store.applyEnded({ sessionId: "s2", sequence: 2, reason: "closed" }, 10)).toEqual({ status: "applied", backends: ["pw"] });
+    expect((await store.applyEnded({ sessionId: "s2", sequence: 3, reason: "closed" }, 10)).status).toBe("duplicate");
+    expect(await count()).toBe(1);
+    // s1 (60 s TTL) is due at 60,000; the tombstones of s2 and "never" are not sessions to reap.
+    const due: string[] = [];
+    for await (const batch of store.expiredSessions(60_000)) due.push(...batch);
+    expect(due).toEqual(["s1"]);
+    expect(await store.reapSession("s1", 59_999)).toEqual({ status: "alive" });
+    expect(await store.reapSession("s1", 60_000)).toEqual({ status: "applied", backends: ["pw"] });
+    expect(await store.reapSession("s1", 60_000)).toEqual({ status: "gone" });
+    expect(await count()).toBe(0);
+    // Nothing but the expiry's own fields is stored for a live session without a maximum lifetime.
+    await store.applyRegistered(reg("s3", 1), [active("b-3")], 0);
+    expect(Object.keys(await redis.hgetall(keys.session("s3"))).sort()).toEqual(["b:pw", "expiresAt", "regSeq", "seq", "ttl"]);
     await flushPrefix(url, prefix);
   });
 

@@ -19,7 +19,7 @@ describe("key layout", () => {
     expect(k.pair("s1", "b1")).toBe("vmk:pair:s1:b1");
     expect(k.pairLock("s1", "b1")).toBe("vmk:lock:s1:b1");
     expect(k.session("s1")).toBe("vmk:session:s1");
-    expect(k.sessionsByExpiry(0)).toBe("vmk:sessions");
+    expect(k.sessionCount(0)).toBe("vmk:session-count");
     expect(k.backend("b1")).toBe("vmk:backend:b1");
     expect(k.keepaliveQueue(0)).toEqual({ name: "keepalive", prefix: "vmk" });
     expect(k.sessionsQueue).toEqual({ name: "vmcp-sessions", prefix: "vmk" });
@@ -37,7 +37,7 @@ describe("key layout", () => {
       const q = k.keepaliveQueue(shard);
       const slot = hashSlot(k.pair(s, "b"));
       // BullMQ's keys are `<prefix>:<queue name>:<suffix>`.
-      for (const key of [k.session(s), k.pairLock(s, "b"), k.sessionMutex(s), k.sessionsByExpiry(shard), `${q.prefix}:${q.name}:wait`]) expect(hashSlot(key)).toBe(slot);
+      for (const key of [k.session(s), k.pairLock(s, "b"), k.sessionMutex(s), k.sessionCount(shard), `${q.prefix}:${q.name}:wait`]) expect(hashSlot(key)).toBe(slot);
       expect(k.parsePairKey(k.pair(s, "b"))).toEqual({ sessionId: s, backendId: "b" });
     }
     expect(hashSlot(k.backend("b1"))).toBe(hashSlot("b1"));
@@ -102,7 +102,7 @@ describe("key patterns", () => {
       for (const b of ids.slice(0, 8)) kinds.push(["pair", k.pair(s, b)], ["pairLock", k.pairLock(s, b)]);
     }
     for (let shard = 0; shard < k.shards; shard++) {
-      kinds.push(["sessionsByExpiry", k.sessionsByExpiry(shard)]);
+      kinds.push(["sessionCount", k.sessionCount(shard)]);
       for (const key of queueKeys(k.keepaliveQueue(shard))) kinds.push([key.endsWith(":wait") ? "keepaliveWaitLists" : "keepaliveQueues", key]);
     }
     for (const key of queueKeys(k.sessionsQueue)) kinds.push(["sessionsQueue", key]);
@@ -114,6 +114,8 @@ describe("key patterns", () => {
         .map(([name]) => name);
       // A keepalive queue's wait list is also one of its queue's keys.
       expect(hits, key).toEqual(kind === "keepaliveWaitLists" ? ["keepaliveQueues", "keepaliveWaitLists"] : [kind]);
+      // The reaper's SCAN takes a session id only from a session hash's key.
+      expect(k.parseSessionKey(key) !== undefined, key).toBe(kind === "session");
     }
     for (const key of streams)
       expect(

@@ -132,9 +132,10 @@ const OWN_COMMANDS: Record<AclRole, readonly string[]> = {
   // HINCRBY, HDEL, HSET).
   vmcp: ["xadd", "xgroup|create", "xreadgroup", "xack", "xautoclaim", "set", "get", "exists", "del", "evalsha", "eval", "hmget", "hincrby", "hdel", "hset"],
   // The ingress stream's consumer group (and XINFO CONSUMERS / XGROUP DELCONSUMER for consumers
-  // gone for an hour), the rejected stream, the scripts of packages/scheduler/lua, the session
-  // mutex, the reaper (ZRANGEBYSCORE), the reconciler and status reads (SCAN, HGETALL, ZSCAN,
-  // ZSCORE), and /metrics (XLEN, XPENDING, ZCARD, HGET of each breaker).
+  // gone for an hour), the rejected stream, the scripts of packages/scheduler/lua (with the
+  // live-session counts: INCR, DECR), the session mutex, the reaper (SCAN, HMGET), the reconciler
+  // and status reads (SCAN, HGETALL, ZSCAN, ZSCORE), and /metrics (XLEN, XPENDING, GET of the
+  // session counts, ZCARD, HGET of each breaker).
   scheduler: [
     "xgroup|create",
     "xgroup|delconsumer",
@@ -160,14 +161,13 @@ const OWN_COMMANDS: Record<AclRole, readonly string[]> = {
     "hset",
     "hdel",
     "hincrby",
+    "incr",
+    "decr",
     "pexpire",
     "smembers",
-    "zadd",
-    "zrem",
     "zscore",
     "zscan",
     "zcard",
-    "zrangebyscore",
     "scan",
     "multi",
     "exec",
@@ -205,7 +205,7 @@ function keyGrants(keys: Keys): Record<AclRole, AclKeyGrant[]> {
       rw("vmcp-events queue", p.eventsQueue),
       r("event stream", keys.sessionEventsStream),
       rw("session hashes", p.session),
-      rw("session expiry indexes", p.sessionsByExpiry),
+      rw("live-session counts", p.sessionCount),
       rw("session mutexes", p.sessionMutex),
       rw("pair hashes", p.pair),
       r("backend hashes", p.backend),

@@ -58,7 +58,7 @@ export function createSchedulerOpsMetrics(deps: SchedulerOpsMetricsDeps): void {
     const [counts, scheduledPairs, sessions, states, lengths, pending] = await Promise.all([
       Promise.all(deps.queues.map((q) => q.getJobCounts(...QUEUE_STATES))),
       Promise.all(deps.keepaliveQueues.map((q) => q.getJobSchedulersCount())).then(sum),
-      Promise.all(deps.keepaliveQueues.map((_, shard) => deps.redis.zcard(deps.keys.sessionsByExpiry(shard)))).then(sum),
+      Promise.all(deps.keepaliveQueues.map((_, shard) => deps.redis.get(deps.keys.sessionCount(shard)))).then((counts) => sum(counts.map((c) => Math.max(0, Number(c ?? 0))))),
       Promise.all(deps.backendIds.map((b) => deps.redis.hget(deps.keys.backend(b), "state"))),
       Promise.all([k.sessionMessagesStream, k.sessionMessagesRejectedStream, k.sessionEventsStream].map((key) => deps.redis.xlen(key))),
       // No group yet (no scheduler started since a FLUSHALL): nothing pending.

@@ -23,8 +23,6 @@ export interface SessionReaperDeps {
   readonly now: () => number;
   /** `sessions.reap_interval`. */
   readonly intervalMs: number;
-  /** Sessions read from the expiry index per round. @defaultValue 200 */
-  readonly batchSize?: number;
   /** Sessions ended in parallel. @defaultValue 16 */
   readonly concurrency?: number;
 }
@@ -32,7 +30,9 @@ export interface SessionReaperDeps {
 /**
  * Reaps orphaned sessions — a vMCP replica that died without `session.ended` — so that no
  * keepalive outlives its vMCP session. Each session's expiry (min of last activity + sliding TTL,
- * creation + max lifetime) is its score in the `<prefix>:sessions` sorted set.
+ * creation + max lifetime) is the `expiresAt` of its hash; each pass SCANs every session hash
+ * (docs/contract.md, "Session expiry"), which costs Redis a periodic read of every session instead
+ * of an index entry per session in memory.
  *
  * Safe with any number of schedulers reaping at once: each session is ended under the same
  * per-session mutex the registration consumer uses (so a reap never interleaves with that
@@ -44,7 +44,6 @@ export interface SessionReaperDeps {
  */
 export function createSessionReaper(deps: SessionReaperDeps): SessionReaper {
   const { store, scheduler, log } = deps;
-  const batchSize = deps.batchSize ?? 200;
   const concurrency = deps.concurrency ?? 16;
 
   const reapOne = async (sessionId: string): Promise<boolean> => {
@@ -71,11 +70,7 @@ export function createSessionReaper(deps: SessionReaperDeps): SessionReaper {
 
   const reapOnce = async (): Promise<number> => {
     let ended = 0;
-    const tried = new Set<string>();
-    for (;;) {
-      const due = (await store.expiredSessions(deps.now(), batchSize)).filter((s) => !tried.has(s));
-      if (due.length === 0) return ended;
-      for (const s of due) tried.add(s);
+    for await (const due of store.expiredSessions(deps.now())) {
       let next = 0;
       await Promise.all(
         Array.from({ length: Math.min(concurrency, due.length) }, async () => {
@@ -86,6 +81,7 @@ export function createSessionReaper(deps: SessionReaperDeps): SessionReaper {
         }),
       );
     }
+    return ended;
   };
 
   const periodic = createPeriodic(reapOnce, () => deps.intervalMs, log, "reaper pass");

@@ -9,6 +9,6 @@ import { loadLuaScript } from "@vmcp-keepalive/shared";
 const dir = new URL("../../lua/", import.meta.url);
 
 export const APPLY_REGISTERED = loadLuaScript(dir, "apply-registered-2.lua");
-export const APPLY_TOUCHED = loadLuaScript(dir, "apply-touched-2.lua");
+export const APPLY_TOUCHED = loadLuaScript(dir, "apply-touched-1.lua");
 export const APPLY_ENDED = loadLuaScript(dir, "apply-ended-2.lua");
 export const REAP_SESSION = loadLuaScript(dir, "reap-session-2.lua");

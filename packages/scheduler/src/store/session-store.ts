@@ -39,11 +39,10 @@ export interface SessionRecord {
   readonly sessionId: string;
   readonly state: "active" | "ended";
   readonly sequence: number;
-  readonly replicaId: string | undefined;
   readonly sessionTtlMs: number | undefined;
   readonly maxLifetimeMs: number | undefined;
+  /** First registration (ms), stored only beside a maximum lifetime. */
   readonly createdAt: number | undefined;
-  readonly activeAt: number | undefined;
   readonly expiresAt: number | undefined;
 }
 
@@ -74,8 +73,12 @@ export interface SessionStore {
   applyTouched(message: SessionTouched | SessionCredentialsUpdated, now: number): Promise<{ status: ApplyStatus | "unknown_backends"; unknownBackends: string[]; revivedBackends: string[] }>;
   /** Ends a session (message, or the reaper with reason `expired`); returns the backends it had (also on a duplicate, from the tombstone). */
   applyEnded(message: Pick<SessionEnded, "sessionId" | "sequence" | "reason">, now: number): Promise<{ status: ApplyStatus; backends: string[] }>;
-  /** Session ids whose expiry (sliding TTL / max lifetime) is at or before `now`, oldest first. */
-  expiredSessions(now: number, limit: number): Promise<string[]>;
+  /**
+   * Session ids whose expiry (sliding TTL / max lifetime) is at or before `now`, in batches, from
+   * one SCAN of every session hash (no index: an index entry per session would cost Redis bytes
+   * per pair). A session that expires during the scan may be found by the next one.
+   */
+  expiredSessions(now: number): AsyncGenerator<string[]>;
   /** Ends one expired session if it is still expired (atomic check); the reaper's write. */
   reapSession(sessionId: string, now: number): Promise<ReapResult>;
   readPair(sessionId: string, backendId: string): Promise<PairState | undefined>;
@@ -91,12 +94,12 @@ export function createSessionStore(redis: RedisConnection, keys: Keys, options: 
   return {
     keys,
     async applyRegistered(m, pairs, now) {
-      const args: (string | number)[] = [m.sessionId, m.sequence, now, m.replicaId, m.sessionTtlMs, m.maxLifetimeMs ?? "", pairPrefix(m.sessionId), pairs.length];
+      const args: (string | number)[] = [m.sessionId, m.sequence, now, m.sessionTtlMs, m.maxLifetimeMs ?? "", pairPrefix(m.sessionId), pairs.length];
       for (const p of pairs) {
         args.push(p.backendId, p.backendSessionId ?? "", p.protocolVersion ?? "", p.status, p.offReason ?? "");
         args.push(p.credentials ? JSON.stringify(p.credentials) : "", p.credentials?.expiresAt ?? "", p.needsCredentials ? "1" : "0");
       }
-      const reply = (await APPLY_REGISTERED.run(redis, [keys.session(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId))], args)) as [string, string[]?, string[]?, string[]?];
+      const reply = (await APPLY_REGISTERED.run(redis, [keys.session(m.sessionId), keys.sessionCount(keys.shardOf(m.sessionId))], args)) as [string, string[]?, string[]?, string[]?];
       const [status, removed = [], active = [], offs = []] = reply;
       const offBackends: Record<string, OffReason> = {};
       for (let i = 0; i + 1 < offs.length; i += 2) offBackends[offs[i]!] = offs[i + 1] as OffReason;
@@ -108,25 +111,37 @@ export function createSessionStore(redis: RedisConnection, keys: Keys, options: 
       const credentials = touch ? Object.entries(m.credentials ?? {}) : [[m.backendId, m.credentials] as const];
       const args: (string | number)[] = [m.sessionId, m.sequence, now, pairPrefix(m.sessionId), Date.parse(m.occurredAt) || now, touch ? "1" : "0", traffic.length, ...traffic];
       for (const [backendId, sealed] of credentials) args.push(backendId, JSON.stringify(sealed), sealed.expiresAt ?? "");
-      const reply = (await APPLY_TOUCHED.run(redis, [keys.session(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId))], args)) as string[];
+      const reply = (await APPLY_TOUCHED.run(redis, [keys.session(m.sessionId)], args)) as string[];
       if (reply[0] === "unknown_backends") return { status: "unknown_backends", unknownBackends: reply.slice(1), revivedBackends: [] };
       return { status: reply[0] as ApplyStatus, unknownBackends: [], revivedBackends: reply[0] === "applied" ? reply.slice(1) : [] };
     },
     async applyEnded(m, now) {
       const reply = (await APPLY_ENDED.run(
         redis,
-        [keys.session(m.sessionId), keys.sessionsByExpiry(keys.shardOf(m.sessionId))],
+        [keys.session(m.sessionId), keys.sessionCount(keys.shardOf(m.sessionId))],
         [m.sessionId, m.sequence, now, pairPrefix(m.sessionId), tombstoneMs, m.reason ?? ""],
       )) as string[];
       return { status: reply[0] as ApplyStatus, backends: reply.slice(1) };
     },
-    async expiredSessions(now, limit) {
-      // Every shard's expiry index, up to `limit` sessions from each.
-      const perShard = await Promise.all(Array.from({ length: keys.shards }, (_, shard) => redis.zrangebyscore(keys.sessionsByExpiry(shard), "-inf", now, "LIMIT", 0, limit)));
-      return perShard.flat();
+    async *expiredSessions(now) {
+      const F = SESSION_FIELDS;
+      for await (const batch of scanKeys(redis, keys.sessionPattern)) {
+        const expired: string[] = [];
+        // One pipeline per shard: its keys share a hash slot (a Cluster pipeline must not cross nodes).
+        for (const group of groupSessionsByShard(keys, batch)) {
+          const pipe = redis.pipeline();
+          for (const sessionId of group) pipe.hmget(keys.session(sessionId), F.state, F.expiresAt);
+          const replies = (await pipe.exec()) ?? [];
+          replies.forEach(([err, fields], i) => {
+            const [state, expiresAt] = (fields ?? []) as (string | null)[];
+            if (!err && state !== "ended" && expiresAt && Number(expiresAt) <= now) expired.push(group[i]!);
+          });
+        }
+        if (expired.length > 0) yield expired;
+      }
     },
     async reapSession(sessionId, now) {
-      const reply = (await REAP_SESSION.run(redis, [keys.session(sessionId), keys.sessionsByExpiry(keys.shardOf(sessionId))], [sessionId, now, pairPrefix(sessionId), tombstoneMs])) as string[];
+      const reply = (await REAP_SESSION.run(redis, [keys.session(sessionId), keys.sessionCount(keys.shardOf(sessionId))], [sessionId, now, pairPrefix(sessionId), tombstoneMs])) as string[];
       if (reply[0] === "applied") return { status: "applied", backends: reply.slice(1) };
       return { status: reply[0] === "alive" ? "alive" : "gone" };
     },
@@ -136,17 +151,15 @@ export function createSessionStore(redis: RedisConnection, keys: Keys, options: 
     async readSession(sessionId) {
       const h = await redis.hgetall(keys.session(sessionId));
       const F = SESSION_FIELDS;
-      if (!h[F.state]) return undefined;
+      if (!h[F.sequence]) return undefined;
       const n = (v: string | undefined) => (v === undefined ? undefined : Number(v));
       return {
         sessionId,
         state: h[F.state] === "ended" ? "ended" : "active",
         sequence: Number(h[F.sequence] ?? -1),
-        replicaId: h[F.replicaId],
         sessionTtlMs: n(h[F.sessionTtlMs]),
         maxLifetimeMs: n(h[F.maxLifetimeMs]),
         createdAt: n(h[F.createdAt]),
-        activeAt: n(h[F.activeAt]),
         expiresAt: n(h[F.expiresAt]),
       };
     },
@@ -168,6 +181,20 @@ export function createSessionStore(redis: RedisConnection, keys: Keys, options: 
       return out.sort((a, b) => a.sessionId.localeCompare(b.sessionId) || a.backendId.localeCompare(b.backendId));
     },
   };
+}
+
+/** The session ids of session hash keys, grouped by their shard (other keys left out). */
+function groupSessionsByShard(keys: Keys, sessionKeys: readonly string[]): string[][] {
+  const groups = new Map<number, string[]>();
+  for (const k of sessionKeys) {
+    const sessionId = keys.parseSessionKey(k);
+    if (sessionId === undefined) continue;
+    const shard = keys.shardOf(sessionId);
+    let group = groups.get(shard);
+    if (!group) groups.set(shard, (group = []));
+    group.push(sessionId);
+  }
+  return [...groups.values()];
 }
 
 /** Pair keys grouped by their shard (keys that are not pair keys are left out). */

@@ -37,10 +37,14 @@ export interface Keys {
   shardOf(sessionId: string): number;
   /** Key prefix of one shard: `<prefix>` untagged, `<prefix>:{<tag>}` tagged. */
   shardPrefix(shard: number): string;
-  /** Hash: one vMCP session (sequence, TTLs, state, and a `b:<backendId>` field per registered backend). */
+  /** Hash: one vMCP session (sequence, TTL, expiry, and a `b:<backendId>` field per registered backend). */
   session(sessionId: string): string;
-  /** Sorted set: session id → expiry time (ms) of one shard's sessions; the reaper's index. */
-  sessionsByExpiry(shard: number): string;
+  /**
+   * String: how many live sessions one shard holds (`vmk_registered_sessions`), kept by the
+   * scheduler's scripts as they create and end sessions. The reaper finds expired sessions by
+   * SCAN, not through an index: an index entry would cost Redis bytes per session.
+   */
+  sessionCount(shard: number): string;
   /** Hash: one session×backend pair (backend session id, protocol version, epoch, last outcome). */
   pair(sessionId: string, backendId: string): string;
   /** Redlock resource of a pair (contract: `<shard prefix>:lock:<sessionId>:<backendId>`). */
@@ -63,6 +67,10 @@ export interface Keys {
    * when tagged, for the shard's hash tag. The ACL rules (`vmcp-keepalive acl`) are made of them.
    */
   readonly patterns: KeyPatterns;
+  /** SCAN pattern of every session hash of every shard (`patterns.session`). */
+  readonly sessionPattern: string;
+  /** The session a session hash key names (any shard), or undefined for any other key. */
+  parseSessionKey(key: string): string | undefined;
   /** The pair a pair key names (any shard), or undefined for any other key. */
   parsePairKey(key: string): { sessionId: string; backendId: string } | undefined;
   /** The keepalive queue of one shard (`keepalive`, or `keepalive-<n>` when sharded). */
@@ -92,8 +100,8 @@ export interface Keys {
 export interface KeyPatterns {
   /** Session hashes (and the legacy backend sets of 0.1.0, `<session>:backends`). */
   readonly session: string;
-  /** The reaper's sorted sets, one per shard. */
-  readonly sessionsByExpiry: string;
+  /** The live-session counters, one per shard. */
+  readonly sessionCount: string;
   readonly pair: string;
   readonly pairLock: string;
   readonly sessionMutex: string;
@@ -162,7 +170,7 @@ export function createKeys(prefix: string, options: KeyLayoutOptions = {}): Keys
   // One template per key kind, used for the keys and, with `*` for ids and tags, for the patterns.
   const anyShard = tagged ? `${prefix}:{*}` : prefix;
   const sessionKey = (sp: string, s: string) => `${sp}:session:${s}`;
-  const sessionsKey = (sp: string) => `${sp}:sessions`;
+  const sessionCountKey = (sp: string) => `${sp}:session-count`;
   const pairKeyOf = (sp: string, s: string, b: string) => `${sp}:pair:${s}:${b}`;
   const lockKey = (sp: string, s: string, b: string) => `${sp}:lock:${s}:${b}`;
   const mutexKey = (sp: string, s: string) => `${sp}:smutex:${s}`;
@@ -170,6 +178,7 @@ export function createKeys(prefix: string, options: KeyLayoutOptions = {}): Keys
   const keepaliveName = (shard: number | "*") => (shards === 1 ? QUEUE_KEEPALIVE : `${QUEUE_KEEPALIVE}-${shard}`);
   const queueKeys = (q: QueueLocation, suffix: string) => `${q.prefix}:${q.name}:${suffix}`;
   const escaped = prefix.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const sessionKeyRe = new RegExp(`^${escaped}${tagged ? ":\\{[^}]*\\}" : ""}:session:([^:]+)$`);
   const pairKey = new RegExp(`^${escaped}${tagged ? ":\\{[^}]*\\}" : ""}:pair:([^:]+):([^:]+)$`);
   const sessionsPrefix = tagged ? `${prefix}:{sessions}` : prefix;
   const eventsPrefix = tagged ? `${prefix}:{events}` : prefix;
@@ -179,7 +188,7 @@ export function createKeys(prefix: string, options: KeyLayoutOptions = {}): Keys
   const anyKeepaliveQueue = { name: keepaliveName("*"), prefix: anyShard };
   const patterns: KeyPatterns = {
     session: sessionKey(anyShard, "*"),
-    sessionsByExpiry: sessionsKey(anyShard),
+    sessionCount: sessionCountKey(anyShard),
     pair: pairKeyOf(anyShard, "*", "*"),
     pairLock: lockKey(anyShard, "*", "*"),
     sessionMutex: mutexKey(anyShard, "*"),
@@ -196,12 +205,14 @@ export function createKeys(prefix: string, options: KeyLayoutOptions = {}): Keys
     shardOf,
     shardPrefix,
     session: (s) => sessionKey(of(s), s),
-    sessionsByExpiry: (shard) => sessionsKey(shardPrefix(shard)),
+    sessionCount: (shard) => sessionCountKey(shardPrefix(shard)),
     pair: (s, b) => pairKeyOf(of(s), s, b),
     pairLock: (s, b) => lockKey(of(s), s, b),
     sessionMutex: (s) => mutexKey(of(s), s),
     pairPattern: patterns.pair,
+    sessionPattern: patterns.session,
     patterns,
+    parseSessionKey: (key) => sessionKeyRe.exec(key)?.[1],
     parsePairKey: (key) => {
       const m = pairKey.exec(key);
       return m ? { sessionId: m[1]!, backendId: m[2]! } : undefined;

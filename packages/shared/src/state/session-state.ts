@@ -5,17 +5,16 @@
  * (scheduler/lua/includes/session-backends.lua).
  */
 export const SESSION_FIELDS = {
-  /** `active` | `ended`. */
+  /** `ended` on a tombstone; absent on a live session (bytes per pair). */
   state: "state",
   /** Highest message sequence applied. */
   sequence: "seq",
   /** Sequence of the last applied `session.registered` (a touch may overtake it). */
   registrationSequence: "regSeq",
-  replicaId: "replica",
   sessionTtlMs: "ttl",
   maxLifetimeMs: "maxLife",
+  /** First registration (ms): only beside `maxLife`, the bound it serves. */
   createdAt: "createdAt",
-  activeAt: "activeAt",
   expiresAt: "expiresAt",
   endedAt: "endedAt",
   endReason: "endReason",

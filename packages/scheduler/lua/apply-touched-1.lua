@@ -4,7 +4,7 @@
   worker skips a tick whose pair carried traffic within its window). Both store the credentials
   they carry (includes/credentials.lua); a pair that was off for its credentials is active again.
   Input:
-    KEYS[1] session hash, KEYS[2] sessions by expiry
+    KEYS[1] session hash
     ARGV[1] sessionId    ARGV[2] sequence    ARGV[3] now (ms)
     ARGV[4] pair key prefix (<shard prefix>:pair:<sessionId>:)
     ARGV[5] when the traffic happened (ms, the message's occurredAt, at most now)
@@ -21,11 +21,11 @@
 --- @include "expiry"
 --- @include "session-backends"
 --- @include "credentials"
-local sessionKey, zkey = KEYS[1], KEYS[2]
-local sid, seq, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local sessionKey = KEYS[1]
+local seq, now = tonumber(ARGV[2]), tonumber(ARGV[3])
 local s = redis.call('HMGET', sessionKey, 'state', 'seq', 'ttl', 'createdAt', 'maxLife')
-if s[1] == false then return {'unknown'} end
 if s[1] == 'ended' then return {'ended'} end
+if s[2] == false then return {'unknown'} end
 local nTraffic = tonumber(ARGV[7])
 local traffic, creds = {}, {}
 for i = 8, 7 + nTraffic do table.insert(traffic, ARGV[i]) end
@@ -45,8 +45,7 @@ if #unknown > 1 then return unknown end
 if tonumber(s[2]) >= seq then return {'stale'} end
 if ARGV[6] == '1' then
   local expires = expiry(now, tonumber(s[3]), tonumber(s[4]), tonumber(s[5]))
-  redis.call('HSET', sessionKey, 'seq', seq, 'activeAt', now, 'expiresAt', expires)
-  redis.call('ZADD', zkey, expires, sid)
+  redis.call('HSET', sessionKey, 'seq', seq, 'expiresAt', expires)
 else
   redis.call('HSET', sessionKey, 'seq', seq)
 end
