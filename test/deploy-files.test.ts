@@ -9,7 +9,7 @@ import { parse as parseYaml, parseAllDocuments } from "yaml";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createHash } from "node:crypto";
 import { ACL_ROLES, aclPasswordVariable, createLogger, ensureDefaultMetrics, parseConfig, type AclRole, type KeepaliveConfig } from "@vmcp-keepalive/runtime";
-import { QUEUE_KEEPALIVE } from "@vmcp-keepalive/shared";
+import { QUEUE_KEEPALIVE, REDIS_SERVER_SETTINGS } from "@vmcp-keepalive/shared";
 import { flushPrefix, testPrefix } from "@vmcp-keepalive/testkit";
 import { createScheduler } from "@vmcp-keepalive/scheduler";
 import { createWorker } from "@vmcp-keepalive/worker";
@@ -488,6 +488,30 @@ describe("deployment files", () => {
     } finally {
       await q.close();
       redis.disconnect();
+    }
+  });
+
+  it("every redis-server the deployment files run has the Redis settings vmcp-keepalive ships", () => {
+    const settings = Object.entries(REDIS_SERVER_SETTINGS);
+    expect(settings.length).toBeGreaterThan(0);
+    const args = (command: unknown) => arr(command).map(String).join(" ");
+    const single = obj(obj(parseYaml(read("docker-compose.yml"), { merge: true }))["services"]);
+    const cluster = obj(obj(parseYaml(read("docker-compose.cluster.yml"), { merge: true }))["services"]);
+    const commands = [
+      args(obj(single["redis"])["command"]),
+      ...Object.keys(cluster)
+        .filter((n) => /^redis-\d$/.test(n))
+        .map((n) => args(obj(cluster[n])["command"])),
+    ];
+    expect(commands).toHaveLength(7);
+    // The Bitnami charts' values: redis.conf lines.
+    const confs = [
+      String(obj(obj(parseYaml(read("deploy/kubernetes/redis-cluster/values.yaml")))["redis"])["configmap"]),
+      String(obj(parseYaml(read("deploy/kubernetes/redis-sentinel/values.yaml")))["commonConfiguration"]),
+    ];
+    for (const [name, value] of settings) {
+      for (const c of commands) expect(c, c).toContain(`--${name} ${value}`);
+      for (const c of confs) expect(c.split("\n"), c).toContain(`${name} ${value}`);
     }
   });
 

@@ -2,7 +2,10 @@ import { mkdtempSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Redis } from "ioredis";
 import { describe, expect, it } from "vitest";
+import { REDIS_SERVER_SETTINGS } from "@vmcp-keepalive/shared";
+import { waitFor } from "@vmcp-keepalive/testkit";
 import { startProgram } from "./helpers/processes.js";
 
 /** The README's first command brings the demo up, keepalives visibly flow, and it leaves nothing running. */
@@ -11,6 +14,14 @@ describe("the dev command (README quick start)", () => {
     const dir = mkdtempSync(join(tmpdir(), "vmk-dev-"));
     const env: NodeJS.ProcessEnv = { REDIS_URL: "" };
     const dev = startProgram("dev", ["--duration", "14s", "--interval", "2s", "--sessions", "3", "--dir", dir], env);
+    // The embedded server runs the Redis settings vmcp-keepalive ships.
+    await waitFor("the embedded redis-server", async () => /embedded redis-server started on (redis:\/\/\S+)/.test(dev.output()), 20_000, 50);
+    const redis = new Redis(/embedded redis-server started on (redis:\/\/\S+)/.exec(dev.output())![1]!);
+    try {
+      for (const [name, value] of Object.entries(REDIS_SERVER_SETTINGS)) expect(await redis.config("GET", name)).toEqual([name, value]);
+    } finally {
+      redis.disconnect();
+    }
     const code = await dev.exited();
     const out = dev.output();
     expect(code, out).toBe(0);

@@ -35,6 +35,8 @@ export interface Sizes {
   readonly tlsIntervalMs: number;
   /** Windows of `windowMs` the TLS phase measures both servers in. */
   readonly tlsWindows: number;
+  /** Rounds (a window on Redis' defaults, then one on the shipped settings) of the settings phase, at the TLS phase's pairs and interval. */
+  readonly settingsRounds: number;
   readonly outageMs: number;
   /** Call timeout of the workers (and the plain clients). */
   readonly timeoutMs: number;
@@ -59,6 +61,7 @@ export const FULL: Sizes = {
   tlsPairs: 2_500,
   tlsIntervalMs: 10_000,
   tlsWindows: 5,
+  settingsRounds: 2,
   outageMs: 10_000,
   timeoutMs: 2_000,
 };
@@ -82,6 +85,7 @@ export const SMOKE: Sizes = {
   tlsPairs: 100,
   tlsIntervalMs: 1_500,
   tlsWindows: 1,
+  settingsRounds: 1,
   outageMs: 1_500,
   timeoutMs: 1_000,
 };

@@ -10,7 +10,7 @@
  * --sse: the backend answers POSTs with SSE streams (the SDK's default) instead of JSON bodies.
  * --profile-throughput: only the saturation run (a development aid for profiling the worker).
  * --only-flatness, --only-refresh, --only-memory, --only-credentials, --only-registration, --only-tls,
- * --only-floor: only that phase (development aids).
+ * --only-floor, --only-settings: only that phase (development aids).
  * --compare-worker PATH: only worker CPU per keepalive of this checkout's worker against the
  *   worker entry at PATH (another build, e.g. a `git worktree` of an earlier commit), in
  *   alternating rounds at saturation, with the ratio (docs/benchmarks.md, "Comparing two codes").
@@ -36,6 +36,7 @@ import { runFloor, type FloorResult } from "./phases/floor.js";
 import { runMemory } from "./phases/memory.js";
 import { runInProcessTimers, runPlainLoop } from "./phases/plain.js";
 import { runRefresh } from "./phases/refresh.js";
+import { runSettingsCompare } from "./phases/settings.js";
 import { runRegistrationTransports } from "./phases/registration-transports.js";
 import { runThroughput } from "./phases/throughput.js";
 import { runTlsCompare, type TlsCompareResult } from "./phases/tls.js";
@@ -77,6 +78,7 @@ async function main(): Promise<void> {
       "only-credentials": { type: "boolean" },
       "only-tls": { type: "boolean" },
       "only-floor": { type: "boolean" },
+      "only-settings": { type: "boolean" },
       "compare-worker": { type: "string" },
       cluster: { type: "boolean" },
     },
@@ -169,6 +171,12 @@ async function main(): Promise<void> {
       process.stdout.write(`${JSON.stringify(floor, null, 1)}\n${floorSummary(floor)}\n`);
       return;
     }
+    if (values["only-settings"]) {
+      // Development aid: only the shipped Redis settings against Redis' defaults.
+      const settings = await runSettingsCompare(ctx);
+      process.stdout.write(`${JSON.stringify(settings, null, 1)}\n`);
+      return;
+    }
     if (values["compare-worker"]) {
       const cmp = await runWorkerCompare(ctx, resolve(values["compare-worker"]));
       process.stdout.write(`${JSON.stringify(cmp, null, 1)}\n`);
@@ -195,6 +203,8 @@ async function main(): Promise<void> {
     const cred = await runCredentialsCompare((ctx = await freshBackend()));
     log("TLS against plain TCP, side by side at a steady rate");
     const tlsCmp = await runTlsCompare((ctx = await freshBackend()));
+    log("the shipped Redis settings against Redis' defaults, in turn at a steady rate");
+    const settings = await runSettingsCompare((ctx = await freshBackend()));
     log("memory and registration");
     const mem = await runMemory(ctx);
     log("registration: queue and ingress stream side by side");
@@ -261,12 +271,13 @@ async function main(): Promise<void> {
       figure("memory.our_bytes_per_pair", "of which ours (pair, session, expiry entry)", "B", mem.ourBytesPerPairLarge, { op: "<=", value: 300 }),
       figure("floor.bytes_per_pair", `plain BullMQ: Redis bytes per job scheduler at ${sizes.memoryPairsLarge.toLocaleString("en-US")}`, "B", floor.bytesPerPair),
       figure("floor.bytes_ratio", "Redis bytes per pair ÷ plain BullMQ's (large size)", "", mem.bytesPerPairLarge / floor.bytesPerPair, { op: "<=", value: 1.3 }),
-      figure(
-        "memory.bytes_per_pair_listpack_1024",
-        `Redis bytes per pair, hash-max-listpack-value 1024 (${sizes.memoryPairsSmall.toLocaleString("en-US")}, in-process)`,
-        "B",
-        mem.bytesPerPairListpack,
-      ),
+      figure("settings.bytes_per_pair", `Redis bytes per pair, shipped Redis settings (${sizes.memoryPairsSmall.toLocaleString("en-US")}, in-process)`, "B", mem.bytesPerPairShipped),
+      figure("settings.floor_bytes_per_pair", "plain BullMQ: bytes per job scheduler, the same settings and size", "B", floor.bytesPerPairShipped),
+      figure("settings.bytes_ratio", "Redis bytes per pair ÷ plain BullMQ's, shipped settings", "", mem.bytesPerPairShipped / floor.bytesPerPairShipped),
+      figure("settings.redis_cpu_ratio", `Redis CPU per keepalive, shipped settings ÷ Redis' defaults (${Math.round(settings.pairs / (settings.intervalMs / 1000))}/s)`, "", settings.redisCpuRatio, {
+        op: "<=",
+        value: 1.05,
+      }),
       figure("registration.pairs_per_s", "registration, queue → job scheduler", "pairs/s", mem.registrationPairsPerSecond, { op: ">=", value: 5000 }),
       figure("registration.pairs_per_s_with_worker", "registration while a worker runs", "pairs/s", flat.registrationPairsPerSecond),
       figure("registration.in_process_pairs_per_s", "registration in-process (no queue hop)", "pairs/s", mem.inProcessPairsPerSecond),
@@ -308,7 +319,7 @@ async function main(): Promise<void> {
       backend: { response: responseMode, sessions: sizes.backendSessions },
       sizes,
       figures: Object.fromEntries(figures.map((f) => [f.key, { label: f.label, value: f.value, unit: f.unit, goal: f.goal, met: f.met }])),
-      details: { plain1, plain2, inProcess, throughput: tp, credentials: cred, tls: tlsCmp, memory: mem, registration: reg, flatness: flat, floor },
+      details: { plain1, plain2, inProcess, throughput: tp, credentials: cred, tls: tlsCmp, settings, memory: mem, registration: reg, flatness: flat, floor },
     };
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);

@@ -59,6 +59,6 @@ describe("pnpm bench --smoke", () => {
     expect(floor.steady.jobs).toBeGreaterThan(0);
     expect(floor.saturated.jobs).toBeGreaterThan(0);
     expect(floor.bytesPerPair).toBeGreaterThan(0);
-    expect(Object.keys(result.details).sort()).toEqual(["credentials", "flatness", "floor", "inProcess", "memory", "plain1", "plain2", "registration", "throughput", "tls"]);
+    expect(Object.keys(result.details).sort()).toEqual(["credentials", "flatness", "floor", "inProcess", "memory", "plain1", "plain2", "registration", "settings", "throughput", "tls"]);
   }, 110_000);
 });

@@ -1,10 +1,11 @@
 import { Queue } from "bullmq";
-import { closeRedis, createRedis, KEEPALIVE_JOB_NAME, queueOptions, QUEUE_KEEPALIVE, schedulerId } from "@vmcp-keepalive/shared";
+import { closeRedis, createRedis, KEEPALIVE_JOB_NAME, queueOptions, QUEUE_KEEPALIVE, REDIS_SERVER_SETTINGS, schedulerId } from "@vmcp-keepalive/shared";
 import { BACKEND_ID, sleep, type BenchContext } from "../context.js";
 import { startLagRecorder } from "../measure/lag-recorder.js";
 import { redisCpuMs, usedMemory } from "../measure/redis-info.js";
 import { profileCommands, scriptNames, type CommandTime } from "../measure/script-profile.js";
 import { percentile } from "../measure/stats.js";
+import { applySettings } from "./memory.js";
 import { PROGRAMS, startChild, waitForOutput, type Child } from "../processes.js";
 import { registeredMessage } from "../registration.js";
 
@@ -21,6 +22,8 @@ export interface FloorResult {
   readonly upsertsPerSecond: number;
   /** `used_memory` delta per job scheduler (scheduler hash, pending job, their index entries) at the large size. */
   readonly bytesPerPair: number;
+  /** The same at the small size on the Redis settings vmcp-keepalive ships (beside the memory phase's figure for ours). */
+  readonly bytesPerPairShipped: number;
   /** `sizes.flatPairs` schedulers every `sizes.flatIntervalMs`: the rate the steady window of our flatness phase runs at. */
   readonly steady: FloorWindow;
   /** SLOWLOG profile of a short window at the steady rate, per job. */
@@ -95,6 +98,16 @@ export async function runFloor(ctx: BenchContext): Promise<FloorResult> {
     const upsertsPerSecond = await upsert(sizes.memoryPairsLarge, MEMORY_INTERVAL_MS);
     const bytesPerPair = ((await usedMemory(ctx.redis)) - base) / sizes.memoryPairsLarge;
     await ctx.redis.flushall();
+    const restore = await applySettings(ctx, REDIS_SERVER_SETTINGS);
+    let bytesPerPairShipped: number;
+    try {
+      const base2 = await usedMemory(ctx.redis);
+      await upsert(sizes.memoryPairsSmall, MEMORY_INTERVAL_MS);
+      bytesPerPairShipped = ((await usedMemory(ctx.redis)) - base2) / sizes.memoryPairsSmall;
+    } finally {
+      await restore();
+      await ctx.redis.flushall();
+    }
 
     ctx.log(`  steady: ${sizes.flatPairs} job schedulers every ${sizes.flatIntervalMs} ms`);
     await upsert(sizes.flatPairs, sizes.flatIntervalMs);
@@ -126,7 +139,7 @@ export async function runFloor(ctx: BenchContext): Promise<FloorResult> {
     } finally {
       await worker.stop();
     }
-    return { upsertsPerSecond, bytesPerPair, steady, steadyProfile, saturated };
+    return { upsertsPerSecond, bytesPerPair, bytesPerPairShipped, steady, steadyProfile, saturated };
   } finally {
     await queue.close();
     await closeRedis(conn);

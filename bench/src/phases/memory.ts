@@ -1,5 +1,5 @@
 import { Queue } from "bullmq";
-import { closeRedis, createRedis, queueOptions, QUEUE_SESSIONS } from "@vmcp-keepalive/shared";
+import { closeRedis, createRedis, queueOptions, QUEUE_SESSIONS, REDIS_SERVER_SETTINGS } from "@vmcp-keepalive/shared";
 import { configDocument } from "../config.js";
 import { BACKEND_ID, sleep, type BenchContext } from "../context.js";
 import { usedMemory } from "../measure/redis-info.js";
@@ -15,8 +15,8 @@ export interface MemoryResult {
   readonly bytesPerPairLarge: number;
   /** In-process registration rate (same code path, no queue hop), for comparison. */
   readonly inProcessPairsPerSecond: number;
-  /** Small size again, in-process, with Redis `hash-max-listpack-value 1024` (a deployment lever). */
-  readonly bytesPerPairListpack: number;
+  /** Small size again, in-process, on the Redis settings vmcp-keepalive ships (REDIS_SERVER_SETTINGS). */
+  readonly bytesPerPairShipped: number;
   /**
    * Of `bytesPerPairLarge`, ours (pair and session hashes): the `used_memory`
    * drop when they are deleted, the same method as the total and as plain BullMQ's bytes per pair.
@@ -80,21 +80,21 @@ export async function runMemory(ctx: BenchContext): Promise<MemoryResult> {
   const ourBytesPerPairLarge = (withOurs - (await usedMemory(ctx.redis))) / sizes.memoryPairsLarge;
   await ctx.redis.flushall();
 
-  // The same layout with hashes whose values reach 1 KB kept as listpacks (Redis' default
-  // limit is 64 bytes, which a BullMQ job's opts JSON always exceeds).
-  const previous = ((await ctx.redis.config("GET", "hash-max-listpack-value")) as string[])[1] ?? "64";
-  await ctx.redis.config("SET", "hash-max-listpack-value", "1024");
-  let bytesPerPairListpack: number;
+  // The same layout on the Redis settings vmcp-keepalive ships (REDIS_SERVER_SETTINGS: hashes
+  // whose values reach 1 KB kept as listpacks; Redis' default limit is 64 bytes, which a BullMQ
+  // job's opts JSON always exceeds).
+  const restore = await applySettings(ctx, REDIS_SERVER_SETTINGS);
+  let bytesPerPairShipped: number;
   try {
     const base2 = await usedMemory(ctx.redis);
     await registerInProcess(ctx, prefix, sizes.memoryPairsSmall, MEMORY_INTERVAL_MS, "mlp");
-    bytesPerPairListpack = ((await usedMemory(ctx.redis)) - base2) / sizes.memoryPairsSmall;
+    bytesPerPairShipped = ((await usedMemory(ctx.redis)) - base2) / sizes.memoryPairsSmall;
   } finally {
-    await ctx.redis.config("SET", "hash-max-listpack-value", previous);
+    await restore();
     await ctx.redis.flushall();
   }
   return {
-    bytesPerPairListpack,
+    bytesPerPairShipped,
     registrationPairsPerSecond: small.pairsPerSecond,
     registrationMs: small.ms,
     bytesPerPairSmall,
@@ -115,4 +115,16 @@ async function deleteOurKeys(ctx: BenchContext, prefix: string): Promise<void> {
       cursor = next;
     } while (cursor !== "0");
   }
+}
+
+/** Sets `settings` with CONFIG SET; returns what puts the server's previous values back. */
+export async function applySettings(ctx: BenchContext, settings: Readonly<Record<string, string>>): Promise<() => Promise<void>> {
+  const previous: [string, string][] = [];
+  for (const [name, value] of Object.entries(settings)) {
+    previous.push([name, ((await ctx.redis.config("GET", name)) as string[])[1] ?? ""]);
+    await ctx.redis.config("SET", name, value);
+  }
+  return async () => {
+    for (const [name, value] of previous) await ctx.redis.config("SET", name, value);
+  };
 }

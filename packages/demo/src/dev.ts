@@ -4,7 +4,7 @@ import { createRequire } from "node:module";
 import { constants as osConstants } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { closeRedis, createKeys, createRedis, createSessionPublisher, type RedisConnection, type SessionPublisher } from "@vmcp-keepalive/shared";
+import { closeRedis, createKeys, createRedis, createSessionPublisher, redisServerSettingsArgs, type RedisConnection, type SessionPublisher } from "@vmcp-keepalive/shared";
 import { createSessionStore } from "@vmcp-keepalive/scheduler/internal";
 import { parseDuration } from "@vmcp-keepalive/runtime";
 import { freePort, startEmbeddedRedis, type EmbeddedRedis } from "@vmcp-keepalive/testkit";
@@ -167,7 +167,7 @@ async function main(): Promise<void> {
   try {
     let redisUrl = process.env["REDIS_URL"];
     if (!redisUrl) {
-      embedded = await startEmbeddedRedis();
+      embedded = await startEmbeddedRedis({ args: redisServerSettingsArgs() });
       redisUrl = embedded.url;
       say(`embedded redis-server started on ${embedded.url} (pid ${embedded.pid}, data in ${embedded.dir})`);
     } else {

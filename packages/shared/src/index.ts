@@ -96,6 +96,7 @@ export {
   type QueueLocation,
 } from "./redis/keys.js";
 export { hashSlot } from "./redis/hash-slot.js";
+export { REDIS_SERVER_SETTINGS, redisServerSettingsArgs } from "./redis/server-settings.js";
 export { redisErrorCause } from "./redis/redis-error-cause.js";
 export { LuaScript, loadLuaScript } from "./redis/lua-script.js";
 export { decodePair, outcomeLabel, PAIR_FIELDS, type PairState, type PairCredentials, type PairStatus, type KeepaliveOutcome } from "./state/pair-state.js";

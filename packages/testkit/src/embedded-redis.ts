@@ -31,6 +31,8 @@ export interface EmbeddedRedisOptions {
    * PING, so the file must leave the default user able to PING.
    */
   aclFile?: string;
+  /** More redis-server arguments (the dev command passes the settings vmcp-keepalive ships). */
+  args?: readonly string[];
 }
 
 /**
@@ -41,7 +43,7 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Pr
   const port = options.port ?? (await freePort());
   const ownDir = options.dir === undefined;
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), "vmk-redis-"));
-  const args = [...localServerArgs(port, dir, { appendOnly: options.appendOnly }), "--appendfsync", "everysec", ...(options.aclFile ? ["--aclfile", options.aclFile] : [])];
+  const args = [...localServerArgs(port, dir, { appendOnly: options.appendOnly }), "--appendfsync", "everysec", ...(options.aclFile ? ["--aclfile", options.aclFile] : []), ...(options.args ?? [])];
   const server = spawnRedisProcess(args, port, dir, options.binary);
   const removeDir = () => {
     if (ownDir && !options.keepDir) rmSync(dir, { recursive: true, force: true });
