@@ -268,7 +268,7 @@ async function main(): Promise<void> {
       figure("memory.bytes_per_pair_small", `Redis bytes per pair at ${sizes.memoryPairsSmall.toLocaleString("en-US")} (via scheduler)`, "B", mem.bytesPerPairSmall, { op: "<=", value: 1500 }),
       figure("memory.bytes_per_pair_large", `Redis bytes per pair at ${sizes.memoryPairsLarge.toLocaleString("en-US")} (in-process)`, "B", mem.bytesPerPairLarge, { op: "<=", value: 1500 }),
       figure("memory.bullmq_bytes_per_pair", "of which BullMQ's (job scheduler, pending job, their index entries)", "B", mem.bytesPerPairLarge - mem.ourBytesPerPairLarge),
-      figure("memory.our_bytes_per_pair", "of which ours (pair, session, expiry entry)", "B", mem.ourBytesPerPairLarge, { op: "<=", value: 300 }),
+      figure("memory.our_bytes_per_pair", "of which ours (pair and session hashes)", "B", mem.ourBytesPerPairLarge, { op: "<=", value: 300 }),
       figure("floor.bytes_per_pair", `plain BullMQ: Redis bytes per job scheduler at ${sizes.memoryPairsLarge.toLocaleString("en-US")}`, "B", floor.bytesPerPair),
       figure("floor.bytes_ratio", "Redis bytes per pair ÷ plain BullMQ's (large size)", "", mem.bytesPerPairLarge / floor.bytesPerPair, { op: "<=", value: 1.3 }),
       figure("settings.bytes_per_pair", `Redis bytes per pair, shipped Redis settings (${sizes.memoryPairsSmall.toLocaleString("en-US")}, in-process)`, "B", mem.bytesPerPairShipped),
