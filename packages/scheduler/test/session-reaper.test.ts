@@ -65,6 +65,19 @@ describe("session reaper", () => {
     expect(s0).toMatchObject({ state: "ended" });
   }, 60_000);
 
+  it("takes turns: of two schedulers' periodic passes within one interval, one runs and the other skips", async () => {
+    setup("1h", 2);
+    const [a, b] = schedulers as [Scheduler, Scheduler];
+    await a.start();
+    await b.start();
+    const turns = await Promise.all([a.reaper.passOnce(), b.reaper.passOnce()]);
+    expect(turns.filter((t) => t === "skipped")).toHaveLength(1);
+    expect(turns.filter((t) => t === 0)).toHaveLength(1);
+    // Still within the interval: whoever asks is skipped, the one that ran included.
+    expect(await a.reaper.passOnce()).toBe("skipped");
+    expect(await b.reaper.passOnce()).toBe("skipped");
+  });
+
   it("keeps a touched session, reaps an idle one, and enforces the maximum lifetime", async () => {
     const { client } = setup("200ms");
     await schedulers[0]!.start();

@@ -105,6 +105,7 @@ describe("key patterns", () => {
       kinds.push(["sessionCount", k.sessionCount(shard)]);
       for (const key of queueKeys(k.keepaliveQueue(shard))) kinds.push([key.endsWith(":wait") ? "keepaliveWaitLists" : "keepaliveQueues", key]);
     }
+    kinds.push(["reaperPass", k.reaperPass]);
     for (const key of queueKeys(k.sessionsQueue)) kinds.push(["sessionsQueue", key]);
     for (const key of queueKeys(k.eventsQueue)) kinds.push(["eventsQueue", key]);
     const streams = [k.sessionMessagesStream, k.sessionMessagesRejectedStream, k.sessionEventsStream];

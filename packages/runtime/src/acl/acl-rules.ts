@@ -206,6 +206,7 @@ function keyGrants(keys: Keys): Record<AclRole, AclKeyGrant[]> {
       r("event stream", keys.sessionEventsStream),
       rw("session hashes", p.session),
       rw("live-session counts", p.sessionCount),
+      rw("reaper turn", p.reaperPass),
       rw("session mutexes", p.sessionMutex),
       rw("pair hashes", p.pair),
       r("backend hashes", p.backend),

@@ -12,6 +12,12 @@ export interface SessionReaper {
   stop(): Promise<void>;
   /** One pass: ends every session whose expiry has passed; returns how many this process ended. */
   reapOnce(): Promise<number>;
+  /**
+   * The periodic pass: {@link SessionReaper.reapOnce} unless another scheduler ran one within the
+   * interval (`skipped`): a pass reads every session hash, so the schedulers take turns instead of
+   * each paying for it (the reaper-pass lock, held for most of an interval and never released).
+   */
+  passOnce(): Promise<number | "skipped">;
 }
 
 export interface SessionReaperDeps {
@@ -84,6 +90,16 @@ export function createSessionReaper(deps: SessionReaperDeps): SessionReaper {
     return ended;
   };
 
-  const periodic = createPeriodic(reapOnce, () => deps.intervalMs, log, "reaper pass");
-  return { reapOnce, start: () => periodic.start(), stop: () => periodic.stop() };
+  const passOnce = async (): Promise<number | "skipped"> => {
+    // A little under the interval, so that the holder's own next pass finds it free.
+    const turn = await deps.locker.tryLock(store.keys.reaperPass, Math.max(1, Math.floor(deps.intervalMs * 0.9)));
+    if (!turn.acquired) {
+      if (turn.reason === "lock_unavailable") throw turn.error;
+      return "skipped";
+    }
+    return reapOnce();
+  };
+
+  const periodic = createPeriodic(passOnce, () => deps.intervalMs, log, "reaper pass");
+  return { reapOnce, passOnce, start: () => periodic.start(), stop: () => periodic.stop() };
 }

@@ -45,6 +45,8 @@ export interface Keys {
    * SCAN, not through an index: an index entry would cost Redis bytes per session.
    */
   sessionCount(shard: number): string;
+  /** String: whose turn it is to run the reaper's pass (a lock one scheduler holds for most of an interval). */
+  readonly reaperPass: string;
   /** Hash: one session×backend pair (backend session id, protocol version, epoch, last outcome). */
   pair(sessionId: string, backendId: string): string;
   /** Redlock resource of a pair (contract: `<shard prefix>:lock:<sessionId>:<backendId>`). */
@@ -102,6 +104,8 @@ export interface KeyPatterns {
   readonly session: string;
   /** The live-session counters, one per shard. */
   readonly sessionCount: string;
+  /** The reaper's turn lock. */
+  readonly reaperPass: string;
   readonly pair: string;
   readonly pairLock: string;
   readonly sessionMutex: string;
@@ -189,6 +193,7 @@ export function createKeys(prefix: string, options: KeyLayoutOptions = {}): Keys
   const patterns: KeyPatterns = {
     session: sessionKey(anyShard, "*"),
     sessionCount: sessionCountKey(anyShard),
+    reaperPass: `${sessionsPrefix}:reaper-pass`,
     pair: pairKeyOf(anyShard, "*", "*"),
     pairLock: lockKey(anyShard, "*", "*"),
     sessionMutex: mutexKey(anyShard, "*"),
@@ -206,6 +211,7 @@ export function createKeys(prefix: string, options: KeyLayoutOptions = {}): Keys
     shardPrefix,
     session: (s) => sessionKey(of(s), s),
     sessionCount: (shard) => sessionCountKey(shardPrefix(shard)),
+    reaperPass: `${sessionsPrefix}:reaper-pass`,
     pair: (s, b) => pairKeyOf(of(s), s, b),
     pairLock: (s, b) => lockKey(of(s), s, b),
     sessionMutex: (s) => mutexKey(of(s), s),
