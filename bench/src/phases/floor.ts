@@ -5,7 +5,7 @@ import { startLagRecorder } from "../measure/lag-recorder.js";
 import { redisCpuMs, usedMemory } from "../measure/redis-info.js";
 import { profileCommands, scriptNames, type CommandTime } from "../measure/script-profile.js";
 import { percentile } from "../measure/stats.js";
-import { applySettings } from "./memory.js";
+import { applySettings, MEMORY_INTERVAL_MS } from "./memory.js";
 import { PROGRAMS, startChild, waitForOutput, type Child } from "../processes.js";
 import { registeredMessage } from "../registration.js";
 
@@ -31,9 +31,6 @@ export interface FloorResult {
   /** `sizes.saturationPairs` schedulers every second: more due jobs than the worker runs. */
   readonly saturated: FloorWindow;
 }
-
-/** Interval of the memory run: long, so no job fires while memory is read. */
-const MEMORY_INTERVAL_MS = 300_000;
 
 /**
  * Plain BullMQ on the same Redis in the same run, as the floor our figures are divided by: the

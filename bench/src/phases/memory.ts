@@ -26,12 +26,12 @@ export interface MemoryResult {
   readonly breakdown: readonly MemoryPart[];
 }
 
-/** Interval of the memory runs: long, so no job fires while memory is read. */
-const MEMORY_INTERVAL_MS = 300_000;
+/** Interval of the memory runs (ours and the floor's): long, so no job fires while memory is read. */
+export const MEMORY_INTERVAL_MS = 300_000;
 
 /**
- * Redis bytes per registered pair (job scheduler + its pending job + pair, session and index
- * entries), measured as the `used_memory` delta on the bench's own redis-server:
+ * Redis bytes per registered pair (job scheduler, its pending job, their index entries, pair and
+ * session hashes), measured as the `used_memory` delta on the bench's own redis-server:
  * - small size: registered through `vmcp-sessions` and a real scheduler process (which also
  *   gives the registration rate); the scheduler's bounded history of finished messages is
  *   cleaned before reading, since it does not grow with pairs;

@@ -39,7 +39,6 @@ export async function runSettingsCompare(ctx: BenchContext): Promise<SettingsRes
   const { sizes } = ctx;
   const defaults: Record<string, string> = {};
   for (const name of Object.keys(REDIS_SERVER_SETTINGS)) defaults[name] = ((await ctx.redis.config("GET", name)) as string[])[1] ?? "";
-  const apply = (values: Readonly<Record<string, string>>) => applySettings(ctx, values);
   await ctx.redis.flushall();
   const worker = await startWorker(ctx, writeConfig(ctx.dir, "settings", configDocument(ctx, "bench-settings", sizes.tlsIntervalMs)), "worker-settings");
   try {
@@ -48,7 +47,7 @@ export async function runSettingsCompare(ctx: BenchContext): Promise<SettingsRes
     const windows: SettingsWindow[] = [];
     for (let w = 0; w < 2 * sizes.settingsRounds; w++) {
       const settings = w % 2 === 0 ? "default" : "shipped";
-      await apply(settings === "default" ? defaults : REDIS_SERVER_SETTINGS);
+      await applySettings(ctx, settings === "default" ? defaults : REDIS_SERVER_SETTINGS);
       await sleep(sizes.tlsIntervalMs);
       const b = { at: await mark(ctx.backend), redis: await redisCpuMs(ctx.redis) };
       await sleep(sizes.windowMs);
@@ -76,7 +75,7 @@ export async function runSettingsCompare(ctx: BenchContext): Promise<SettingsRes
     };
   } finally {
     await worker.stop();
-    await apply(defaults);
+    await applySettings(ctx, defaults);
     await ctx.backend.clear();
     await ctx.redis.flushall();
   }

@@ -1,7 +1,8 @@
 --[[
   Applies `session.registered`: the session's TTLs and expiry, and one pair hash per backend with
-  the status the scheduler decided; a session new here counts in its shard's live-session count. A pair whose backend session id changed gets epoch + 1 and
-  its outcome fields reset; backends no longer listed lose their pair.
+  the status the scheduler decided; a session new here counts in its shard's live-session count.
+  A pair whose backend session id changed gets epoch + 1 and its outcome fields reset; backends no
+  longer listed lose their pair.
   Input:
     KEYS[1] session hash            <shard prefix>:session:<sessionId>
     KEYS[2] live-session count      <shard prefix>:session-count

@@ -1,9 +1,9 @@
 --[[
   end_session(sessionKey, countKey, pairPrefix, seq, now, reason, tombstoneMs):
-  deletes a session's pairs, takes a live session off its shard's count, and leaves a tombstone (state=ended, TTL tombstoneMs) so that a late
-  or duplicated `session.registered` cannot resurrect it. The tombstone keeps the backend ids
-  (`backends`, comma-separated), so that a redelivered `session.ended` can complete the
-  job-scheduler removals.
+  deletes a session's pairs, takes a live session off its shard's count, and leaves a tombstone
+  (state=ended, TTL tombstoneMs) so that a late or duplicated `session.registered` cannot resurrect
+  it. The tombstone keeps the backend ids (`backends`, comma-separated), so that a redelivered
+  `session.ended` can complete the job-scheduler removals.
   Returns { 'applied', backendId... }: the backends the session had.
 ]]
 --- @include "session-backends"
