@@ -121,7 +121,9 @@ describe("reconciler", () => {
     const deletedAt = Date.now();
     await waitFor("repaired", async () => Boolean(await t.queue.getJobScheduler(schedulerId("s3", "pw"))) && !(await t.queue.getJobScheduler(schedulerId("s3", "db"))), 20_000);
     // One pass repaired both, within one reconcile interval (1 s ± 10 % jitter) and a second
-    // of slack: timed by the pass's own log line, not by how soon this test looked.
+    // of slack: timed by the pass's own log line, not by how soon this test looked. The line
+    // comes when the pass has looked at every job scheduler, a moment after the repairs.
+    await waitFor("the pass's log line", async () => lines.some((l) => l["msg"] === "reconcile pass repaired job schedulers"), 5_000);
     const pass = lines.find((l) => l["msg"] === "reconcile pass repaired job schedulers");
     expect(pass).toMatchObject({ scheduler_added: 1, scheduler_removed: 1, next_job_restored: 0 });
     expect(Date.parse(String(pass!["time"])) - deletedAt).toBeLessThanOrEqual(1_100 + 1_000);
