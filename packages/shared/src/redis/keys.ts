@@ -186,6 +186,7 @@ export function createKeys(prefix: string, options: KeyLayoutOptions = {}): Keys
   const pairKey = new RegExp(`^${escaped}${tagged ? ":\\{[^}]*\\}" : ""}:pair:([^:]+):([^:]+)$`);
   const sessionsPrefix = tagged ? `${prefix}:{sessions}` : prefix;
   const eventsPrefix = tagged ? `${prefix}:{events}` : prefix;
+  const reaperPass = `${sessionsPrefix}:reaper-pass`;
   const keepaliveQueues = shardPrefixes.map((p, i) => ({ name: keepaliveName(i), prefix: p }));
   const sessionsQueue = { name: QUEUE_SESSIONS, prefix: sessionsPrefix };
   const eventsQueue = { name: QUEUE_EVENTS, prefix: eventsPrefix };
@@ -193,7 +194,7 @@ export function createKeys(prefix: string, options: KeyLayoutOptions = {}): Keys
   const patterns: KeyPatterns = {
     session: sessionKey(anyShard, "*"),
     sessionCount: sessionCountKey(anyShard),
-    reaperPass: `${sessionsPrefix}:reaper-pass`,
+    reaperPass,
     pair: pairKeyOf(anyShard, "*", "*"),
     pairLock: lockKey(anyShard, "*", "*"),
     sessionMutex: mutexKey(anyShard, "*"),
@@ -211,7 +212,7 @@ export function createKeys(prefix: string, options: KeyLayoutOptions = {}): Keys
     shardPrefix,
     session: (s) => sessionKey(of(s), s),
     sessionCount: (shard) => sessionCountKey(shardPrefix(shard)),
-    reaperPass: `${sessionsPrefix}:reaper-pass`,
+    reaperPass,
     pair: (s, b) => pairKeyOf(of(s), s, b),
     pairLock: (s, b) => lockKey(of(s), s, b),
     sessionMutex: (s) => mutexKey(of(s), s),
