@@ -183,30 +183,27 @@ export function createSessionStore(redis: RedisConnection, keys: Keys, options: 
   };
 }
 
-/** The session ids of session hash keys, grouped by their shard (other keys left out). */
-function groupSessionsByShard(keys: Keys, sessionKeys: readonly string[]): string[][] {
-  const groups = new Map<number, string[]>();
-  for (const k of sessionKeys) {
-    const sessionId = keys.parseSessionKey(k);
+/** `items` grouped by the shard of the session each names (items naming none are left out). */
+function groupBySessionShard<T>(keys: Keys, items: readonly T[], sessionOf: (item: T) => string | undefined): T[][] {
+  const groups = new Map<number, T[]>();
+  for (const item of items) {
+    const sessionId = sessionOf(item);
     if (sessionId === undefined) continue;
     const shard = keys.shardOf(sessionId);
     let group = groups.get(shard);
     if (!group) groups.set(shard, (group = []));
-    group.push(sessionId);
+    group.push(item);
   }
   return [...groups.values()];
 }
 
+/** The session ids of session hash keys, grouped by their shard (other keys left out). */
+function groupSessionsByShard(keys: Keys, sessionKeys: readonly string[]): string[][] {
+  const ids = sessionKeys.flatMap((k) => keys.parseSessionKey(k) ?? []);
+  return groupBySessionShard(keys, ids, (id) => id);
+}
+
 /** Pair keys grouped by their shard (keys that are not pair keys are left out). */
 export function groupByShard(keys: Keys, pairKeys: readonly string[]): string[][] {
-  const groups = new Map<number, string[]>();
-  for (const k of pairKeys) {
-    const pair = keys.parsePairKey(k);
-    if (!pair) continue;
-    const shard = keys.shardOf(pair.sessionId);
-    let group = groups.get(shard);
-    if (!group) groups.set(shard, (group = []));
-    group.push(k);
-  }
-  return [...groups.values()];
+  return groupBySessionShard(keys, pairKeys, (k) => keys.parsePairKey(k)?.sessionId);
 }
